@@ -1,0 +1,343 @@
+//! The config file (contract section 2): JSON, keys of the original plus a few of ours.
+//!
+//! Parsing is strict about what it understands and lenient about what it does not: a wrong type
+//! or a missing required key is an error naming the file and the key, while an unknown key is
+//! only a warning, so a config shared with the original tool (or a newer switchman) keeps working.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::paths::check_component;
+
+/// Where the config lives when neither `-c` nor `SWITCHMAN_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/switchman.conf";
+
+/// Log levels of the original, mapped onto tracing's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Critical,
+}
+
+/// A parsed and validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// Absolute znode path, no trailing slash (unless it is "/").
+    pub prefix: String,
+    /// `host:port,...` with an optional `/chroot`, handed to the client as it is.
+    pub zkhosts: String,
+    pub logfile: Option<PathBuf>,
+    pub loglevel: LogLevel,
+    /// `None` waits forever (the original's 0).
+    pub resources_wait_timeout: Option<Duration>,
+    pub termination_timeout: Duration,
+    pub data_read_len: usize,
+    /// Asked of the servers; they may negotiate it into their min/max bounds.
+    pub session_timeout: Duration,
+    /// How long to keep trying to establish a session before giving up with exit 69.
+    pub connect_timeout: Duration,
+    /// Exit code of a skipped run (default 0, the original's behaviour).
+    pub busy_exit_code: i32,
+    /// Overrides this host's FQDN (containers, tests).
+    pub fqdn: Option<String>,
+    /// Unknown keys, reported as warnings once logging is up.
+    pub warnings: Vec<String>,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "prefix",
+    "zkhosts",
+    "logfile",
+    "loglevel",
+    "resources_wait_timeout",
+    "termination_timeout",
+    "data_read_len",
+    "session_timeout",
+    "connect_timeout",
+    "busy_exit_code",
+    "fqdn",
+];
+
+impl Config {
+    /// Reads and validates the config at `path`. Touches nothing else, so a config error can
+    /// never leave anything behind in ZooKeeper.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read(path).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses config text; `path` is used for messages only.
+    pub fn parse(path: &Path, text: &[u8]) -> Result<Config> {
+        let file = path.display().to_string();
+        let value: Value = serde_json::from_slice(text)
+            .map_err(|e| Error::Config(format!("{file} is not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(Error::Config(format!("{file} must hold a JSON object")));
+        };
+        let keys = Keys {
+            file: &file,
+            map: &map,
+        };
+
+        let prefix = keys
+            .string("prefix")?
+            .ok_or_else(|| Error::Config(format!("{file}: key \"prefix\" is required")))?;
+        check_prefix(&prefix).map_err(|e| Error::Config(format!("{file}: key \"prefix\": {e}")))?;
+        let zkhosts = keys
+            .string("zkhosts")?
+            .ok_or_else(|| Error::Config(format!("{file}: key \"zkhosts\" is required")))?;
+        check_zkhosts(&zkhosts)
+            .map_err(|e| Error::Config(format!("{file}: key \"zkhosts\": {e}")))?;
+
+        let loglevel = match keys.string("loglevel")?.as_deref() {
+            None | Some("info") => LogLevel::Info,
+            Some("debug") => LogLevel::Debug,
+            Some("warning") | Some("warn") => LogLevel::Warning,
+            Some("critical") | Some("error") => LogLevel::Critical,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "{file}: key \"loglevel\": {other:?} is not one of debug, info, warning, critical"
+                )));
+            }
+        };
+        let fqdn = keys.string("fqdn")?;
+        if let Some(f) = &fqdn {
+            check_component("fqdn", f)
+                .map_err(|e| Error::Config(format!("{file}: key \"fqdn\": {e}")))?;
+        }
+        let resources_wait_timeout = keys
+            .seconds("resources_wait_timeout")?
+            .filter(|d| !d.is_zero());
+        let session_timeout = keys
+            .seconds("session_timeout")?
+            .unwrap_or(Duration::from_secs(10));
+        if session_timeout.is_zero() {
+            return Err(Error::Config(format!(
+                "{file}: key \"session_timeout\" must be more than 0"
+            )));
+        }
+        let busy_exit_code = match keys.integer("busy_exit_code")? {
+            None => 0,
+            Some(c @ 0..=255) => c as i32,
+            Some(c) => {
+                return Err(Error::Config(format!(
+                    "{file}: key \"busy_exit_code\": {c} is not an exit code (0 to 255)"
+                )));
+            }
+        };
+        let warnings = map
+            .keys()
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .map(|k| format!("{file}: unknown key {k:?} ignored"))
+            .collect();
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            prefix: normalise_prefix(&prefix),
+            zkhosts,
+            logfile: keys.string("logfile")?.map(PathBuf::from),
+            loglevel,
+            resources_wait_timeout,
+            termination_timeout: keys
+                .seconds("termination_timeout")?
+                .unwrap_or(Duration::from_secs(10)),
+            data_read_len: keys
+                .integer("data_read_len")?
+                .map(|n| n as usize)
+                .unwrap_or(65535),
+            session_timeout,
+            connect_timeout: keys
+                .seconds("connect_timeout")?
+                .unwrap_or(Duration::from_secs(10)),
+            busy_exit_code,
+            fqdn,
+            warnings,
+        })
+    }
+}
+
+/// Typed access to the keys of one config object, with errors that name file and key.
+struct Keys<'a> {
+    file: &'a str,
+    map: &'a Map<String, Value>,
+}
+
+impl Keys<'_> {
+    fn wrong(&self, key: &str, want: &str, got: &Value) -> Error {
+        Error::Config(format!(
+            "{}: key {key:?} must be {want}, not {got}",
+            self.file
+        ))
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.wrong(key, "a string", v)),
+        }
+    }
+
+    fn integer(&self, key: &str) -> Result<Option<u64>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "a whole number ≥ 0", v)),
+        }
+    }
+
+    /// Seconds as a non-negative number; fractions are allowed (tests use sub-second values).
+    /// The original wrote some numbers as strings, so "10" is accepted too.
+    fn seconds(&self, key: &str) -> Result<Option<Duration>> {
+        let v = match self.map.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => v,
+        };
+        let secs = match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match secs {
+            Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
+                Ok(Some(Duration::from_secs_f64(s)))
+            }
+            _ => Err(self.wrong(key, "a number of seconds ≥ 0", v)),
+        }
+    }
+}
+
+fn check_prefix(prefix: &str) -> std::result::Result<(), String> {
+    if !prefix.starts_with('/') {
+        return Err(format!(
+            "{prefix:?} must be an absolute znode path (start with /)"
+        ));
+    }
+    if prefix == "/" {
+        return Ok(());
+    }
+    for part in prefix.trim_end_matches('/')[1..].split('/') {
+        check_component("path component", part).map_err(|e| format!("{prefix:?}: {e}"))?;
+    }
+    // "zookeeper" is the server's own subtree; writing there fails in confusing ways.
+    if prefix == "/zookeeper" || prefix.starts_with("/zookeeper/") {
+        return Err(format!(
+            "{prefix:?} is inside /zookeeper, which the server reserves"
+        ));
+    }
+    Ok(())
+}
+
+fn normalise_prefix(prefix: &str) -> String {
+    match prefix.trim_end_matches('/') {
+        "" => "/".to_string(),
+        p => p.to_string(),
+    }
+}
+
+fn check_zkhosts(zkhosts: &str) -> std::result::Result<(), String> {
+    let (hosts, chroot) = match zkhosts.find('/') {
+        Some(i) => (&zkhosts[..i], Some(&zkhosts[i..])),
+        None => (zkhosts, None),
+    };
+    if hosts.trim().is_empty() {
+        return Err("no ZooKeeper hosts given (expected host:port,host:port[/chroot])".into());
+    }
+    for host in hosts.split(',') {
+        let host = host.trim();
+        let port = host.rsplit_once(':').map(|(_, p)| p);
+        if host.is_empty() || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            return Err(format!("{host:?} is not host or host:port"));
+        }
+    }
+    if let Some(chroot) = chroot {
+        check_prefix(chroot).map_err(|e| format!("chroot {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/etc/sm.conf"), text.as_bytes())
+    }
+
+    fn config_err(text: &str) -> String {
+        match parse(text) {
+            Err(Error::Config(m)) => m,
+            other => panic!("expected a config error for {text}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(r#"{"prefix": "/a/b/", "zkhosts": "z1:2181,z2:2181/chroot"}"#).unwrap();
+        assert_eq!(c.prefix, "/a/b");
+        assert_eq!(c.session_timeout, Duration::from_secs(10));
+        assert_eq!(c.termination_timeout, Duration::from_secs(10));
+        assert_eq!(c.resources_wait_timeout, None);
+        assert_eq!(c.busy_exit_code, 0);
+        assert_eq!(c.loglevel, LogLevel::Info);
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn all_keys_of_the_original_are_honoured() {
+        let c = parse(
+            r#"{"prefix": "/p", "zkhosts": "z:1", "logfile": "/tmp/l", "loglevel": "debug",
+                "resources_wait_timeout": 5, "termination_timeout": "3", "data_read_len": 100,
+                "session_timeout": 1.5, "busy_exit_code": 75, "whatever": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(c.logfile.as_deref(), Some(Path::new("/tmp/l")));
+        assert_eq!(c.loglevel, LogLevel::Debug);
+        assert_eq!(c.resources_wait_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.termination_timeout, Duration::from_secs(3));
+        assert_eq!(c.data_read_len, 100);
+        assert_eq!(c.session_timeout, Duration::from_millis(1500));
+        assert_eq!(c.busy_exit_code, 75);
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("whatever"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        assert!(config_err("{").contains("/etc/sm.conf is not valid JSON"));
+        assert!(config_err("[]").contains("JSON object"));
+        assert!(config_err(r#"{"zkhosts": "z:1"}"#).contains("\"prefix\" is required"));
+        assert!(config_err(r#"{"prefix": "/p"}"#).contains("\"zkhosts\" is required"));
+        assert!(config_err(r#"{"prefix": "p", "zkhosts": "z:1"}"#).contains("absolute"));
+        assert!(config_err(r#"{"prefix": "/a//b", "zkhosts": "z:1"}"#).contains("\"prefix\""));
+        assert!(config_err(r#"{"prefix": 3, "zkhosts": "z:1"}"#).contains("must be a string"));
+        assert!(config_err(r#"{"prefix": "/p", "zkhosts": ""}"#).contains("\"zkhosts\""));
+        assert!(config_err(r#"{"prefix": "/p", "zkhosts": "z:x"}"#).contains("\"zkhosts\""));
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "session_timeout": "soon"}"#);
+        assert!(
+            e.contains("/etc/sm.conf") && e.contains("session_timeout"),
+            "{e}"
+        );
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "loglevel": "loud"}"#);
+        assert!(e.contains("loglevel"), "{e}");
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "busy_exit_code": 300}"#);
+        assert!(e.contains("busy_exit_code"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_a_config_error() {
+        let e = Config::load(Path::new("/nonexistent/switchman.conf")).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("/nonexistent/switchman.conf"));
+    }
+}

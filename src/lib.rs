@@ -1,0 +1,14 @@
+//! switchman: run a command on one host at a time, coordinated through ZooKeeper.
+//!
+//! The flow of a run is in [`run`]; each step's idea has a module of its own.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod lock;
+pub mod logging;
+pub mod paths;
+pub mod run;
+pub mod session;
+pub mod supervisor;

@@ -1,0 +1,29 @@
+use switchman::cli::Cli;
+use switchman::config::Config;
+use switchman::{logging, run};
+
+fn main() {
+    let cli = Cli::parse_or_exit();
+    let config = Config::load(&cli.config);
+    let result = logging::init(cli.debug(), config.as_ref().ok())
+        .and(config)
+        .and_then(|config| {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            // One thread: CMD's parent-death signal fires when the thread that spawned it exits,
+            // so the spawning thread must live as long as switchman does.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(run::run(&cli, &config))
+        });
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

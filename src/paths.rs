@@ -1,0 +1,126 @@
+//! Every ZooKeeper path switchman touches, in one place. This layout is shared with the original
+//! Perl switchman (contract section 3), so it is a compatibility promise: change nothing here
+//! without changing the contract.
+
+/// The znode paths below one configured prefix.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    prefix: String,
+}
+
+impl Paths {
+    /// `prefix` must already be validated as an absolute znode path without a trailing slash
+    /// (see `config`), except that "/" itself is allowed.
+    pub fn new(prefix: &str) -> Paths {
+        let prefix = prefix.trim_end_matches('/');
+        Paths {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// `{prefix}`: persistent, holds the JSON with groups and resources.
+    pub fn prefix(&self) -> &str {
+        if self.prefix.is_empty() {
+            "/"
+        } else {
+            &self.prefix
+        }
+    }
+
+    /// `{prefix}/locks`
+    pub fn locks(&self) -> String {
+        format!("{}/locks", self.prefix)
+    }
+
+    /// `{prefix}/locks/{lock}`: ephemeral, data `"{fqdn} {pid}"`.
+    pub fn lock(&self, lock: &str) -> String {
+        format!("{}/locks/{lock}", self.prefix)
+    }
+
+    /// `{prefix}/queues/{res}`: a FIFO of `{lock}-{seq10}` items.
+    pub fn queue(&self, res: &str) -> String {
+        format!("{}/queues/{res}", self.prefix)
+    }
+
+    /// `{prefix}/queues/{res}/{lock}-`: the stem ZooKeeper appends the sequence number to.
+    pub fn queue_item_stem(&self, res: &str, lock: &str) -> String {
+        format!("{}/queues/{res}/{lock}-", self.prefix)
+    }
+
+    /// `{prefix}/semaphores/{res}/lock`: the guard mutex's folder.
+    pub fn semaphore_guard(&self, res: &str) -> String {
+        format!("{}/semaphores/{res}/lock", self.prefix)
+    }
+
+    /// `{prefix}/semaphores/{res}/lock/acquire-`
+    pub fn semaphore_guard_stem(&self, res: &str) -> String {
+        format!("{}/semaphores/{res}/lock/acquire-", self.prefix)
+    }
+
+    /// `{prefix}/semaphores/{res}/leases`
+    pub fn semaphore_leases(&self, res: &str) -> String {
+        format!("{}/semaphores/{res}/leases", self.prefix)
+    }
+
+    /// `{prefix}/semaphores/{res}/leases/{count}_{total}_`
+    pub fn semaphore_lease_stem(&self, res: &str, count: u64, total: u64) -> String {
+        format!("{}/semaphores/{res}/leases/{count}_{total}_", self.prefix)
+    }
+}
+
+/// Checks that `name` can be one ZooKeeper path component (contract section 1): not empty, not
+/// `.` or `..`, no `/`, no NUL or control characters, at most 512 bytes. `what` names the thing
+/// for the error message, e.g. "lock name".
+pub fn check_component(what: &str, name: &str) -> Result<(), String> {
+    let problem = if name.is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." {
+        Some("may not be . or ..")
+    } else if name.contains('/') {
+        Some("may not contain /")
+    } else if name.chars().any(char::is_control) {
+        Some("may not contain NUL or control characters")
+    } else if name.len() > 512 {
+        Some("is longer than 512 bytes")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(format!(
+            "{what} {name:?} {p} (it must be a single ZooKeeper path component)"
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_original() {
+        let p = Paths::new("/a/b");
+        assert_eq!(p.prefix(), "/a/b");
+        assert_eq!(p.lock("job"), "/a/b/locks/job");
+        assert_eq!(p.queue_item_stem("cpu", "job"), "/a/b/queues/cpu/job-");
+        assert_eq!(
+            p.semaphore_guard_stem("cpu"),
+            "/a/b/semaphores/cpu/lock/acquire-"
+        );
+        assert_eq!(
+            p.semaphore_lease_stem("cpu", 2, 5),
+            "/a/b/semaphores/cpu/leases/2_5_"
+        );
+        assert_eq!(Paths::new("/").lock("x"), "/locks/x");
+    }
+
+    #[test]
+    fn components_are_checked() {
+        assert!(check_component("lock name", "backup").is_ok());
+        for bad in ["", ".", "..", "a/b", "a\0b", "a\nb"] {
+            assert!(check_component("lock name", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_component("lock name", &"x".repeat(513)).is_err());
+        assert!(check_component("lock name", &"x".repeat(512)).is_ok());
+    }
+}

@@ -1,0 +1,229 @@
+//! The ZooKeeper session and our own record of its liveness.
+//!
+//! The client library reconnects to another server on its own, keeping the session, so a
+//! disconnect is not a loss. What we must know is the latest moment at which the servers may
+//! already have expired the session: no earlier than the negotiated timeout after they last
+//! heard from us. The library's idea of "disconnected" says nothing about that, so we keep our
+//! own record: the send time of the newest request the servers answered, refreshed by a cheap
+//! heartbeat. Everything CMD's safety hangs on is derived from that one number.
+//!
+//! Times are read from CLOCK_BOOTTIME: monotonic like CLOCK_MONOTONIC, but it keeps counting
+//! while the machine is suspended. The servers keep counting too, so after a resume the
+//! deadline must already look passed, which a clock that stopped would hide.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::time::{ClockId, clock_gettime};
+use tokio::task::JoinHandle;
+use zookeeper_client::{Acls, Client, CreateMode, SessionState};
+
+use crate::config::Config;
+use crate::error::{self, Error, Result};
+
+/// Now, on the clock that counts through suspend.
+pub fn now() -> Duration {
+    let ts = clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .expect("CLOCK_BOOTTIME is always available on Linux");
+    Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
+}
+
+/// A live session with the ensemble.
+pub struct Session {
+    client: Client,
+    liveness: Liveness,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Establishes a session, retrying servers until `connect_timeout` (exit 69 after that).
+    pub async fn connect(config: &Config) -> Result<Session> {
+        let sent = now();
+        let connecting = Client::connector()
+            .with_session_timeout(config.session_timeout)
+            .connect(&config.zkhosts);
+        let client = match tokio::time::timeout(config.connect_timeout, connecting).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                return Err(Error::Unavailable(format!(
+                    "no session with {} ({e}); check that ZooKeeper is running and that zkhosts in {} is right",
+                    config.zkhosts,
+                    config.path.display()
+                )));
+            }
+            Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "no session with {} within connect_timeout ({:.1}s); check that ZooKeeper is running and reachable",
+                    config.zkhosts,
+                    config.connect_timeout.as_secs_f64()
+                )));
+            }
+        };
+        let timeout = client.session_timeout();
+        tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
+        let liveness = Liveness::new(timeout, sent);
+        Ok(Session {
+            client,
+            liveness,
+            heartbeat: None,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Our session id, which the servers record as the ephemeral owner of our nodes.
+    pub fn id(&self) -> i64 {
+        self.client.session_id().0
+    }
+
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// Starts refreshing the liveness record with a cheap read of `path` every sixth of the
+    /// session timeout, so that losing two in a row still leaves half the timeout to stop CMD.
+    pub fn start_heartbeat(&mut self, path: String) {
+        let client = self.client.clone();
+        let liveness = self.liveness.clone();
+        let every = liveness.timeout / 6;
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                let sent = now();
+                // A request that hangs is abandoned after one interval; only replies count.
+                if let Ok(Ok(_)) = tokio::time::timeout(every, client.check_stat(&path)).await {
+                    liveness.acknowledged(sent);
+                }
+                let next = (sent + every).saturating_sub(now());
+                tokio::time::sleep(next).await;
+            }
+        }));
+    }
+
+    /// Resolves when the session is over for good: expired, closed or refused authentication.
+    /// Disconnections are logged and waited out, as the library reconnects by itself.
+    pub async fn ended(&self) -> String {
+        let mut states = self.client.state_watcher();
+        let mut state = states.peek_state();
+        loop {
+            match state {
+                SessionState::Expired => return "the ZooKeeper session expired".into(),
+                SessionState::Closed => return "the ZooKeeper session was closed".into(),
+                SessionState::AuthFailed => return "ZooKeeper refused authentication".into(),
+                SessionState::Disconnected => {
+                    tracing::info!("disconnected from ZooKeeper; reconnecting")
+                }
+                other => tracing::debug!(state = %other, "session state"),
+            }
+            state = states.changed().await;
+        }
+    }
+
+    /// Creates `path`, and when its parent is missing creates the folders above it (persistent,
+    /// empty) and tries once more. Folders are made only on demand because they almost always
+    /// exist, and checking first would cost a request on every run. Concurrent runs may create
+    /// the same folder at once; "node exists" for a folder is success.
+    pub async fn create_with_parents(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> std::result::Result<
+        (zookeeper_client::Stat, zookeeper_client::CreateSequence),
+        zookeeper_client::Error,
+    > {
+        let options = mode.with_acls(Acls::anyone_all());
+        match self.client.create(path, data, &options).await {
+            Err(zookeeper_client::Error::NoNode) => {
+                let parent = &path[..path.rfind('/').unwrap_or(0)];
+                if !parent.is_empty() {
+                    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                    self.client.mkdir(parent, &folder).await?;
+                }
+                self.client.create(path, data, &options).await
+            }
+            other => other,
+        }
+    }
+
+    /// Stops the heartbeat, closes the session (deleting whatever ephemerals are left) and
+    /// waits briefly for the servers to confirm.
+    pub async fn close(mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+            let _ = h.await;
+        }
+        let mut states = self.client.state_watcher();
+        // The library sends CloseSession once the last handle is dropped.
+        drop(self.client);
+        let wait = self.liveness.timeout.min(Duration::from_secs(2));
+        let _ = tokio::time::timeout(wait, async {
+            while !matches!(
+                states.changed().await,
+                SessionState::Closed | SessionState::Expired | SessionState::AuthFailed
+            ) {}
+        })
+        .await;
+    }
+}
+
+/// The send time of the newest acknowledged request, and the deadlines derived from it.
+#[derive(Clone, Debug)]
+pub struct Liveness {
+    acked_at_ns: Arc<AtomicU64>,
+    /// The negotiated session timeout.
+    pub timeout: Duration,
+}
+
+impl Liveness {
+    fn new(timeout: Duration, acked_at: Duration) -> Liveness {
+        Liveness {
+            acked_at_ns: Arc::new(AtomicU64::new(acked_at.as_nanos() as u64)),
+            timeout,
+        }
+    }
+
+    /// Records that a request sent at `sent` was answered.
+    pub fn acknowledged(&self, sent: Duration) {
+        self.acked_at_ns
+            .fetch_max(sent.as_nanos() as u64, Ordering::SeqCst);
+    }
+
+    pub fn acked_at(&self) -> Duration {
+        Duration::from_nanos(self.acked_at_ns.load(Ordering::SeqCst))
+    }
+
+    /// Slack for our own timer and for the kernel to deliver SIGKILL, taken off the deadline.
+    pub fn margin(&self) -> Duration {
+        (self.timeout / 10).max(Duration::from_millis(100))
+    }
+
+    /// The moment after which we give up on the session and start stopping CMD: half the
+    /// timeout without an answer. A failover or rolling restart reconnects well within it.
+    pub fn stale_at(&self) -> Duration {
+        self.acked_at() + self.timeout / 2
+    }
+
+    /// CMD must be dead by this moment: the servers may expire the session no earlier than
+    /// `timeout` after they last heard from us, and they heard our last acknowledged request.
+    pub fn kill_deadline(&self) -> Duration {
+        self.acked_at() + self.timeout - self.margin()
+    }
+}
+
+/// Maps a ZooKeeper error met while reading or writing `path` to our exit codes.
+pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
+    match err {
+        zookeeper_client::Error::SessionExpired
+        | zookeeper_client::Error::ConnectionLoss
+        | zookeeper_client::Error::ClientClosed => Error::Unavailable(format!(
+            "{op} {path}: {err}; ZooKeeper went away during the run"
+        )),
+        zookeeper_client::Error::NoAuth => {
+            Error::Config(format!("{op} {path}: not authorized by the znode's ACL"))
+        }
+        other => error::zk(op, path, other),
+    }
+}
