@@ -47,12 +47,7 @@ pub struct Cli {
     pub verbose: bool,
 
     /// The command and its arguments, run directly (no shell).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
 }
 

@@ -5,10 +5,15 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod groups;
 pub mod host;
+pub mod lease_spec;
 pub mod lock;
 pub mod logging;
 pub mod paths;
+pub mod prefix_data;
+pub mod queue;
 pub mod run;
+pub mod semaphore;
 pub mod session;
 pub mod supervisor;

@@ -108,3 +108,16 @@ impl Lock {
         }
     }
 }
+
+/// Step 4 of a run with leases: `None` if the lock is held (skip); otherwise a watch that fires
+/// when someone takes it while we wait in the queues.
+pub async fn watch_free(
+    session: &Session,
+    path: &str,
+) -> Result<Option<zookeeper_client::OneshotWatcher>> {
+    match session.client().check_and_watch_stat(path).await {
+        Ok((None, watcher)) => Ok(Some(watcher)),
+        Ok((Some(_), _)) => Ok(None),
+        Err(e) => Err(zk_error("watch", path, e)),
+    }
+}

@@ -91,13 +91,13 @@ impl Session {
         let every = liveness.timeout / 6;
         self.heartbeat = Some(tokio::spawn(async move {
             loop {
+                // The connect (or the last beat) was just acknowledged; a beat now would be waste.
+                tokio::time::sleep(every).await;
                 let sent = now();
                 // A request that hangs is abandoned after one interval; only replies count.
                 if let Ok(Ok(_)) = tokio::time::timeout(every, client.check_stat(&path)).await {
                     liveness.acknowledged(sent);
                 }
-                let next = (sent + every).saturating_sub(now());
-                tokio::time::sleep(next).await;
             }
         }));
     }
@@ -226,4 +226,71 @@ pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
         }
         other => error::zk(op, path, other),
     }
+}
+
+impl Session {
+    /// Creates an ephemeral sequential node `{stem}{seq10}` and returns its full path. If the
+    /// reply is lost, the create may or may not have happened; rather than leave an orphan (or
+    /// create twice), we look for a node under the stem that our session owns.
+    pub async fn create_sequential(&self, stem: &str, data: &[u8]) -> Result<String> {
+        let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
+        loop {
+            match self
+                .create_with_parents(stem, data, CreateMode::EphemeralSequential)
+                .await
+            {
+                Ok((_, seq)) => return Ok(format!("{stem}{seq}")),
+                Err(zookeeper_client::Error::ConnectionLoss) => {
+                    if let Some(path) = self.find_own_child(folder, base).await? {
+                        return Ok(path);
+                    }
+                }
+                Err(zookeeper_client::Error::NoNode) => {
+                    return Err(Error::Config(format!(
+                        "cannot create {stem}...: the chroot in zkhosts does not exist in ZooKeeper"
+                    )));
+                }
+                Err(e) => return Err(zk_error("create", stem, e)),
+            }
+        }
+    }
+
+    /// The child of `folder` named `{base}...` whose ephemeral owner is our session, if any.
+    async fn find_own_child(&self, folder: &str, base: &str) -> Result<Option<String>> {
+        loop {
+            let children = match self.client.list_children(folder).await {
+                Ok(c) => c,
+                Err(zookeeper_client::Error::ConnectionLoss) => continue,
+                Err(zookeeper_client::Error::NoNode) => return Ok(None),
+                Err(e) => return Err(zk_error("list", folder, e)),
+            };
+            for child in children.iter().filter(|c| c.starts_with(base)) {
+                let path = format!("{folder}/{child}");
+                if let Ok(Some(stat)) = self.client.check_stat(&path).await
+                    && stat.ephemeral_owner == self.id()
+                {
+                    return Ok(Some(path));
+                }
+            }
+            return Ok(None);
+        }
+    }
+
+    /// Deletes a node of ours; one that is already gone is fine.
+    pub async fn delete_own(&self, path: &str) -> Result<()> {
+        match self.client.delete(path, None).await {
+            Ok(()) | Err(zookeeper_client::Error::NoNode) => Ok(()),
+            Err(e) => Err(zk_error("delete", path, e)),
+        }
+    }
+}
+
+/// The sequence number ZooKeeper appended to a sequential node's name: the digits after the
+/// last `-` or `_`.
+pub fn sequence_of(name: &str) -> Option<i64> {
+    let digits = &name[name.rfind(['-', '_'])? + 1..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }

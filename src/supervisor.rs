@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::future::Future;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::pin::pin;
+use std::pin::Pin;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -84,11 +84,10 @@ impl Child {
     /// out, and passing on SIGTERM, SIGINT, SIGHUP and SIGQUIT.
     pub async fn supervise(
         mut self,
-        loss: impl Future<Output = String>,
+        mut loss: Pin<&mut impl Future<Output = String>>,
         liveness: &Liveness,
         termination_timeout: Duration,
     ) -> Ending {
-        let mut loss = pin!(loss);
         let mut term = signal(SignalKind::terminate()).expect("signal handler");
         let mut int = signal(SignalKind::interrupt()).expect("signal handler");
         let mut hup = signal(SignalKind::hangup()).expect("signal handler");

@@ -1,0 +1,122 @@
+//! `--group`: run only on hosts the prefix znode's `groups` lists, and stop CMD when this host
+//! leaves the group while CMD runs (contract section 5).
+//!
+//! The group lists live in ZooKeeper so that moving a job is one edit there, needing no access
+//! to the hosts. The watch on the prefix node keeps that edit live: no polling.
+
+use zookeeper_client::{EventType, OneshotWatcher};
+
+use crate::error::Result;
+use crate::prefix_data::PrefixData;
+use crate::session::{Session, zk_error};
+
+/// Reads the prefix znode's data; absent data means no groups and no resources. With `watch`,
+/// also returns a watch on the node, for [`Membership`]. The data is returned unparsed, so that
+/// a caller can keep the watch even when the data is bad.
+pub async fn fetch_prefix(
+    session: &Session,
+    prefix: &str,
+    watch: bool,
+) -> Result<(Vec<u8>, Option<OneshotWatcher>)> {
+    let client = session.client();
+    let (data, watcher) = if watch {
+        match client.get_and_watch_data(prefix).await {
+            Ok((data, _, w)) => (data, Some(w)),
+            Err(zookeeper_client::Error::NoNode) => {
+                // Watch for the node's creation: groups may be written while CMD runs.
+                let (_, w) = client
+                    .check_and_watch_stat(prefix)
+                    .await
+                    .map_err(|e| zk_error("watch", prefix, e))?;
+                (Vec::new(), Some(w))
+            }
+            Err(e) => return Err(zk_error("read", prefix, e)),
+        }
+    } else {
+        match client.get_data(prefix).await {
+            Ok((data, _)) => (data, None),
+            Err(zookeeper_client::Error::NoNode) => (Vec::new(), None),
+            Err(e) => return Err(zk_error("read", prefix, e)),
+        }
+    };
+    Ok((data, watcher))
+}
+
+/// This host's membership of a group, watched.
+pub struct Membership {
+    pub group: String,
+    pub host: String,
+    prefix: String,
+    watcher: OneshotWatcher,
+}
+
+impl Membership {
+    /// `Ok(None)` if `host` is not in `group` (skip the run); an undefined group is a config
+    /// error naming the znode.
+    pub fn check(
+        data: &PrefixData,
+        watcher: OneshotWatcher,
+        prefix: &str,
+        group: &str,
+        host: &str,
+    ) -> Result<Option<Membership>> {
+        let member = data
+            .contains(group, host)
+            .map_err(|e| in_znode(e, prefix))?;
+        Ok(member.then(|| Membership {
+            group: group.to_string(),
+            host: host.to_string(),
+            prefix: prefix.to_string(),
+            watcher,
+        }))
+    }
+
+    /// Resolves when this host is no longer in the group. Data that does not parse is logged
+    /// loudly and otherwise ignored: a typo in the prefix znode must not kill every running job,
+    /// so the last good view stands until the data is fixed.
+    pub async fn lost(self, session: &Session) -> String {
+        let Membership {
+            group,
+            host,
+            prefix,
+            mut watcher,
+        } = self;
+        loop {
+            let event = watcher.changed().await;
+            if event.event_type == EventType::Session && event.session_state.is_terminated() {
+                return format!("the ZooKeeper session ended ({})", event.session_state);
+            }
+            let data;
+            (data, watcher) = loop {
+                match fetch_prefix(session, &prefix, true).await {
+                    Ok((data, Some(w))) => break (data, w),
+                    Ok((_, None)) => unreachable!("fetch_prefix with watch returns a watcher"),
+                    // Transient (a reconnect); a lost session is reported by the session itself.
+                    Err(e) => {
+                        tracing::info!("re-reading {prefix}: {e}");
+                        tokio::time::sleep(session.liveness().timeout / 20).await;
+                    }
+                }
+            };
+            match PrefixData::parse(&prefix, &data).map(|d| d.contains(&group, &host)) {
+                Ok(Ok(true)) => {
+                    tracing::debug!("prefix data changed; {host} is still in group {group}")
+                }
+                Ok(Ok(false)) => {
+                    return format!("host {host} was removed from group {group} in {prefix}");
+                }
+                Ok(Err(_)) => return format!("group {group} was removed from {prefix}"),
+                Err(e) => tracing::error!(
+                    "ignoring the new data of {prefix}, keeping the last good groups: {e}"
+                ),
+            }
+        }
+    }
+}
+
+fn in_znode(e: crate::error::Error, prefix: &str) -> crate::error::Error {
+    match e {
+        crate::error::Error::Config(m) => crate::error::Error::Config(format!("{m} ({prefix})")),
+        other => other,
+    }
+}

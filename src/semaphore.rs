@@ -1,0 +1,136 @@
+//! Counting semaphores: `{prefix}/semaphores/{res}/leases/{count}_{total}_{seq10}`, guarded by
+//! the mutex `{prefix}/semaphores/{res}/lock/acquire-{seq10}` (the original's layout, so old and
+//! new copies share one budget).
+//!
+//! Under the guard, the counts of the existing leases are summed; if ours fits in the total we
+//! add our lease. If not, we let go of the guard and wait for the leases folder to change. The
+//! original polls once a second here; a watch wakes us as soon as a lease goes.
+
+use zookeeper_client::EventType;
+
+use crate::error::{Error, Result};
+use crate::lease_spec::LeaseSpec;
+use crate::paths::Paths;
+use crate::queue;
+use crate::session::{Session, zk_error};
+
+/// A lease we hold.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub path: String,
+    pub resource: String,
+}
+
+/// Takes `spec.count` units of `spec.resource`, waiting as long as it takes.
+pub async fn acquire(
+    session: &Session,
+    paths: &Paths,
+    spec: &LeaseSpec,
+    data: &[u8],
+) -> Result<Lease> {
+    let leases = paths.semaphore_leases(&spec.resource);
+    loop {
+        let guard = queue::join(session, &paths.semaphore_guard_stem(&spec.resource), data).await?;
+        guard.wait_turn(session).await?;
+        let room = room(session, &leases, spec).await;
+        let taken = match room {
+            Ok(true) => Some(
+                session
+                    .create_sequential(
+                        &paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total),
+                        data,
+                    )
+                    .await,
+            ),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        };
+        guard.leave(session).await?;
+        if let Some(lease) = taken {
+            return Ok(Lease {
+                path: lease?,
+                resource: spec.resource.clone(),
+            });
+        }
+
+        // No room: wait for a lease to go, then try again under the guard. The watch is set
+        // with the listing, so a departure between the two cannot be missed.
+        let (children, watcher) = match session.client().get_and_watch_children(&leases).await {
+            Ok((children, _, w)) => (children, w),
+            Err(zookeeper_client::Error::NoNode) => continue,
+            Err(e) => return Err(zk_error("watch", &leases, e)),
+        };
+        if sum(&leases, &children, spec)? + spec.count <= spec.total {
+            continue;
+        }
+        let event = watcher.changed().await;
+        if event.event_type == EventType::Session && event.session_state.is_terminated() {
+            return Err(Error::Unavailable(format!(
+                "the ZooKeeper session ended while waiting for {leases}"
+            )));
+        }
+    }
+}
+
+/// Whether our count fits beside the existing leases.
+async fn room(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
+    let children = match session.client().list_children(leases).await {
+        Ok(c) => c,
+        Err(zookeeper_client::Error::NoNode) => Vec::new(),
+        Err(e) => return Err(zk_error("list", leases, e)),
+    };
+    Ok(sum(leases, &children, spec)? + spec.count <= spec.total)
+}
+
+/// The sum of the counts of the leases named `{count}_{total}_{seq}`. A lease with another total
+/// means two configurations disagree about the budget: an error, naming both.
+fn sum(folder: &str, children: &[String], spec: &LeaseSpec) -> Result<u64> {
+    let mut sum = 0u64;
+    for child in children {
+        let mut parts = child.splitn(3, '_');
+        let (Some(count), Some(total)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(count), Ok(total)) = (count.parse::<u64>(), total.parse::<u64>()) else {
+            continue;
+        };
+        if total != spec.total {
+            return Err(Error::Config(format!(
+                "resource {:?}: we lease out of a total of {}, but lease {folder}/{child} has a total of {total}; every --lease of one resource must give the same TOTAL",
+                spec.resource, spec.total
+            )));
+        }
+        sum = sum.saturating_add(count);
+    }
+    Ok(sum)
+}
+
+impl Lease {
+    /// Resolves when the lease node is gone (deleted from outside, or the session ended).
+    pub async fn lost(&self, session: &Session) -> String {
+        loop {
+            match session.client().check_and_watch_stat(&self.path).await {
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.changed().await;
+                    match event.event_type {
+                        EventType::NodeDeleted => {
+                            return format!("lease node {} was deleted", self.path);
+                        }
+                        EventType::Session if event.session_state.is_terminated() => {
+                            return format!(
+                                "the ZooKeeper session ended ({})",
+                                event.session_state
+                            );
+                        }
+                        _ => continue,
+                    }
+                }
+                Ok((None, _)) => return format!("lease node {} was deleted", self.path),
+                Err(zookeeper_client::Error::ConnectionLoss) => {
+                    tokio::time::sleep(session.liveness().timeout / 20).await;
+                }
+                Err(e) => return format!("cannot watch lease node {}: {e}", self.path),
+            }
+        }
+    }
+}
