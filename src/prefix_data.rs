@@ -615,10 +615,7 @@ mod tests {
     fn errors_map_to_the_config_exit_code() {
         let err = PrefixData::parse(PATH, b"[]").unwrap_err();
         assert_eq!(err.exit_code(), 78);
-        assert!(
-            err.to_string()
-                .starts_with("switchman: config error: prefix znode ")
-        );
+        assert!(err.to_string().starts_with("config error: prefix znode "));
     }
 
     #[test]
