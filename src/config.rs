@@ -340,4 +340,12 @@ mod tests {
         assert_eq!(e.exit_code(), 78);
         assert!(e.to_string().contains("/nonexistent/switchman.conf"));
     }
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/switchman.conf"));
+        let c = Config::load(path).unwrap();
+        assert_eq!(c.prefix, "/myproject/switchman");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
 }

@@ -450,3 +450,35 @@ async fn a_plain_lock_run_costs_few_requests() {
     eprintln!("a plain lock run sent {used} packets");
     assert!(used <= 5, "a plain lock run sent {used} packets");
 }
+
+#[tokio::test]
+async fn logfile_gets_lines_at_loglevel_with_timestamp_and_pid() {
+    let zk_hosts = shared_ensemble().connect_string();
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("switchman.log");
+    let job = Job::new(
+        "logfile",
+        &zk_hosts,
+        json!({"logfile": log, "loglevel": "info"}),
+    );
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&args("logged", &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+    let b = job.spawn(&["--lockname", "logged", "true"]);
+    let b_pid = b.id().unwrap();
+    let (code, stderr) = finish(b).await;
+    assert_eq!(
+        (code, stderr.as_str()),
+        (0, ""),
+        "a skip is silent on stderr"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("skipped"))
+        .expect("the skip is logged at info");
+    assert!(line.contains(&format!("[{b_pid}]")), "{line}");
+    assert!(line.starts_with("20"), "starts with a timestamp: {line}");
+    std::fs::write(job.file("a.go"), "").unwrap();
+    assert_eq!(finish(a).await.0, 0);
+}
