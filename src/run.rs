@@ -66,14 +66,17 @@ pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
 
     // 2. Connect.
     let mut session = Session::connect(config).await?;
-    let result = run_in_session(&plan, &mut session).await;
+    // From here on, keep the liveness record fresh: a wait in a queue may outlast the session
+    // timeout many times, and CMD's deadlines must start from a recent answer.
+    session.start_heartbeat(plan.paths.prefix().to_string());
+    let result = run_in_session(&plan, &session).await;
     // The end of 9: closing the session deletes every node of ours that is left (lock, leases,
     // queue items), at once and only ours.
     session.close().await;
     result
 }
 
-async fn run_in_session(plan: &Plan<'_>, session: &mut Session) -> Result<i32> {
+async fn run_in_session(plan: &Plan<'_>, session: &Session) -> Result<i32> {
     let prefix = plan.paths.prefix();
     let skip = |why: String| {
         tracing::info!("skipped: {why}");
@@ -174,10 +177,6 @@ async fn run_in_session(plan: &Plan<'_>, session: &mut Session) -> Result<i32> {
     };
 
     // 9. Start CMD and supervise it until it ends or something it depends on is lost.
-    let heartbeat = lock
-        .as_ref()
-        .map_or_else(|| prefix.to_string(), |l| l.path.clone());
-    session.start_heartbeat(heartbeat);
     let mut env = Vec::new();
     if let Some(lock) = &lock {
         env.push(("SWITCHMAN_LOCK".to_string(), lock.path.clone()));
@@ -192,7 +191,6 @@ async fn run_in_session(plan: &Plan<'_>, session: &mut Session) -> Result<i32> {
     }
     let child = supervisor::spawn(&plan.cli.cmd, &env)?;
 
-    let session = &*session;
     let mut losses: Vec<Pin<Box<dyn Future<Output = String> + '_>>> =
         vec![Box::pin(session.ended())];
     if let Some(lock) = &lock {
