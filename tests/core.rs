@@ -482,3 +482,50 @@ async fn logfile_gets_lines_at_loglevel_with_timestamp_and_pid() {
     std::fs::write(job.file("a.go"), "").unwrap();
     assert_eq!(finish(a).await.0, 0);
 }
+
+/// A run that waits in a lease queue for longer than the session timeout must start CMD with a
+/// fresh liveness record, not stop it at once.
+#[tokio::test]
+async fn a_long_wait_for_a_lease_does_not_doom_cmd() {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new("long-wait", &zk_hosts, json!({}));
+    let client = zk(&zk_hosts).await;
+    let folder =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.mkdir(&job.prefix, &folder).await.unwrap();
+    client
+        .set_data(&job.prefix, br#"{"resources": ["r"]}"#, None)
+        .await
+        .unwrap();
+
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&[&["--lease", "r=1:1"][..], &args("a", &a_cmd)].concat());
+    wait_for_file(&job.file("a.pid")).await;
+    let b_cmd = cmd_waiting("b", 4);
+    let b = job.spawn(&[&["--lease", "r=1:1"][..], &args("b", &b_cmd)].concat());
+    let queue = format!("{}/queues/r", job.prefix);
+    let mut queued = false;
+    for _ in 0..1500 {
+        if client
+            .list_children(&queue)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.starts_with("b-"))
+        {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(queued, "b joined the queue");
+    // The fault: B waits for longer than the session timeout.
+    tokio::time::sleep(Duration::from_secs_f64(support::sm::SESSION_TIMEOUT * 1.5)).await;
+    std::fs::write(job.file("a.go"), "").unwrap();
+    assert_eq!(finish(a).await.0, 0);
+    wait_for_file(&job.file("b.pid")).await;
+    std::fs::write(job.file("b.go"), "").unwrap();
+    let (code, stderr) = finish(b).await;
+    assert_eq!(code, 4, "B's CMD ran to its own end: {stderr}");
+    assert!(!job.file("b.term").exists());
+}
