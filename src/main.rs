@@ -3,6 +3,11 @@ use switchman::config::Config;
 use switchman::{logging, run};
 
 fn main() {
+    // A bug of ours is an internal error (70) with one line, not Rust's 101 and a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("switchman: internal error: {info}; please report this");
+        std::process::exit(70);
+    }));
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);
     let result = logging::init(cli.debug(), config.as_ref().ok())
