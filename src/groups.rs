@@ -20,17 +20,22 @@ pub async fn fetch_prefix(
 ) -> Result<(Vec<u8>, Option<OneshotWatcher>)> {
     let client = session.client();
     let (data, watcher) = if watch {
-        match client.get_and_watch_data(prefix).await {
-            Ok((data, _, w)) => (data, Some(w)),
-            Err(zookeeper_client::Error::NoNode) => {
-                // Watch for the node's creation: groups may be written while CMD runs.
-                let (_, w) = client
-                    .check_and_watch_stat(prefix)
-                    .await
-                    .map_err(|e| zk_error("watch", prefix, e))?;
-                (Vec::new(), Some(w))
+        loop {
+            match client.get_and_watch_data(prefix).await {
+                Ok((data, _, w)) => break (data, Some(w)),
+                Err(zookeeper_client::Error::NoNode) => {
+                    // Watch for the node's creation: groups may be written while CMD runs.
+                    let (stat, w) = client
+                        .check_and_watch_stat(prefix)
+                        .await
+                        .map_err(|e| zk_error("watch", prefix, e))?;
+                    if stat.is_none() {
+                        break (Vec::new(), Some(w));
+                    }
+                    // Created between the two requests: read its data after all.
+                }
+                Err(e) => return Err(zk_error("read", prefix, e)),
             }
-            Err(e) => return Err(zk_error("read", prefix, e)),
         }
     } else {
         match client.get_data(prefix).await {
@@ -40,6 +45,23 @@ pub async fn fetch_prefix(
         }
     };
     Ok((data, watcher))
+}
+
+/// Why a watched membership ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loss {
+    /// The host is no longer in the group, or the group is gone.
+    Left(String),
+    /// The ZooKeeper session expired or was closed.
+    SessionEnded(String),
+}
+
+impl Loss {
+    pub fn reason(self) -> String {
+        match self {
+            Loss::Left(why) | Loss::SessionEnded(why) => why,
+        }
+    }
 }
 
 /// This host's membership of a group, watched.
@@ -71,10 +93,11 @@ impl Membership {
         }))
     }
 
-    /// Resolves when this host is no longer in the group. Data that does not parse is logged
-    /// loudly and otherwise ignored: a typo in the prefix znode must not kill every running job,
-    /// so the last good view stands until the data is fixed.
-    pub async fn lost(self, session: &Session) -> String {
+    /// Resolves when this host is no longer in the group, or the session ended; a change that
+    /// keeps the host does nothing. Data that does not parse is logged loudly and otherwise
+    /// ignored: a typo in the prefix znode must not kill every running job, so the last good
+    /// view stands until the data is fixed.
+    pub async fn watch(self, session: &Session) -> Loss {
         let Membership {
             group,
             host,
@@ -84,7 +107,10 @@ impl Membership {
         loop {
             let event = watcher.changed().await;
             if event.event_type == EventType::Session && event.session_state.is_terminated() {
-                return format!("the ZooKeeper session ended ({})", event.session_state);
+                return Loss::SessionEnded(format!(
+                    "the ZooKeeper session ended ({})",
+                    event.session_state
+                ));
             }
             let data;
             (data, watcher) = loop {
@@ -103,9 +129,13 @@ impl Membership {
                     tracing::debug!("prefix data changed; {host} is still in group {group}")
                 }
                 Ok(Ok(false)) => {
-                    return format!("host {host} was removed from group {group} in {prefix}");
+                    return Loss::Left(format!(
+                        "host {host} was removed from group {group} in {prefix}"
+                    ));
                 }
-                Ok(Err(_)) => return format!("group {group} was removed from {prefix}"),
+                Ok(Err(_)) => {
+                    return Loss::Left(format!("group {group} was removed from {prefix}"));
+                }
                 Err(e) => tracing::error!(
                     "ignoring the new data of {prefix}, keeping the last good groups: {e}"
                 ),

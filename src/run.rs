@@ -6,7 +6,7 @@ use std::pin::Pin;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::groups::{Membership, fetch_prefix};
+use crate::groups::{Loss, Membership, fetch_prefix};
 use crate::host;
 use crate::lease_spec::{LeaseSpec, Macros};
 use crate::lock;
@@ -100,6 +100,13 @@ async fn run_in_session(plan: &Plan<'_>, session: &Session) -> Result<i32> {
         _ => None,
     };
 
+    // Watched from here on: a host taken out of the group while the run waits for leases must
+    // skip, not start CMD only to stop it.
+    let mut group_left: Pin<Box<dyn Future<Output = Loss> + '_>> = match membership {
+        Some(m) => Box::pin(m.watch(session)),
+        None => Box::pin(std::future::pending()),
+    };
+
     // 4. The lock must be free; with leases, watch it while we wait. (Without leases the
     //    create in step 8 is the check, which saves a request.)
     let lock_path = plan.lock_name.as_ref().map(|n| plan.paths.lock(n));
@@ -148,10 +155,20 @@ async fn run_in_session(plan: &Plan<'_>, session: &Session) -> Result<i32> {
         held = acquiring => held?,
         _ = async {
             match lock_taken_elsewhere {
-                Some(watch) => { watch.changed().await; }
+                // Only the node's creation means the lock was taken: the end of the session
+                // fires this watch too, and is the acquiring branch's to report.
+                Some(watch) => {
+                    if watch.changed().await.event_type != zookeeper_client::EventType::NodeCreated {
+                        std::future::pending::<()>().await;
+                    }
+                }
                 None => std::future::pending().await,
             }
         } => return skip(format!("lock {} was taken elsewhere while we waited", lock_path.unwrap_or_default())),
+        loss = &mut group_left => return match loss {
+            Loss::Left(why) => skip(format!("{why} while we waited")),
+            Loss::SessionEnded(why) => Err(Error::Unavailable(why)),
+        },
         _ = async {
             match plan.config.resources_wait_timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -199,8 +216,8 @@ async fn run_in_session(plan: &Plan<'_>, session: &Session) -> Result<i32> {
     for lease in &held {
         losses.push(Box::pin(lease.lost(session)));
     }
-    if let Some(m) = membership {
-        losses.push(Box::pin(m.lost(session)));
+    if plan.cli.group.is_some() {
+        losses.push(Box::pin(async move { group_left.await.reason() }));
     }
     let loss = std::pin::pin!(async { futures::future::select_all(losses).await.0 });
     match child
