@@ -4,8 +4,6 @@
 //! A waiter watches only the node just ahead of its own, so one departure wakes one waiter
 //! (no herd), and the order is the order of arrival.
 
-use std::time::Duration;
-
 use zookeeper_client::EventType;
 
 use crate::error::Result;
@@ -34,14 +32,25 @@ pub async fn join(session: &Session, stem: &str, data: &[u8]) -> Result<Item> {
 /// True if the queue folder already holds an item `{name}-{digits}` (another host is waiting
 /// to run the same task).
 pub async fn has_item_named(session: &Session, folder: &str, name: &str) -> Result<bool> {
-    match session.client().list_children(folder).await {
-        Ok(children) => Ok(children.iter().any(|c| {
-            c.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-        })),
-        Err(zookeeper_client::Error::NoNode) => Ok(false),
-        Err(e) => Err(zk_error("list", folder, e)),
+    Ok(list(session, folder).await?.iter().any(|c| {
+        c.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    }))
+}
+
+/// The children of `folder`; none if it does not exist. A connection lost in flight is not a
+/// failure: the client library reconnects with the same session, and a read can be repeated.
+/// (Requests made while it reconnects wait for the new connection; if the session is lost
+/// instead, they fail with that.)
+pub async fn list(session: &Session, folder: &str) -> Result<Vec<String>> {
+    loop {
+        match session.client().list_children(folder).await {
+            Ok(children) => return Ok(children),
+            Err(zookeeper_client::Error::NoNode) => return Ok(Vec::new()),
+            Err(zookeeper_client::Error::ConnectionLoss) => continue,
+            Err(e) => return Err(zk_error("list", folder, e)),
+        }
     }
 }
 
@@ -50,14 +59,7 @@ impl Item {
     pub async fn wait_turn(&self, session: &Session) -> Result<()> {
         let client = session.client();
         loop {
-            let children = match client.list_children(&self.folder).await {
-                Ok(c) => c,
-                Err(zookeeper_client::Error::ConnectionLoss) => {
-                    tokio::time::sleep(session.liveness().timeout / 20).await;
-                    continue;
-                }
-                Err(e) => return Err(zk_error("list", &self.folder, e)),
-            };
+            let children = list(session, &self.folder).await?;
             // The item just ahead of ours: the largest sequence below ours.
             let ahead = children
                 .iter()
@@ -71,6 +73,7 @@ impl Item {
             match client.check_and_watch_stat(&ahead).await {
                 Ok((None, _)) => continue,
                 Ok((Some(_), watcher)) => {
+                    tracing::debug!("{}: waiting behind {ahead}", self.path);
                     let event = watcher.changed().await;
                     if event.event_type == EventType::Session && event.session_state.is_terminated()
                     {
@@ -80,16 +83,21 @@ impl Item {
                         )));
                     }
                 }
-                Err(zookeeper_client::Error::ConnectionLoss) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(zookeeper_client::Error::ConnectionLoss) => continue,
                 Err(e) => return Err(zk_error("watch", &ahead, e)),
             }
         }
     }
 
-    /// Leaves the queue.
+    /// Leaves the queue. A delete whose reply was lost is repeated: if it had been done, the
+    /// node is gone, which is what we want.
     pub async fn leave(&self, session: &Session) -> Result<()> {
-        session.delete_own(&self.path).await
+        loop {
+            match session.client().delete(&self.path, None).await {
+                Ok(()) | Err(zookeeper_client::Error::NoNode) => return Ok(()),
+                Err(zookeeper_client::Error::ConnectionLoss) => continue,
+                Err(e) => return Err(zk_error("delete", &self.path, e)),
+            }
+        }
     }
 }

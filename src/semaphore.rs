@@ -57,12 +57,20 @@ pub async fn acquire(
         // with the listing, so a departure between the two cannot be missed.
         let (children, watcher) = match session.client().get_and_watch_children(&leases).await {
             Ok((children, _, w)) => (children, w),
-            Err(zookeeper_client::Error::NoNode) => continue,
+            Err(zookeeper_client::Error::NoNode | zookeeper_client::Error::ConnectionLoss) => {
+                continue;
+            }
             Err(e) => return Err(zk_error("watch", &leases, e)),
         };
-        if sum(&leases, &children, spec)? + spec.count <= spec.total {
+        let leased = sum(&leases, &children, spec)?;
+        if leased + spec.count <= spec.total {
             continue;
         }
+        tracing::debug!(
+            "{leases}: {leased} of {} leased, no room for {}; waiting for a lease to go",
+            spec.total,
+            spec.count
+        );
         let event = watcher.changed().await;
         if event.event_type == EventType::Session && event.session_state.is_terminated() {
             return Err(Error::Unavailable(format!(
@@ -74,11 +82,7 @@ pub async fn acquire(
 
 /// Whether our count fits beside the existing leases.
 async fn room(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
-    let children = match session.client().list_children(leases).await {
-        Ok(c) => c,
-        Err(zookeeper_client::Error::NoNode) => Vec::new(),
-        Err(e) => return Err(zk_error("list", leases, e)),
-    };
+    let children = queue::list(session, leases).await?;
     Ok(sum(leases, &children, spec)? + spec.count <= spec.total)
 }
 

@@ -22,6 +22,9 @@ use zookeeper_client::{Acls, Client, CreateMode, SessionState};
 use crate::config::Config;
 use crate::error::{self, Error, Result};
 
+/// Beats sent and not yet answered, at most (a session timeout's worth).
+const MAX_BEATS_IN_FLIGHT: usize = 6;
+
 /// Now, on the clock that counts through suspend.
 pub fn now() -> Duration {
     let ts = clock_gettime(ClockId::CLOCK_BOOTTIME)
@@ -38,36 +41,68 @@ pub struct Session {
 
 impl Session {
     /// Establishes a session, retrying servers until `connect_timeout` (exit 69 after that).
+    ///
+    /// The client library gives up on a new session after about a session timeout, so it is
+    /// asked again until `connect_timeout` is over: an ensemble that is still starting (or
+    /// electing a leader) when cron starts us is waited for, as the config says.
     pub async fn connect(config: &Config) -> Result<Session> {
-        let sent = now();
-        let connecting = Client::connector()
-            .with_session_timeout(config.session_timeout)
-            .connect(&config.zkhosts);
-        let client = match tokio::time::timeout(config.connect_timeout, connecting).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => {
-                return Err(Error::Unavailable(format!(
-                    "no session with {} ({e}); check that ZooKeeper is running and that zkhosts in {} is right",
-                    config.zkhosts,
-                    config.path.display()
-                )));
-            }
-            Err(_) => {
-                return Err(Error::Unavailable(format!(
-                    "no session with {} within connect_timeout ({:.1}s); check that ZooKeeper is running and reachable",
-                    config.zkhosts,
-                    config.connect_timeout.as_secs_f64()
-                )));
+        let give_up = tokio::time::Instant::now() + config.connect_timeout;
+        let mut last_error = None;
+        let (client, sent) = loop {
+            let sent = now();
+            let connecting = Client::connector()
+                .with_session_timeout(config.session_timeout)
+                .connect(&config.zkhosts);
+            match tokio::time::timeout_at(give_up, connecting).await {
+                Ok(Ok(client)) => break (client, sent),
+                Ok(Err(
+                    e @ (zookeeper_client::Error::Timeout
+                    | zookeeper_client::Error::ConnectionLoss
+                    | zookeeper_client::Error::NoHosts),
+                )) => {
+                    tracing::debug!("no session yet ({e}); trying again");
+                    last_error = Some(e);
+                    // Only a failure that came at once could make this a busy loop.
+                    tokio::time::sleep_until(
+                        give_up.min(tokio::time::Instant::now() + Duration::from_millis(100)),
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Unavailable(format!(
+                        "no session with {} ({e}); check that ZooKeeper is running and that zkhosts in {} is right",
+                        config.zkhosts,
+                        config.path.display()
+                    )));
+                }
+                Err(_) => {
+                    let last = last_error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default();
+                    return Err(Error::Unavailable(format!(
+                        "no session with {} within connect_timeout ({:.1}s{last}); check that ZooKeeper is running and reachable",
+                        config.zkhosts,
+                        config.connect_timeout.as_secs_f64()
+                    )));
+                }
             }
         };
         let timeout = client.session_timeout();
         tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
-        let liveness = Liveness::new(timeout, sent);
-        Ok(Session {
+        let session = Session {
             client,
-            liveness,
+            liveness: Liveness::new(timeout, sent),
             heartbeat: None,
-        })
+        };
+        // All we know of a slow connect is that it began at `sent`; one round trip tells how
+        // fresh the session really is, so that CMD is not stopped for the time spent waiting.
+        if now().saturating_sub(sent) > timeout / 6 {
+            let sent = now();
+            if session.client.check_stat("/").await.is_ok() {
+                session.liveness.acknowledged(sent);
+            }
+        }
+        Ok(session)
     }
 
     pub fn client(&self) -> &Client {
@@ -85,18 +120,40 @@ impl Session {
 
     /// Starts refreshing the liveness record with a cheap read of `path` every sixth of the
     /// session timeout, so that losing two in a row still leaves half the timeout to stop CMD.
+    ///
+    /// Beats go out on a fixed cadence whether or not the earlier ones were answered, and each
+    /// counts (with its own send time) whenever its reply comes. A beat caught in a short cut is
+    /// answered once the cut heals, which proves the servers heard us after it was sent; were
+    /// it abandoned, and the next one sent only after another interval, a cut of a fifth of the
+    /// timeout could look like half of it. Unanswered beats are few: the client library fails
+    /// them when it drops the connection.
     pub fn start_heartbeat(&mut self, path: String) {
         let client = self.client.clone();
         let liveness = self.liveness.clone();
         let every = liveness.timeout / 6;
         self.heartbeat = Some(tokio::spawn(async move {
+            // The first beat is due an interval after the newest acknowledged request (usually
+            // the lock's create, just now), not after the start of the heartbeat.
+            let first = (liveness.acked_at() + every).saturating_sub(now());
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut in_flight = futures::stream::FuturesUnordered::new();
             loop {
-                // The connect (or the last beat) was just acknowledged; a beat now would be waste.
-                tokio::time::sleep(every).await;
-                let sent = now();
-                // A request that hangs is abandoned after one interval; only replies count.
-                if let Ok(Ok(_)) = tokio::time::timeout(every, client.check_stat(&path)).await {
-                    liveness.acknowledged(sent);
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if in_flight.len() < MAX_BEATS_IN_FLIGHT {
+                            let (client, path) = (client.clone(), path.clone());
+                            in_flight.push(async move {
+                                let sent = now();
+                                (sent, client.check_stat(&path).await.is_ok())
+                            });
+                        }
+                    }
+                    Some((sent, answered)) = futures::StreamExt::next(&mut in_flight) => {
+                        if answered {
+                            liveness.acknowledged(sent);
+                        }
+                    }
                 }
             }
         }));
@@ -135,7 +192,8 @@ impl Session {
         zookeeper_client::Error,
     > {
         let options = mode.with_acls(Acls::anyone_all());
-        match self.client.create(path, data, &options).await {
+        let sent = now();
+        let created = match self.client.create(path, data, &options).await {
             Err(zookeeper_client::Error::NoNode) => {
                 let parent = &path[..path.rfind('/').unwrap_or(0)];
                 if !parent.is_empty() {
@@ -145,7 +203,16 @@ impl Session {
                 self.client.create(path, data, &options).await
             }
             other => other,
+        };
+        // An answered create (it goes through the leader) is fresh proof that the session lives,
+        // and the last one before CMD starts, after what may have been a long wait for a lease.
+        if matches!(
+            created,
+            Ok(_) | Err(zookeeper_client::Error::NodeExists | zookeeper_client::Error::NoNode)
+        ) {
+            let _ = sent;
         }
+        created
     }
 
     /// Stops the heartbeat, closes the session (deleting whatever ephemerals are left) and

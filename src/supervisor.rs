@@ -2,7 +2,9 @@
 //!
 //! CMD gets its own process group, so that stopping it stops everything it started: a shell
 //! script's children would otherwise run on without the lock. It also gets the kernel's
-//! parent-death signal, so that it dies even if switchman is SIGKILLed.
+//! parent-death signal, so that it dies even if switchman is SIGKILLed; and since that signal
+//! reaches CMD alone, a guardian process waits for switchman's death to SIGKILL the whole group
+//! (a script's worker would otherwise outlive both, and run on after the lock has gone).
 //!
 //! The supervisor waits for whichever comes first: CMD exiting, a loss (lock, lease, group or
 //! session, as a future from the caller), a signal to pass on, or a clock deadline from the
@@ -39,6 +41,7 @@ pub enum Ending {
 pub struct Child {
     child: tokio::process::Child,
     group: Pid,
+    guardian: Option<Guardian>,
 }
 
 /// Starts CMD with the parent's environment plus `env`.
@@ -73,10 +76,112 @@ pub fn spawn(cmd: &[OsString], env: &[(String, String)]) -> Result<Child> {
         })?;
     let pid = child.id().expect("a child that was just spawned has a pid");
     tracing::debug!(pid, "CMD started");
+    let group = Pid::from_raw(pid as i32);
+    let guardian = Guardian::start(group);
+    if guardian.is_none() {
+        tracing::warn!(
+            "cannot start the guardian of CMD's process group; if switchman is killed, CMD's children may outlive it"
+        );
+    }
     Ok(Child {
         child,
-        group: Pid::from_raw(pid as i32),
+        group,
+        guardian,
     })
+}
+
+/// A forked copy of switchman that does one thing: when switchman dies, however it dies, it
+/// SIGKILLs CMD's process group. It learns of the death from a pipe whose only write end
+/// switchman holds: the kernel closes it when switchman exits, and `read` returns 0.
+struct Guardian {
+    pid: libc::pid_t,
+    /// Held, never written; dropping it (switchman's exit) wakes the guardian.
+    _alive: std::os::fd::OwnedFd,
+}
+
+impl Guardian {
+    fn start(group: Pid) -> Option<Guardian> {
+        use std::os::fd::AsRawFd;
+        let (wake, alive) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let wake_fd = wake.as_raw_fd();
+        // SAFETY: between fork and _exit the child calls only async-signal-safe functions
+        // (sigaction, close_range/close, read, kill, _exit) on memory it does not share.
+        match unsafe { libc::fork() } {
+            -1 => None,
+            0 => unsafe { guard(wake_fd, group.as_raw()) },
+            pid => Some(Guardian { pid, _alive: alive }),
+        }
+    }
+
+    /// Switchman lives on, so the guardian is not needed: end it and reap it. CMD's group is
+    /// left as the stop (or CMD's own exit) left it.
+    fn dismiss(self) {
+        // SAFETY: plain syscalls on our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// The guardian's life, in the forked child.
+unsafe fn guard(wake_fd: libc::c_int, group: libc::pid_t) -> ! {
+    unsafe {
+        // Signals meant for switchman (a terminal's ^C reaches its whole process group) must
+        // not end the guardian.
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGPIPE,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        // Keep nothing of switchman's open but the pipe: not its ZooKeeper connection, nor the
+        // write end of the pipe, nor the stdout and stderr someone may be waiting to see closed.
+        close_all_but(wake_fd);
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(wake_fd, (&raw mut byte).cast(), 1);
+            if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                break;
+            }
+        }
+        libc::kill(-group, libc::SIGKILL);
+        libc::_exit(0)
+    }
+}
+
+/// Closes every file descriptor but `keep`.
+unsafe fn close_all_but(keep: libc::c_int) {
+    unsafe {
+        let ranges = [(0, keep - 1), (keep + 1, libc::c_int::MAX)];
+        for (first, last) in ranges {
+            if first > last {
+                continue;
+            }
+            if libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                last as libc::c_uint,
+                0,
+            ) != 0
+            {
+                // Kernels before 5.9: close them one by one, up to the descriptor limit.
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+                let top = (limit.rlim_cur.min(65536) as libc::c_int).min(last);
+                for fd in first..=top {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
 }
 
 impl Child {
@@ -125,7 +230,7 @@ impl Child {
                             70
                         }
                     };
-                    return match stop {
+                    let ending = match stop {
                         Some(s) => {
                             // Whatever CMD left running in its group must not outlive the lock.
                             let _ = killpg(self.group, Signal::SIGKILL);
@@ -133,6 +238,10 @@ impl Child {
                         }
                         None => Ending::Exited(code),
                     };
+                    if let Some(g) = self.guardian.take() {
+                        g.dismiss();
+                    }
+                    return ending;
                 }
                 reason = &mut loss, if stop.is_none() => {
                     stop = Some(self.begin_stop(reason, liveness, termination_timeout));
