@@ -55,6 +55,14 @@ pub async fn list(session: &Session, folder: &str) -> Result<Vec<String>> {
 }
 
 impl Item {
+    /// Whether no item in `children` (a listing of the queue that holds ours) is older.
+    pub fn is_oldest(&self, children: &[String]) -> bool {
+        !children
+            .iter()
+            .filter_map(|c| sequence_of(c))
+            .any(|s| s < self.seq)
+    }
+
     /// Waits until this item is the oldest in its queue.
     pub async fn wait_turn(&self, session: &Session) -> Result<()> {
         let client = session.client();

@@ -29,10 +29,19 @@ pub async fn acquire(
     data: &[u8],
 ) -> Result<Lease> {
     let leases = paths.semaphore_leases(&spec.resource);
+    let guard_folder = paths.semaphore_guard(&spec.resource);
     loop {
         let guard = queue::join(session, &paths.semaphore_guard_stem(&spec.resource), data).await?;
-        guard.wait_turn(session).await?;
-        let room = room(session, &leases, spec).await;
+        // Usually nobody else is at the guard (a resource's queue lets one waiter at a time
+        // through), so look at the guard's queue and the leases in one round trip.
+        let room = match guard_and_leases(session, &guard_folder, &leases).await {
+            Ok((waiting, held)) if guard.is_oldest(&waiting) => fits(&leases, &held, spec),
+            Ok(_) => match guard.wait_turn(session).await {
+                Ok(()) => room(session, &leases, spec).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         let taken = match room {
             Ok(true) => Some(
                 session
@@ -82,8 +91,39 @@ pub async fn acquire(
 
 /// Whether our count fits beside the existing leases.
 async fn room(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
-    let children = queue::list(session, leases).await?;
-    Ok(sum(leases, &children, spec)? + spec.count <= spec.total)
+    fits(leases, &queue::list(session, leases).await?, spec)
+}
+
+fn fits(leases: &str, children: &[String], spec: &LeaseSpec) -> Result<bool> {
+    Ok(sum(leases, children, spec)? + spec.count <= spec.total)
+}
+
+/// The guard's queue and then the leases, both asked at once: the servers answer a session's
+/// requests in the order they were sent, so the leases are read after the guard's queue. If
+/// that showed our guard node first, every earlier holder had let go, after creating its lease,
+/// and the leases read are the ones to count. A connection lost in flight loses the order, so
+/// both are asked again.
+async fn guard_and_leases(
+    session: &Session,
+    guard: &str,
+    leases: &str,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let client = session.client();
+    loop {
+        // Each request is sent when it is made, not when awaited.
+        let waiting = client.list_children(guard);
+        let held = client.list_children(leases);
+        let (waiting, held) = futures::join!(waiting, held);
+        let folder = |result, path| match result {
+            Ok(children) => Ok(Some(children)),
+            Err(zookeeper_client::Error::NoNode) => Ok(Some(Vec::new())),
+            Err(zookeeper_client::Error::ConnectionLoss) => Ok(None),
+            Err(e) => Err(zk_error("list", path, e)),
+        };
+        if let (Some(waiting), Some(held)) = (folder(waiting, guard)?, folder(held, leases)?) {
+            return Ok((waiting, held));
+        }
+    }
 }
 
 /// The sum of the counts of the leases named `{count}_{total}_{seq}`. A lease with another total

@@ -1,0 +1,901 @@
+//! End-to-end tests of leases (contract sections 3, 4 and 4.1): FIFO queues and counting
+//! semaphores, run as the real binary against a real ZooKeeper started by the harness.
+//!
+//! Every test works under a prefix of its own on the shared single-node ensemble, whose data
+//! lists the resources it leases. Synchronisation is by what can be observed, never by sleeping
+//! for a while: CMD's record files, the znodes of the queues and semaphores (awaited with
+//! watches), the server's list of watches (`wchp`, which shows exists and data watches only),
+//! and the runs' own debug lines in the job's logfile, which say when a run waits behind a
+//! queue item or for room in a semaphore (after its watch is set).
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+use support::sm::{Job, cmd_waiting, finish, is_dead, wait_for_file, wait_until, zk};
+use support::{Proxy, shared_ensemble};
+use tokio::process::Child;
+use zookeeper_client::{Acls, Client, CreateMode};
+
+/// `switchman OPTS... -- CMD...` as the `&str`s `Job::spawn` takes.
+fn argv<'a>(opts: &[&'a str], cmd: &'a [String]) -> Vec<&'a str> {
+    let mut v = opts.to_vec();
+    v.push("--");
+    v.extend(cmd.iter().map(String::as_str));
+    v
+}
+
+/// A shell CMD that appends `start NAME` to `$JOB_DIR/records`, writes its pid to `NAME.pid`,
+/// then waits until `NAME.go` or `all.go` appears, appends `end NAME` and exits 0. The records
+/// are written while CMD runs, so they can only under-state how many ran at once.
+fn recorded(name: &str) -> Vec<String> {
+    let script = format!(
+        r#"echo "start {name}" >> "$JOB_DIR/records"
+echo $$ > "$JOB_DIR/{name}.pid.tmp" && mv "$JOB_DIR/{name}.pid.tmp" "$JOB_DIR/{name}.pid"
+while [ ! -e "$JOB_DIR/{name}.go" ] && [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done
+echo "end {name}" >> "$JOB_DIR/records""#
+    );
+    vec!["sh".into(), "-c".into(), script]
+}
+
+fn go(job: &Job, name: &str) {
+    std::fs::write(job.file(&format!("{name}.go")), "").unwrap();
+}
+
+fn records(job: &Job) -> Vec<String> {
+    std::fs::read_to_string(job.file("records"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A job whose prefix znode's data lists `resources`, and a test client to look at it with.
+async fn leased_job(name: &str, extra: serde_json::Value, resources: &[&str]) -> (Job, Client) {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new(name, &zk_hosts, extra);
+    // Every run logs at debug into the job's dir: `await_log` reads it.
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&job.config).unwrap()).unwrap();
+    config["logfile"] = json!(job.file("switchman.log"));
+    config["loglevel"] = json!("debug");
+    std::fs::write(&job.config, config.to_string()).unwrap();
+    let client = zk(&zk_hosts).await;
+    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.mkdir(&job.prefix, &folder).await.unwrap();
+    let data = json!({ "resources": resources }).to_string();
+    client
+        .set_data(&job.prefix, data.as_bytes(), None)
+        .await
+        .unwrap();
+    (job, client)
+}
+
+fn queue(job: &Job, res: &str) -> String {
+    format!("{}/queues/{res}", job.prefix)
+}
+
+fn leases(job: &Job, res: &str) -> String {
+    format!("{}/semaphores/{res}/leases", job.prefix)
+}
+
+fn guard(job: &Job, res: &str) -> String {
+    format!("{}/semaphores/{res}/lock", job.prefix)
+}
+
+/// The sequence number ZooKeeper appended to a child's name.
+fn seq(name: &str) -> u64 {
+    name[name.rfind(['-', '_']).unwrap() + 1..].parse().unwrap()
+}
+
+/// The children of `path` in sequence order; none if it does not exist.
+async fn children(client: &Client, path: &str) -> Vec<String> {
+    match client.list_children(path).await {
+        Ok(mut c) => {
+            c.sort_by_key(|n| seq(n));
+            c
+        }
+        Err(zookeeper_client::Error::NoNode) => Vec::new(),
+        Err(e) => panic!("list {path}: {e}"),
+    }
+}
+
+/// Waits, by watching, until the children of `path` satisfy `cond`; returns them in sequence
+/// order. A missing `path` counts as having no children.
+async fn await_children(
+    client: &Client,
+    path: &str,
+    what: &str,
+    mut cond: impl FnMut(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (mut kids, watcher) = match client.get_and_watch_children(path).await {
+            Ok((kids, _, watcher)) => (kids, watcher),
+            Err(zookeeper_client::Error::NoNode) => {
+                let (stat, watcher) = client.check_and_watch_stat(path).await.unwrap();
+                if stat.is_some() {
+                    continue;
+                }
+                (Vec::new(), watcher)
+            }
+            Err(e) => panic!("watch {path}: {e}"),
+        };
+        kids.sort_by_key(|n| seq(n));
+        if cond(&kids) {
+            return kids;
+        }
+        if tokio::time::timeout_at(deadline, watcher.changed())
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting until {what}; children of {path}: {kids:?}");
+        }
+    }
+}
+
+/// Whether a queue holds an item of task `lock`.
+fn has_item(kids: &[String], lock: &str) -> bool {
+    kids.iter().any(|k| {
+        k.strip_prefix(lock)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Every znode under `root` whose data names process `pid` (`"{fqdn} {pid}"`).
+async fn nodes_of(client: &Client, root: &str, pid: u32) -> Vec<String> {
+    let suffix = format!(" {pid}");
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_string()];
+    while let Some(path) = stack.pop() {
+        let Ok((data, _)) = client.get_data(&path).await else {
+            continue;
+        };
+        if String::from_utf8_lossy(&data).ends_with(&suffix) {
+            found.push(path.clone());
+        }
+        for child in client.list_children(&path).await.unwrap_or_default() {
+            stack.push(format!("{path}/{child}"));
+        }
+    }
+    found
+}
+
+/// The server's watches by path (`wchp`), leaving out those of the sessions in `except` (the
+/// test's own client).
+fn watches(except: &Client) -> HashMap<String, Vec<String>> {
+    let ours = format!("{:#x}", except.session_id().0);
+    let text = shared_ensemble()
+        .four_letter_word(0, "wchp")
+        .unwrap_or_default();
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    let mut current = None;
+    for line in text.lines() {
+        if line.starts_with('/') {
+            current = Some(line.trim().to_string());
+        } else if let Some(path) = &current {
+            let session = line.trim();
+            if !session.is_empty() && session != ours {
+                map.entry(path.clone())
+                    .or_default()
+                    .push(session.to_string());
+            }
+        }
+    }
+    map
+}
+
+/// Waits until the run with `pid` logs a line containing `needle` (the logfile holds every
+/// run's lines, each with the run's pid).
+async fn await_log(job: &Job, pid: u32, needle: &str) {
+    let tag = format!("[{pid}]");
+    wait_until(&format!("switchman {pid} logs {needle:?}"), || {
+        std::fs::read_to_string(job.file("switchman.log"))
+            .is_ok_and(|t| t.lines().any(|l| l.contains(&tag) && l.contains(needle)))
+    })
+    .await;
+}
+
+/// Waits until the run with `pid` has found no room in the semaphore of `res` and waits on a
+/// watch of its leases.
+async fn await_no_room(job: &Job, pid: u32, res: &str) {
+    let needle = format!("{}: ", leases(job, res));
+    let tag = format!("[{pid}]");
+    wait_until(&format!("switchman {pid} waits for room in {res}"), || {
+        std::fs::read_to_string(job.file("switchman.log")).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.contains(&tag) && l.contains(&needle) && l.contains("waiting for a lease to go")
+            })
+        })
+    })
+    .await;
+}
+
+/// The largest number of CMDs running at once according to `start`/`end` records.
+fn max_overlap(records: &[String]) -> usize {
+    let (mut now, mut max) = (0usize, 0usize);
+    for r in records {
+        if r.starts_with("start ") {
+            now += 1;
+            max = max.max(now);
+        } else if r.starts_with("end ") {
+            now -= 1;
+        }
+    }
+    max
+}
+
+fn position(records: &[String], line: &str) -> usize {
+    records
+        .iter()
+        .position(|r| r == line)
+        .unwrap_or_else(|| panic!("no {line:?} in {records:?}"))
+}
+
+async fn finish_ok(child: Child) {
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// The same job (prefix, settings, logfile, and CMD's `$JOB_DIR`) seen through other
+/// `zkhosts`, e.g. a proxy.
+struct Via {
+    job: Job,
+    job_dir: std::path::PathBuf,
+}
+
+impl Via {
+    fn new(job: &Job, zkhosts: &str) -> Via {
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&job.config).unwrap()).unwrap();
+        config["zkhosts"] = json!(zkhosts);
+        Via {
+            job: Job::with_config(&job.prefix, zkhosts, &config.to_string()),
+            job_dir: job.dir.path().to_path_buf(),
+        }
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.job
+            .command(args)
+            .env("JOB_DIR", &self.job_dir)
+            .spawn()
+            .expect("start switchman")
+    }
+}
+
+/// Contenders for a `1:1` resource run one at a time, in the order they joined the queue, and
+/// each waiter watches only the item just ahead of its own.
+#[tokio::test]
+async fn contenders_run_in_queue_order() {
+    let (job, client) = leased_job("fifo", json!({}), &["r"]).await;
+    let q = queue(&job, "r");
+    let names: Vec<String> = (0..6).map(|i| format!("l{i}")).collect();
+    let cmds: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| {
+            let script = format!(
+                r#"echo {n} >> "$JOB_DIR/order"
+while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#
+            );
+            vec!["sh".into(), "-c".into(), script]
+        })
+        .collect();
+
+    let mut runs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        runs.push(job.spawn(&argv(&["--lockname", name, "--lease", "r=1:1"], &cmds[i])));
+        if i == 0 {
+            wait_for_file(&job.file("order")).await;
+        } else {
+            await_children(&client, &q, &format!("{name} has queued"), |kids| {
+                has_item(kids, name)
+            })
+            .await;
+        }
+    }
+    let queued = children(&client, &q).await;
+    let queue_order: Vec<String> = queued
+        .iter()
+        .map(|k| k[..k.rfind('-').unwrap()].to_string())
+        .collect();
+    assert_eq!(
+        queue_order,
+        &names[1..],
+        "each joined the queue after the last"
+    );
+
+    // No herd: each waiter watches only the item ahead of its own, never the folder, so the
+    // first four items have one watcher each and the last has none.
+    let items: Vec<String> = queued.iter().map(|k| format!("{q}/{k}")).collect();
+    wait_until("every waiter watches the item ahead", || {
+        let w = watches(&client);
+        items[..items.len() - 1].iter().all(|i| w.contains_key(i))
+    })
+    .await;
+    let w = watches(&client);
+    for item in &items[..items.len() - 1] {
+        assert_eq!(w[item].len(), 1, "{item} has one watcher: {w:?}");
+    }
+    assert!(!w.contains_key(items.last().unwrap()), "{w:?}");
+    assert!(
+        !w.contains_key(&q),
+        "nobody watches the queue folder: {w:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.file("order")).unwrap(),
+        "l0\n",
+        "the others wait"
+    );
+
+    go(&job, "all");
+    for run in runs {
+        finish_ok(run).await;
+    }
+    let order: Vec<String> = std::fs::read_to_string(job.file("order"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(order[0], "l0");
+    assert_eq!(&order[1..], &queue_order[..], "CMDs started in queue order");
+    assert!(children(&client, &q).await.is_empty());
+    assert!(children(&client, &leases(&job, "r")).await.is_empty());
+}
+
+/// A `1:3` semaphore with eight contenders: three run at once, never more.
+#[tokio::test]
+async fn semaphore_admits_at_most_total() {
+    let (job, client) = leased_job("sem3", json!({}), &["r"]).await;
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    let cmds: Vec<Vec<String>> = names.iter().map(|n| recorded(n)).collect();
+    let runs: Vec<Child> = names
+        .iter()
+        .zip(&cmds)
+        .map(|(n, c)| job.spawn(&argv(&["--lockname", n, "--lease", "r=1:3"], c)))
+        .collect();
+
+    // Three run; the other five wait in the queue, the first of them at the semaphore.
+    // (Three running first: until then the queue's head may still be about to get a lease.)
+    let q = queue(&job, "r");
+    wait_until("three CMDs run", || records(&job).len() == 3).await;
+    let waiting = await_children(&client, &q, "five wait", |k| k.len() == 5).await;
+    let head = &waiting[0][..waiting[0].rfind('-').unwrap()];
+    let head_pid = runs[names.iter().position(|n| n == head).unwrap()]
+        .id()
+        .unwrap();
+    await_no_room(&job, head_pid, "r").await;
+    assert_eq!(records(&job).len(), 3, "{:?}", records(&job));
+    let held = children(&client, &leases(&job, "r")).await;
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(held.iter().all(|l| l.starts_with("1_3_")), "{held:?}");
+
+    go(&job, "all");
+    for run in runs {
+        finish_ok(run).await;
+    }
+    let recs = records(&job);
+    assert_eq!(recs.len(), 16, "{recs:?}");
+    assert_eq!(max_overlap(&recs), 3, "{recs:?}");
+    assert!(children(&client, &leases(&job, "r")).await.is_empty());
+}
+
+/// Counts are weighed: `2:5` and `3:5` fit together; a `1:5` waits until one of them ends.
+#[tokio::test]
+async fn weighted_counts_share_the_total() {
+    let (job, client) = leased_job("weighted", json!({}), &["r"]).await;
+    let (a_cmd, b_cmd, c_cmd) = (recorded("a"), recorded("b"), recorded("c"));
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=2:5"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+    let b = job.spawn(&argv(&["--lockname", "b", "--lease", "r=3:5"], &b_cmd));
+    wait_for_file(&job.file("b.pid")).await;
+    let held: Vec<String> = children(&client, &leases(&job, "r"))
+        .await
+        .iter()
+        .map(|l| l[..4].to_string())
+        .collect();
+    assert_eq!(held, ["2_5_", "3_5_"]);
+
+    // The third is at the semaphore, waiting on a watch of the leases, and does not run.
+    let c = job.spawn(&argv(&["--lockname", "c", "--lease", "r=1:5"], &c_cmd));
+    await_no_room(&job, c.id().unwrap(), "r").await;
+    assert!(!job.file("c.pid").exists(), "{:?}", records(&job));
+
+    go(&job, "a");
+    finish_ok(a).await;
+    wait_for_file(&job.file("c.pid")).await;
+    let recs = records(&job);
+    assert!(
+        position(&recs, "start c") > position(&recs, "end a"),
+        "{recs:?}"
+    );
+    assert!(
+        !recs.contains(&"end b".to_string()),
+        "b still runs: {recs:?}"
+    );
+    let held: Vec<String> = children(&client, &leases(&job, "r"))
+        .await
+        .iter()
+        .map(|l| l[..4].to_string())
+        .collect();
+    assert_eq!(held, ["3_5_", "1_5_"]);
+
+    go(&job, "all");
+    finish_ok(b).await;
+    finish_ok(c).await;
+}
+
+/// A lease of the same resource out of another total is a config error naming both totals,
+/// and leaves nothing behind.
+#[tokio::test]
+async fn total_mismatch_is_a_config_error() {
+    let (job, client) = leased_job("mismatch", json!({}), &["r"]).await;
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:2"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+
+    let b = job.spawn(&["--lockname", "b", "--lease", "r=1:3", "true"]);
+    let b_pid = b.id().unwrap();
+    let (code, stderr) = finish(b).await;
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("total of 3") && stderr.contains("total of 2"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert_eq!(
+        nodes_of(&client, &job.prefix, b_pid).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 1);
+
+    go(&job, "a");
+    finish_ok(a).await;
+}
+
+/// A resource the prefix data does not list is a config error naming it; nothing is written.
+#[tokio::test]
+async fn unknown_resource_is_a_config_error() {
+    let (job, client) = leased_job("unknown", json!({}), &["r", "s"]).await;
+    let (code, stderr) = job
+        .run(&["--lease", "r=1:1", "--lease", "nosuch=1:1", "true"])
+        .await;
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("nosuch"), "{stderr}");
+    assert_eq!(children(&client, &job.prefix).await, Vec::<String>::new());
+}
+
+/// A task already waiting in a queue (on another host) is skipped: exit 0, silent, no trace.
+#[tokio::test]
+async fn task_already_queued_is_skipped() {
+    let (job, client) = leased_job("queued", json!({}), &["r"]).await;
+    let (a_cmd, b_cmd) = (cmd_waiting("a", 0), cmd_waiting("b", 0));
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+    let b = job.spawn(&argv(&["--lockname", "b", "--lease", "r=1:1"], &b_cmd));
+    let q = queue(&job, "r");
+    await_children(&client, &q, "b has queued", |k| has_item(k, "b")).await;
+
+    let c_cmd = cmd_waiting("c", 0);
+    let c = job.spawn(&argv(&["--lockname", "b", "--lease", "r=1:1"], &c_cmd));
+    let c_pid = c.id().unwrap();
+    let (code, stderr) = finish(c).await;
+    assert_eq!((code, stderr.as_str()), (0, ""), "a skip is silent");
+    assert!(!job.file("c.pid").exists());
+    assert_eq!(
+        nodes_of(&client, &job.prefix, c_pid).await,
+        Vec::<String>::new()
+    );
+    let kids = children(&client, &q).await;
+    assert_eq!(kids.len(), 1, "only b's item: {kids:?}");
+
+    go(&job, "a");
+    finish_ok(a).await;
+    wait_for_file(&job.file("b.pid")).await;
+    go(&job, "b");
+    finish_ok(b).await;
+}
+
+/// The lock being taken elsewhere while we wait for a lease: skip, and leave the queue.
+#[tokio::test]
+async fn lock_taken_while_waiting_skips() {
+    let (job, client) = leased_job("lock-appears", json!({}), &["r"]).await;
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+    let b_cmd = cmd_waiting("b", 0);
+    let b = job.spawn(&argv(&["--lockname", "x", "--lease", "r=1:1"], &b_cmd));
+    let b_pid = b.id().unwrap();
+    let q = queue(&job, "r");
+    await_children(&client, &q, "b has queued", |k| has_item(k, "x")).await;
+
+    // Another host runs task x without leases.
+    let x_cmd = cmd_waiting("x", 0);
+    let x = job.spawn(&argv(&["--lockname", "x"], &x_cmd));
+    wait_for_file(&job.file("x.pid")).await;
+
+    let (code, stderr) = finish(b).await;
+    assert_eq!((code, stderr.as_str()), (0, ""), "a skip is silent");
+    assert!(!job.file("b.pid").exists());
+    assert_eq!(children(&client, &q).await, Vec::<String>::new());
+    assert_eq!(
+        nodes_of(&client, &job.prefix, b_pid).await,
+        Vec::<String>::new()
+    );
+
+    go(&job, "x");
+    go(&job, "a");
+    finish_ok(x).await;
+    finish_ok(a).await;
+}
+
+/// `resources_wait_timeout` runs out: exit 75, and neither the waiter at the semaphore nor
+/// the one behind it in the queue leaves a node behind.
+#[tokio::test]
+async fn wait_timeout_exits_75_and_leaves_nothing() {
+    let (job, client) = leased_job("timeout", json!({"resources_wait_timeout": 0.5}), &["r"]).await;
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+
+    let b = job.spawn(&["--lockname", "b", "--lease", "r=1:1", "true"]);
+    let c = job.spawn(&["--lockname", "c", "--lease", "r=1:1", "true"]);
+    let pids = [b.id().unwrap(), c.id().unwrap()];
+    for run in [b, c] {
+        let (code, stderr) = finish(run).await;
+        assert_eq!(code, 75, "{stderr}");
+        assert!(stderr.contains("resources_wait_timeout"), "{stderr}");
+    }
+    for pid in pids {
+        assert_eq!(
+            nodes_of(&client, &job.prefix, pid).await,
+            Vec::<String>::new()
+        );
+    }
+    assert_eq!(
+        children(&client, &queue(&job, "r")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        children(&client, &guard(&job, "r")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 1, "a's");
+
+    go(&job, "a");
+    finish_ok(a).await;
+}
+
+/// A lease deleted from outside while CMD runs stops CMD (SIGTERM first): exit 79.
+#[tokio::test]
+async fn deleted_lease_stops_cmd() {
+    let (job, client) = leased_job("lease-deleted", json!({}), &["r"]).await;
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    let env = wait_for_file(&job.file("a.env")).await;
+    let lease = env
+        .lines()
+        .find_map(|l| l.strip_prefix("SWITCHMAN_LEASES="))
+        .unwrap_or_else(|| panic!("no SWITCHMAN_LEASES in {env}"));
+    client.delete(lease, None).await.unwrap();
+
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "{stderr}");
+    assert!(
+        stderr.contains(lease) && stderr.contains("deleted"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.file("a.term")).unwrap(),
+        "term\n",
+        "CMD got SIGTERM first"
+    );
+}
+
+/// Macros in `--lease` and in the prefix's `resources`; `SWITCHMAN_LEASES` lists the lease
+/// nodes in the global order of `resources`, whatever the order on the command line.
+#[tokio::test]
+async fn macros_and_switchman_leases() {
+    let fqdn = "node1.example.com";
+    let (job, client) = leased_job("macros", json!({ "fqdn": fqdn }), &["r", "FQDN_cpu"]).await;
+    let out = std::process::Command::new("getconf")
+        .arg("_NPROCESSORS_ONLN")
+        .output()
+        .unwrap();
+    let cpus: u64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(
+        &[
+            "--lockname",
+            "a",
+            "--lease",
+            "FQDN_cpu=int(CPU/CPU):CPU",
+            "--lease",
+            "r=1:1",
+        ],
+        &a_cmd,
+    ));
+    let pid = a.id().unwrap();
+    let env = wait_for_file(&job.file("a.env")).await;
+    let held = env
+        .lines()
+        .find_map(|l| l.strip_prefix("SWITCHMAN_LEASES="))
+        .unwrap_or_else(|| panic!("no SWITCHMAN_LEASES in {env}"));
+    let held: Vec<&str> = held.split(' ').collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(
+        held[0],
+        format!("{}/1_1_0000000000", leases(&job, "r")),
+        "{held:?}"
+    );
+    assert_eq!(
+        held[1],
+        format!(
+            "{}/1_{cpus}_0000000000",
+            leases(&job, &format!("{fqdn}_cpu"))
+        ),
+        "{held:?}"
+    );
+    for lease in &held {
+        let (data, stat) = client.get_data(lease).await.unwrap();
+        assert_eq!(String::from_utf8(data).unwrap(), format!("{fqdn} {pid}"));
+        assert_ne!(stat.ephemeral_owner, 0, "{lease} is ephemeral");
+    }
+    assert!(env.contains(&format!("SWITCHMAN_LOCK={}\n", job.lock_path("a"))));
+
+    go(&job, "a");
+    finish_ok(a).await;
+    for lease in &held {
+        assert_eq!(client.check_stat(lease).await.unwrap(), None);
+    }
+}
+
+/// With `--no-lock`, two runs of the same command share a resource: a semaphore without the
+/// mutual exclusion, and no lock node.
+#[tokio::test]
+async fn no_lock_runs_share_the_resource() {
+    let (job, client) = leased_job("no-lock", json!({}), &["r"]).await;
+    let script = r#"echo $$ >> "$JOB_DIR/running"
+while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#;
+    let args = ["--no-lock", "--lease", "r=1:2", "--", "sh", "-c", script];
+    let a = job.spawn(&args);
+    let b = job.spawn(&args);
+    wait_until("both CMDs run at once", || {
+        std::fs::read_to_string(job.file("running")).is_ok_and(|t| t.lines().count() == 2)
+    })
+    .await;
+    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 2);
+    assert_eq!(
+        children(&client, &format!("{}/locks", job.prefix)).await,
+        Vec::<String>::new()
+    );
+    // A third does not fit.
+    let c = job.spawn(&args);
+    await_no_room(&job, c.id().unwrap(), "r").await;
+    assert_eq!(
+        std::fs::read_to_string(job.file("running"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    go(&job, "all");
+    for run in [a, b, c] {
+        finish_ok(run).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(job.file("running"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+}
+
+/// Bad `--lease` specs are usage errors (64) that quote the spec, before anything is written.
+#[tokio::test]
+async fn bad_specs_exit_64_quoting_the_text() {
+    let (job, client) = leased_job("bad-specs", json!({}), &["r"]).await;
+    for spec in [
+        "r",
+        "r=1",
+        "r=x:1",
+        "r=1:system(1)",
+        "r=1:`id`",
+        "r=0:1",
+        "r=2:1",
+        "r=1:-1",
+        "r=-1:2",
+        "r=1:2/0",
+        "=1:1",
+        "a/b=1:1",
+        "r=1:(((1)",
+    ] {
+        let (code, stderr) = job.run(&["--lease", spec, "true"]).await;
+        assert_eq!(code, 64, "{spec}: {stderr}");
+        assert!(stderr.contains(&format!("{spec:?}")), "{spec}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{spec}: {stderr}");
+    }
+    assert_eq!(children(&client, &job.prefix).await, Vec::<String>::new());
+}
+
+/// Two runs SIGKILLed while they wait (one at the semaphore, one behind it in the queue) leave
+/// nothing once their sessions expire, and the next run goes through.
+#[tokio::test]
+async fn killed_waiters_leave_no_orphans() {
+    let (job, client) = leased_job("killed", json!({}), &["r"]).await;
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+
+    let q = queue(&job, "r");
+    let mut b = job.spawn(&["--lockname", "b", "--lease", "r=1:1", "true"]);
+    await_children(&client, &q, "b has queued", |k| has_item(k, "b")).await;
+    let mut c = job.spawn(&["--lockname", "c", "--lease", "r=1:1", "true"]);
+    let kids = await_children(&client, &q, "c has queued", |k| has_item(k, "c")).await;
+    // b waits at the semaphore, c on b's item.
+    await_no_room(&job, b.id().unwrap(), "r").await;
+    await_log(
+        &job,
+        c.id().unwrap(),
+        &format!("waiting behind {q}/{}", kids[0]),
+    )
+    .await;
+
+    for run in [&mut b, &mut c] {
+        let pid = run.id().unwrap() as i32;
+        run.start_kill().unwrap();
+        run.wait().await.unwrap();
+        assert!(is_dead(pid));
+    }
+    await_children(&client, &q, "the killed runs' items expire", |k| {
+        k.is_empty()
+    })
+    .await;
+    assert_eq!(
+        children(&client, &guard(&job, "r")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 1, "a's");
+
+    go(&job, "a");
+    finish_ok(a).await;
+    let (code, stderr) = job
+        .run(&["--lockname", "d", "--lease", "r=1:1", "true"])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        children(&client, &leases(&job, "r")).await,
+        Vec::<String>::new()
+    );
+}
+
+/// A waiter whose connection is cut and re-made keeps its place: a disconnect is not a loss,
+/// while waiting no more than while CMD runs.
+#[tokio::test]
+async fn waiters_survive_a_reconnect() {
+    let (job, client) = leased_job("reconnect", json!({}), &["r"]).await;
+    let proxy = Proxy::start(&shared_ensemble().client_ports());
+    let via = Via::new(&job, &proxy.connect_string());
+    let q = queue(&job, "r");
+    let (a_cmd, b_cmd, c_cmd) = (recorded("a"), recorded("b"), recorded("c"));
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+    // b waits at the semaphore and c behind it, both through the proxy.
+    let b = via.spawn(&argv(&["--lockname", "b", "--lease", "r=1:1"], &b_cmd));
+    await_no_room(&job, b.id().unwrap(), "r").await;
+    let c = via.spawn(&argv(&["--lockname", "c", "--lease", "r=1:1"], &c_cmd));
+    await_log(&job, c.id().unwrap(), "waiting behind").await;
+
+    proxy.reset_all();
+    // While requests are held, a's end wakes b, whose next request is cut off by a reset.
+    proxy.block_requests();
+    go(&job, "a");
+    finish_ok(a).await;
+    proxy.reset_all();
+    proxy.heal();
+
+    for name in ["b", "c"] {
+        std::fs::write(job.file(&format!("{name}.go")), "").unwrap();
+    }
+    let (code, stderr) = finish(b).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = finish(c).await;
+    assert_eq!(code, 0, "{stderr}");
+    let recs = records(&job);
+    assert_eq!(max_overlap(&recs), 1, "{recs:?}");
+    assert_eq!(recs.len(), 6, "{recs:?}");
+    assert!(
+        position(&recs, "start b") < position(&recs, "start c"),
+        "{recs:?}"
+    );
+    assert!(children(&client, &q).await.is_empty());
+}
+
+/// A waiter whose session expires has lost its place: that is ZooKeeper going away (69), not
+/// a skip (0), and its nodes are gone.
+#[tokio::test]
+async fn session_lost_while_waiting_is_not_a_skip() {
+    let (job, client) = leased_job("expired-wait", json!({}), &["r"]).await;
+    let proxy = Proxy::start(&shared_ensemble().client_ports());
+    let via = Via::new(&job, &proxy.connect_string());
+    let a_cmd = cmd_waiting("a", 0);
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    wait_for_file(&job.file("a.pid")).await;
+    let b = via.spawn(&["--lockname", "b", "--lease", "r=1:1", "true"]);
+    await_no_room(&job, b.id().unwrap(), "r").await;
+
+    proxy.blackhole();
+    await_children(&client, &queue(&job, "r"), "b's session expires", |k| {
+        k.is_empty()
+    })
+    .await;
+    let (code, stderr) = finish(b).await;
+    assert_eq!(code, 69, "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("switchman: ZooKeeper unavailable:") && l.contains("session")),
+        "{stderr}"
+    );
+
+    go(&job, "a");
+    finish_ok(a).await;
+}
+
+/// Another copy (the original, say) holding the semaphore's guard mutex is waited for, and the
+/// lease it takes under the guard is counted.
+#[tokio::test]
+async fn guard_held_elsewhere_is_honoured() {
+    let (job, client) = leased_job("guard", json!({}), &["r"]).await;
+    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let ephemeral = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    client.mkdir(&guard(&job, "r"), &folder).await.unwrap();
+    client.mkdir(&leases(&job, "r"), &folder).await.unwrap();
+    let (_, seq) = client
+        .create(
+            &format!("{}/acquire-", guard(&job, "r")),
+            b"other.example.com 1",
+            &ephemeral,
+        )
+        .await
+        .unwrap();
+    let other_guard = format!("{}/acquire-{seq}", guard(&job, "r"));
+
+    let a_cmd = recorded("a");
+    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
+    let pid = a.id().unwrap();
+    await_log(&job, pid, &format!("waiting behind {other_guard}")).await;
+    assert!(!job.file("a.pid").exists());
+
+    // The other copy takes the only unit under its guard, then lets go of the guard.
+    let (_, seq) = client
+        .create(
+            &format!("{}/1_1_", leases(&job, "r")),
+            b"other.example.com 1",
+            &ephemeral,
+        )
+        .await
+        .unwrap();
+    let other_lease = format!("{}/1_1_{seq}", leases(&job, "r"));
+    client.delete(&other_guard, None).await.unwrap();
+    await_no_room(&job, pid, "r").await;
+    assert!(!job.file("a.pid").exists());
+
+    client.delete(&other_lease, None).await.unwrap();
+    wait_for_file(&job.file("a.pid")).await;
+    go(&job, "a");
+    finish_ok(a).await;
+    assert_eq!(
+        children(&client, &guard(&job, "r")).await,
+        Vec::<String>::new()
+    );
+}
