@@ -20,10 +20,13 @@ use crate::error::{Error, Result};
 /// Installs the global subscriber. Fails only if the logfile cannot be opened.
 pub fn init(debug: bool, config: Option<&Config>) -> Result<()> {
     let stderr_level = if debug { Level::DEBUG } else { Level::WARN };
-    // The client library's debug output is noise to an operator; its warnings are not.
+    // The client library logs every reconnect as a warning; cron would mail those during a
+    // rolling restart of ZooKeeper. On stderr it speaks only in debug mode; the logfile keeps
+    // its warnings for diagnosis.
+    let library_level = if debug { LevelFilter::WARN } else { LevelFilter::OFF };
     let stderr_filter = Targets::new()
         .with_target("switchman", stderr_level)
-        .with_default(Level::WARN);
+        .with_default(library_level);
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .event_format(StderrFormat)

@@ -89,20 +89,13 @@ impl Session {
         };
         let timeout = client.session_timeout();
         tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
-        let session = Session {
+        // All we know of a slow connect is that it began at `sent`; the heartbeat's first beat
+        // then goes out at once and tells how fresh the session really is.
+        Ok(Session {
             client,
             liveness: Liveness::new(timeout, sent),
             heartbeat: None,
-        };
-        // All we know of a slow connect is that it began at `sent`; one round trip tells how
-        // fresh the session really is, so that CMD is not stopped for the time spent waiting.
-        if now().saturating_sub(sent) > timeout / 6 {
-            let sent = now();
-            if session.client.check_stat("/").await.is_ok() {
-                session.liveness.acknowledged(sent);
-            }
-        }
-        Ok(session)
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -125,35 +118,53 @@ impl Session {
     /// counts (with its own send time) whenever its reply comes. A beat caught in a short cut is
     /// answered once the cut heals, which proves the servers heard us after it was sent; were
     /// it abandoned, and the next one sent only after another interval, a cut of a fifth of the
-    /// timeout could look like half of it. Unanswered beats are few: the client library fails
-    /// them when it drops the connection.
+    /// timeout could look like half of it. For the same reason a beat lost with its connection
+    /// is sent again at once: the client library holds it until it has reconnected, so the
+    /// first answer after a server restart refreshes the record, not one an interval later
+    /// (a rolling restart costs a beat per server, and two lost beats are a third of the way
+    /// to the stop).
     pub fn start_heartbeat(&mut self, path: String) {
         let client = self.client.clone();
         let liveness = self.liveness.clone();
         let every = liveness.timeout / 6;
         self.heartbeat = Some(tokio::spawn(async move {
-            // The first beat is due an interval after the newest acknowledged request (usually
-            // the lock's create, just now), not after the start of the heartbeat.
+            // The first beat is due an interval after the newest acknowledged request, the
+            // connect: at once if establishing the session took that long.
             let first = (liveness.acked_at() + every).saturating_sub(now());
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut in_flight = futures::stream::FuturesUnordered::new();
             loop {
-                tokio::select! {
-                    _ = ticks.tick() => {
-                        if in_flight.len() < MAX_BEATS_IN_FLIGHT {
-                            let (client, path) = (client.clone(), path.clone());
-                            in_flight.push(async move {
-                                let sent = now();
-                                (sent, client.check_stat(&path).await.is_ok())
-                            });
-                        }
-                    }
-                    Some((sent, answered)) = futures::StreamExt::next(&mut in_flight) => {
-                        if answered {
+                let pause = tokio::select! {
+                    _ = ticks.tick() => Some(Duration::ZERO),
+                    Some((sent, answer)) = futures::StreamExt::next(&mut in_flight) => match answer {
+                        Ok(_) => {
+                            tracing::debug!("beat sent {:?} answered after {:?}; silence was {:?}", sent, now() - sent, now().saturating_sub(liveness.acked_at()));
                             liveness.acknowledged(sent);
+                            None
                         }
-                    }
+                        // The session is over: nothing to refresh; `ended` reports it.
+                        Err(
+                            zookeeper_client::Error::SessionExpired
+                            | zookeeper_client::Error::SessionMoved
+                            | zookeeper_client::Error::ClientClosed
+                            | zookeeper_client::Error::AuthFailed,
+                        ) => None,
+                        // Lost with its connection (the library reports a reset, a timeout or a
+                        // loss): again, after a pause short enough not to matter and long enough
+                        // that an error that came at once cannot make this a busy loop.
+                        Err(e) => { tracing::debug!("beat sent {:?} failed after {:?}: {e}", sent, now() - sent); Some(every / 20) }
+                    },
+                };
+                if let Some(pause) = pause
+                    && in_flight.len() < MAX_BEATS_IN_FLIGHT
+                {
+                    let (client, path) = (client.clone(), path.clone());
+                    in_flight.push(async move {
+                        tokio::time::sleep(pause).await;
+                        let sent = now();
+                        (sent, client.check_stat(&path).await)
+                    });
                 }
             }
         }));
@@ -192,8 +203,7 @@ impl Session {
         zookeeper_client::Error,
     > {
         let options = mode.with_acls(Acls::anyone_all());
-        let sent = now();
-        let created = match self.client.create(path, data, &options).await {
+        match self.client.create(path, data, &options).await {
             Err(zookeeper_client::Error::NoNode) => {
                 let parent = &path[..path.rfind('/').unwrap_or(0)];
                 if !parent.is_empty() {
@@ -203,16 +213,7 @@ impl Session {
                 self.client.create(path, data, &options).await
             }
             other => other,
-        };
-        // An answered create (it goes through the leader) is fresh proof that the session lives,
-        // and the last one before CMD starts, after what may have been a long wait for a lease.
-        if matches!(
-            created,
-            Ok(_) | Err(zookeeper_client::Error::NodeExists | zookeeper_client::Error::NoNode)
-        ) {
-            let _ = sent;
         }
-        created
     }
 
     /// Stops the heartbeat, closes the session (deleting whatever ephemerals are left) and
