@@ -23,7 +23,11 @@ pub fn init(debug: bool, config: Option<&Config>) -> Result<()> {
     // The client library logs every reconnect as a warning; cron would mail those during a
     // rolling restart of ZooKeeper. On stderr it speaks only in debug mode; the logfile keeps
     // its warnings for diagnosis.
-    let library_level = if debug { LevelFilter::WARN } else { LevelFilter::OFF };
+    let library_level = if debug {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::OFF
+    };
     let stderr_filter = Targets::new()
         .with_target("switchman", stderr_level)
         .with_default(library_level);
