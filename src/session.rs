@@ -112,17 +112,17 @@ impl Session {
     }
 
     /// Starts refreshing the liveness record with a cheap read of `path` every sixth of the
-    /// session timeout, so that losing two in a row still leaves half the timeout to stop CMD.
+    /// session timeout. A stop begins after half the timeout without an answer, so an outage of
+    /// the ensemble (an election, a restart) of up to a third of the timeout goes unnoticed by
+    /// CMD: the silence it causes is at most the outage plus one interval.
     ///
-    /// Beats go out on a fixed cadence whether or not the earlier ones were answered, and each
-    /// counts (with its own send time) whenever its reply comes. A beat caught in a short cut is
-    /// answered once the cut heals, which proves the servers heard us after it was sent; were
-    /// it abandoned, and the next one sent only after another interval, a cut of a fifth of the
-    /// timeout could look like half of it. For the same reason a beat lost with its connection
-    /// is sent again at once: the client library holds it until it has reconnected, so the
-    /// first answer after a server restart refreshes the record, not one an interval later
-    /// (a rolling restart costs a beat per server, and two lost beats are a third of the way
-    /// to the stop).
+    /// That holds because no beat is ever given up on. Beats go out on a fixed cadence whether
+    /// or not the earlier ones were answered, and each counts, with its own send time, whenever
+    /// its reply comes: a beat caught in a short cut is answered once the cut heals, which proves
+    /// the servers heard us after it was sent. And a beat that fails with its connection (reset,
+    /// lost, timed out) is sent again at once; the client library holds it until it has
+    /// reconnected, so the first answer after a server restart refreshes the record, rather than
+    /// one an interval later (a rolling restart costs a beat per server).
     pub fn start_heartbeat(&mut self, path: String) {
         let client = self.client.clone();
         let liveness = self.liveness.clone();
@@ -139,7 +139,6 @@ impl Session {
                     _ = ticks.tick() => Some(Duration::ZERO),
                     Some((sent, answer)) = futures::StreamExt::next(&mut in_flight) => match answer {
                         Ok(_) => {
-                            tracing::debug!("beat sent {:?} answered after {:?}; silence was {:?}", sent, now() - sent, now().saturating_sub(liveness.acked_at()));
                             liveness.acknowledged(sent);
                             None
                         }
@@ -153,7 +152,7 @@ impl Session {
                         // Lost with its connection (the library reports a reset, a timeout or a
                         // loss): again, after a pause short enough not to matter and long enough
                         // that an error that came at once cannot make this a busy loop.
-                        Err(e) => { tracing::debug!("beat sent {:?} failed after {:?}: {e}", sent, now() - sent); Some(every / 20) }
+                        Err(_) => Some(every / 20),
                     },
                 };
                 if let Some(pause) = pause

@@ -104,8 +104,8 @@ impl Guardian {
         use std::os::fd::AsRawFd;
         let (wake, alive) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
         let wake_fd = wake.as_raw_fd();
-        // SAFETY: between fork and _exit the child calls only async-signal-safe functions
-        // (sigaction, close_range/close, read, kill, _exit) on memory it does not share.
+        // SAFETY: between fork and _exit the child makes only plain system calls (signal,
+        // close_range or close and getrlimit, read, kill, _exit): no allocation, no locks.
         match unsafe { libc::fork() } {
             -1 => None,
             0 => unsafe { guard(wake_fd, group.as_raw()) },

@@ -1,0 +1,643 @@
+//! The fault suite (issue 5): switchman against a real three-node ZooKeeper ensemble on
+//! loopback while servers restart, crash and lose quorum, while the network between switchman
+//! and the servers is cut (both ways or one way), and while switchman itself is killed.
+//!
+//! Two promises are checked. No overlap: a CMD is dead before the servers can let anyone else
+//! take its lock. No needless kill: a fault that heals in time leaves CMD alone. Both are
+//! asserted as orders of events (a CMD's own records, a watch event from a client connected
+//! straight to the ensemble, the kernel's view of a pid at that moment), never as durations.
+//! Sleeps below are only the lengths of faults and of observation windows.
+//!
+//! Tests that break the ensemble start a private one; those that only cut switchman's own
+//! connection (through a `Proxy`) share one per test binary.
+
+mod guard;
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use guard::{Records, guard_cmd, until_go};
+use serde_json::json;
+use support::sm::{Job, SESSION_TIMEOUT, finish, is_dead, wait_for_file, zk};
+use support::{Ensemble, Proxy, shared_ensemble3};
+use tokio::process::Child;
+use zookeeper_client::{Client, EventType, OneshotWatcher};
+
+/// The session timeout every job here asks for.
+fn session() -> Duration {
+    Duration::from_secs_f64(SESSION_TIMEOUT)
+}
+
+fn args<'a>(lock: &'a str, cmd: &'a [String]) -> Vec<&'a str> {
+    let mut v = vec!["--lockname", lock, "--"];
+    v.extend(cmd.iter().map(String::as_str));
+    v
+}
+
+/// `--lockname LOCK --lease r=1:1 -- CMD...`
+fn lease_args<'a>(lock: &'a str, cmd: &'a [String]) -> Vec<&'a str> {
+    let mut v = vec!["--lockname", lock, "--lease", "r=1:1", "--"];
+    v.extend(cmd.iter().map(String::as_str));
+    v
+}
+
+/// Lists resource `r` in the job's prefix data, so that `--lease r=...` may be used.
+async fn declare_resource_r(client: &Client, job: &Job) {
+    let folder =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.mkdir(&job.prefix, &folder).await.unwrap();
+    client
+        .set_data(&job.prefix, br#"{"resources": ["r"]}"#, None)
+        .await
+        .unwrap();
+}
+
+/// A second job on the same prefix as `job` (another host, as far as ZooKeeper can tell),
+/// reaching ZooKeeper through `zkhosts`.
+fn sibling(job: &Job, zkhosts: &str, extra: serde_json::Value) -> Job {
+    let mut config = json!({
+        "prefix": job.prefix,
+        "zkhosts": zkhosts,
+        "session_timeout": SESSION_TIMEOUT,
+        "termination_timeout": 1,
+        "connect_timeout": 5,
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
+    }
+    Job::with_config(&job.prefix, zkhosts, &config.to_string())
+}
+
+/// A CMD that records every catchable signal it receives in `$JOB_DIR/NAME.signals` (and
+/// carries on), writes its pid to `NAME.pid`, and exits 0 once `NAME.go` exists.
+fn cmd_recording(name: &str) -> Vec<String> {
+    let script = format!(
+        r#"for s in TERM INT HUP QUIT USR1 USR2 ALRM PIPE; do trap "echo $s >> \"\$JOB_DIR/{name}.signals\"" $s; done
+echo $$ > "$JOB_DIR/{name}.pid.tmp" && mv "$JOB_DIR/{name}.pid.tmp" "$JOB_DIR/{name}.pid"
+while [ ! -e "$JOB_DIR/{name}.go" ]; do sleep 0.05; done
+exit 0"#
+    );
+    vec!["sh".into(), "-c".into(), script]
+}
+
+async fn pid_in(path: &Path) -> i32 {
+    wait_for_file(path).await.trim().parse().unwrap()
+}
+
+/// Starts switchman until its CMD runs (a run that finds the lock still held skips, exit 0):
+/// returns the running switchman and CMD's pid, read from `pid_file`.
+async fn spawn_until_running(job: &Job, args: &[&str], pid_file: &Path) -> (Child, i32) {
+    for _ in 0..500 {
+        let mut child = job.spawn(args);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(pid_file)
+                && let Ok(pid) = text.trim().parse()
+            {
+                return (child, pid);
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                if status.code() != Some(0) {
+                    panic!("switchman failed: {:?}", finish(child).await);
+                }
+                break; // skipped: the lock is still held
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("CMD never got the lock");
+}
+
+/// A watch on `path`, which must exist.
+async fn watch_existing(client: &Client, path: &str) -> (i64, OneshotWatcher) {
+    let (stat, watcher) = client.check_and_watch_stat(path).await.unwrap();
+    (stat.expect("the lock node exists").czxid, watcher)
+}
+
+/// Waits for the watched node to be deleted by the servers; returns whether `pid` was already
+/// dead when the deletion was reported (which is a little after the servers made it: the check
+/// can only err towards passing by that much, a millisecond against a margin of 200 ms).
+async fn dead_when_deleted(watcher: OneshotWatcher, pid: i32) -> bool {
+    let event = watcher.changed().await;
+    let dead = is_dead(pid);
+    assert_eq!(event.event_type, EventType::NodeDeleted, "{event:?}");
+    dead
+}
+
+fn signals(job: &Job, name: &str) -> String {
+    std::fs::read_to_string(job.file(&format!("{name}.signals"))).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// 1, 2: the ensemble changes under a running CMD
+// ---------------------------------------------------------------------------------------
+
+/// The session timeout of the tests that make the ensemble elect a leader: the default.
+///
+/// The stop must begin after half the session timeout without an answer. In this harness, on a
+/// loaded machine, a rolling restart can leave the ensemble without a leader for two seconds
+/// and more (an election, then the client library's reconnect back-off of 0.3 s, 0.6 s, 1.2 s
+/// ...), which a 2 s or even a 4 s session cannot ride out. What matters is that ratio, so these
+/// tests use the session timeout that operators get.
+const ELECTION_SESSION_TIMEOUT: f64 = 10.0;
+
+fn election_session() -> Duration {
+    Duration::from_secs_f64(ELECTION_SESSION_TIMEOUT)
+}
+
+/// Fault 1: every server restarted in turn, twice over, while CMD runs. Disconnects are not
+/// losses: CMD runs to its own end, is never signalled, and the lock node is the same node
+/// (same czxid) throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_leaves_cmd_alone() {
+    let mut ensemble = Ensemble::start(3);
+    let job = Job::new(
+        "rolling",
+        &ensemble.connect_string(),
+        json!({"session_timeout": ELECTION_SESSION_TIMEOUT}),
+    );
+    let cmd = cmd_recording("a");
+    let a = job.spawn(&args("roll", &cmd));
+    let pid = pid_in(&job.file("a.pid")).await;
+    let path = job.lock_path("roll");
+    let czxid = {
+        let client = zk(&ensemble.connect_string()).await;
+        client.check_stat(&path).await.unwrap().unwrap().czxid
+    };
+
+    for _round in 0..2 {
+        for i in 0..3 {
+            tokio::task::block_in_place(|| {
+                ensemble.stop(i);
+                ensemble.start_member(i); // returns once it serves again, in the quorum
+            });
+        }
+    }
+    ensemble.wait_for_leader(Duration::from_secs(30));
+    // Observation window: a stop begins after half a session timeout without an answer, so
+    // any stop that the restarts had set off would have begun by the end of this.
+    tokio::time::sleep(election_session() * 3 / 4).await;
+
+    let client = zk(&ensemble.connect_string()).await;
+    let stat = client.check_stat(&path).await.unwrap();
+    let dead = is_dead(pid);
+    std::fs::write(job.file("a.go"), "").unwrap();
+    let (code, stderr) = finish(a).await;
+    assert!(!dead, "CMD died during the rolling restart: {stderr}");
+    assert_eq!(
+        stat.map(|s| s.czxid),
+        Some(czxid),
+        "the lock node was replaced"
+    );
+    assert_eq!(code, 0, "CMD ran to its own end: {stderr}");
+    assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
+}
+
+/// Fault 2: the leader SIGKILLed while CMD runs; the other two elect a new one. CMD runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_leaves_cmd_alone() {
+    let mut ensemble = Ensemble::start(3);
+    let job = Job::new(
+        "leader-kill",
+        &ensemble.connect_string(),
+        json!({"session_timeout": ELECTION_SESSION_TIMEOUT}),
+    );
+    let cmd = cmd_recording("a");
+    let a = job.spawn(&args("lead", &cmd));
+    let pid = pid_in(&job.file("a.pid")).await;
+    let path = job.lock_path("lead");
+    let czxid = {
+        let client = zk(&ensemble.connect_string()).await;
+        client.check_stat(&path).await.unwrap().unwrap().czxid
+    };
+
+    let leader = ensemble.wait_for_leader(Duration::from_secs(30));
+    tokio::task::block_in_place(|| ensemble.kill(leader));
+    let new_leader = ensemble.wait_for_leader(Duration::from_secs(30));
+    assert_ne!(new_leader, leader);
+    tokio::time::sleep(election_session() * 3 / 4).await; // observation window, as above
+
+    let client = zk(&ensemble.connect_string()).await;
+    let stat = client.check_stat(&path).await.unwrap();
+    let dead = is_dead(pid);
+    std::fs::write(job.file("a.go"), "").unwrap();
+    let (code, stderr) = finish(a).await;
+    assert!(!dead, "CMD died when the leader crashed: {stderr}");
+    assert_eq!(
+        stat.map(|s| s.czxid),
+        Some(czxid),
+        "the lock node was replaced"
+    );
+    assert_eq!(code, 0, "CMD ran to its own end: {stderr}");
+    assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 3, 4, 9: switchman cut off from every server
+// ---------------------------------------------------------------------------------------
+
+/// Fault 3 (and 9 in the odd rounds): A holds the lock and is cut off, silently, from every
+/// server; B, on the servers' side, tries the same lock again and again. In the odd rounds A's
+/// CMD ignores SIGTERM and `termination_timeout` is far longer than the session, so only the
+/// deadline's SIGKILL can stop it. Each B CMD checks from its own side, at its start, that no
+/// other CMD of this lock is alive; the records must show no overlap and every hand-over.
+#[tokio::test]
+async fn cut_off_holder_is_dead_before_the_other_side_runs() {
+    const ROUNDS: usize = 6;
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    let a_job = Job::new(
+        "cut-a",
+        &proxy.connect_string(),
+        json!({"termination_timeout": 30}),
+    );
+    let b_job = sibling(&a_job, &ensemble.connect_string(), json!({}));
+    let records = a_job.file("records");
+    let client = zk(&ensemble.connect_string()).await;
+    let path = a_job.lock_path("contended");
+
+    for round in 0..ROUNDS {
+        let stubborn = round % 2 == 1;
+        let a_name = format!("a{round}");
+        let body = if stubborn {
+            format!(
+                "trap 'echo TERM >> \"$JOB_DIR/{a_name}.signals\"' TERM\n{}",
+                until_go(&a_name)
+            )
+        } else {
+            until_go(&a_name)
+        };
+        let a_cmd = guard_cmd(&records, &a_name, 1, &body);
+        let (a, a_pid) = spawn_until_running(
+            &a_job,
+            &args("contended", &a_cmd),
+            &a_job.file(&format!("{a_name}.pid")),
+        )
+        .await;
+        let (_, watcher) = watch_existing(&client, &path).await;
+
+        proxy.blackhole();
+        let b_name = format!("b{round}");
+        let b_cmd = guard_cmd(&records, &b_name, 1, "");
+        let (b, _) = spawn_until_running(
+            &b_job,
+            &args("contended", &b_cmd),
+            &b_job.file(&format!("{b_name}.pid")),
+        )
+        .await;
+        assert!(
+            dead_when_deleted(watcher, a_pid).await,
+            "round {round}: A's CMD outlived its lock node"
+        );
+        let (code, stderr) = finish(b).await;
+        assert_eq!(code, 0, "{stderr}");
+        proxy.heal();
+        let (code, stderr) = finish(a).await;
+        assert_eq!(code, 79, "round {round}: {stderr}");
+        if stubborn {
+            assert_eq!(signals(&a_job, &a_name), "TERM\n", "SIGTERM came first");
+            assert!(stderr.contains("SIGKILL"), "{stderr}");
+        }
+    }
+
+    let r = Records::read(&records);
+    assert!(
+        r.overlaps.is_empty(),
+        "overlaps: {:?}\n{}",
+        r.overlaps,
+        r.text
+    );
+    let expected: Vec<String> = (0..ROUNDS)
+        .flat_map(|k| [format!("a{k}"), format!("b{k}")])
+        .collect();
+    assert_eq!(r.started(), expected, "{}", r.text);
+    // Every CMD but the stubborn (SIGKILLed) A's wrote its end.
+    assert_eq!(r.ends, 2 * ROUNDS - ROUNDS / 2, "{}", r.text);
+}
+
+/// Fault 3 for a lease: A holds the only unit of resource `r` and is cut off; B waits in the
+/// queue on the servers' side and gets the lease when A's session expires. A's CMD is dead by
+/// then, as B's CMD checks from its own side.
+#[tokio::test]
+async fn cut_off_lease_holder_is_dead_before_the_waiter_gets_the_lease() {
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    let a_job = Job::new("cut-lease", &proxy.connect_string(), json!({}));
+    let b_job = sibling(&a_job, &ensemble.connect_string(), json!({}));
+    let client = zk(&ensemble.connect_string()).await;
+    declare_resource_r(&client, &a_job).await;
+    let records = a_job.file("records");
+
+    let a_cmd = guard_cmd(&records, "a", 1, &until_go("a"));
+    let a = a_job.spawn(&lease_args("a", &a_cmd));
+    let a_pid = pid_in(&a_job.file("a.pid")).await;
+    let leases = format!("{}/semaphores/r/leases", a_job.prefix);
+    let a_lease = client.list_children(&leases).await.unwrap();
+    assert_eq!(a_lease.len(), 1, "{a_lease:?}");
+    let (_, watcher) = watch_existing(&client, &format!("{leases}/{}", a_lease[0])).await;
+
+    let b_cmd = guard_cmd(&records, "b", 1, "");
+    let b = b_job.spawn(&lease_args("b", &b_cmd));
+    proxy.blackhole();
+    assert!(
+        dead_when_deleted(watcher, a_pid).await,
+        "A's CMD outlived its lease node"
+    );
+    let (code, stderr) = finish(b).await;
+    assert_eq!(code, 0, "B waited for the lease and ran: {stderr}");
+    proxy.heal();
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "{stderr}");
+    let r = Records::read(&records);
+    assert!(r.overlaps.is_empty(), "{}", r.text);
+    assert_eq!(r.started(), ["a", "b"], "{}", r.text);
+}
+
+/// Fault 4: the same cut, healed well before the deadline, several times: CMD is left alone.
+#[tokio::test]
+async fn cut_healed_in_time_leaves_cmd_alone() {
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    let job = Job::new("cut-heal", &proxy.connect_string(), json!({}));
+    let cmd = cmd_recording("a");
+    let a = job.spawn(&args("blips", &cmd));
+    let pid = pid_in(&job.file("a.pid")).await;
+
+    for _ in 0..3 {
+        proxy.blackhole();
+        tokio::time::sleep(session() / 5).await; // the fault
+        proxy.heal();
+        tokio::time::sleep(session() / 2).await; // the gap between faults
+    }
+    tokio::time::sleep(session()).await; // observation window
+    let dead = is_dead(pid);
+    std::fs::write(job.file("a.go"), "").unwrap();
+    let (code, stderr) = finish(a).await;
+    assert!(!dead, "CMD died: {stderr}");
+    assert_eq!(code, 0, "CMD ran to its own end: {stderr}");
+    assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
+}
+
+/// Fault 9 alone, without a contender: CMD ignores SIGTERM, `termination_timeout` is 30 s, the
+/// session 2 s. The deadline's SIGKILL lands before the servers drop the lock node.
+#[tokio::test]
+async fn cmd_ignoring_sigterm_is_killed_before_the_lock_node_goes() {
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    let job = Job::new(
+        "stubborn",
+        &proxy.connect_string(),
+        json!({"termination_timeout": 30}),
+    );
+    let client = zk(&ensemble.connect_string()).await;
+    let script = r#"trap 'echo TERM >> "$JOB_DIR/a.signals"' TERM
+echo $$ > "$JOB_DIR/a.pid.tmp" && mv "$JOB_DIR/a.pid.tmp" "$JOB_DIR/a.pid"
+while :; do sleep 0.05; done"#;
+    let a = job.spawn(&["--lockname", "stubborn", "--", "sh", "-c", script]);
+    let pid = pid_in(&job.file("a.pid")).await;
+    let (_, watcher) = watch_existing(&client, &job.lock_path("stubborn")).await;
+
+    proxy.blackhole();
+    assert!(
+        dead_when_deleted(watcher, pid).await,
+        "CMD was alive when the servers deleted its lock node"
+    );
+    proxy.heal();
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "{stderr}");
+    assert_eq!(signals(&job, "a"), "TERM\n", "SIGTERM came first");
+    assert!(stderr.contains("SIGKILL"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 5: half cuts
+// ---------------------------------------------------------------------------------------
+
+/// Fault 5: one direction cut for longer than the session. With replies cut the servers still
+/// hear us (and may keep the session); with requests cut they do not. Either way switchman
+/// hears nothing and must treat it as a full cut: CMD dead before the servers drop the node.
+#[tokio::test]
+async fn half_cuts_stop_cmd_before_the_lock_node_goes() {
+    let ensemble = shared_ensemble3();
+    let client = zk(&ensemble.connect_string()).await;
+    for replies in [true, false] {
+        let proxy = Proxy::start(&ensemble.client_ports());
+        let job = Job::new("half-cut", &proxy.connect_string(), json!({}));
+        let cmd = guard_cmd(&job.file("records"), "a", 1, &until_go("a"));
+        let a = job.spawn(&args("half", &cmd));
+        let pid = pid_in(&job.file("a.pid")).await;
+        let (_, watcher) = watch_existing(&client, &job.lock_path("half")).await;
+
+        if replies {
+            proxy.block_replies();
+        } else {
+            proxy.block_requests();
+        }
+        assert!(
+            dead_when_deleted(watcher, pid).await,
+            "replies cut: {replies}: CMD was alive when the servers deleted its lock node"
+        );
+        let (code, stderr) = finish(a).await;
+        assert_eq!(code, 79, "replies cut: {replies}: {stderr}");
+        proxy.heal();
+        let r = Records::read(&job.file("records"));
+        assert_eq!((r.starts, r.ends), (1, 1), "SIGTERM ended CMD: {}", r.text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 6: quorum lost
+// ---------------------------------------------------------------------------------------
+
+/// Fault 6: two of three servers stopped for longer than the session. No server can expire
+/// anything without a quorum, but switchman cannot know when it will return: CMD must be
+/// stopped (SIGTERM first) before quorum is back. Once it is, the session expires and nothing
+/// of the job is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_loss_stops_cmd_and_leaves_nothing_behind() {
+    let mut ensemble = Ensemble::start(3);
+    let job = Job::new("quorum", &ensemble.connect_string(), json!({}));
+    let cmd = guard_cmd(&job.file("records"), "a", 1, &until_go("a"));
+    let a = job.spawn(&args("q", &cmd));
+    let pid = pid_in(&job.file("a.pid")).await;
+
+    let leader = ensemble.wait_for_leader(Duration::from_secs(30));
+    let other = (leader + 1) % 3;
+    tokio::task::block_in_place(|| {
+        ensemble.stop(leader);
+        ensemble.stop(other);
+    });
+    tokio::time::sleep(session() * 3 / 2).await; // the fault
+    assert!(is_dead(pid), "CMD still ran when quorum came back");
+    tokio::task::block_in_place(|| {
+        ensemble.start_member(leader);
+        ensemble.start_member(other);
+    });
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "{stderr}");
+    assert!(stderr.contains("no answer from ZooKeeper"), "{stderr}");
+    let r = Records::read(&job.file("records"));
+    assert_eq!((r.starts, r.ends), (1, 1), "SIGTERM ended CMD: {}", r.text);
+
+    let client = zk(&ensemble.connect_string()).await;
+    let locks = format!("{}/locks", job.prefix);
+    let lock = job.lock_path("q");
+    if let (Some(_), watcher) = client.check_and_watch_stat(&lock).await.unwrap() {
+        assert_eq!(watcher.changed().await.event_type, EventType::NodeDeleted);
+    }
+    assert_eq!(
+        client.list_children(&locks).await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 7: switchman SIGKILLed
+// ---------------------------------------------------------------------------------------
+
+/// Fault 7, while CMD runs: CMD, and what CMD started, die with switchman, before the servers
+/// let the lock go.
+#[tokio::test]
+async fn sigkilled_switchman_takes_cmd_and_its_children_along() {
+    let ensemble = shared_ensemble3();
+    let job = Job::new("sigkill", &ensemble.connect_string(), json!({}));
+    let client = zk(&ensemble.connect_string()).await;
+    // A script that starts a worker of its own, as cron jobs do.
+    let script = r#"sleep 600 & echo $! > "$JOB_DIR/worker.pid"
+echo $$ > "$JOB_DIR/a.pid.tmp" && mv "$JOB_DIR/a.pid.tmp" "$JOB_DIR/a.pid"
+wait"#;
+    let mut a = job.spawn(&["--lockname", "k", "--", "sh", "-c", script]);
+    let pid = pid_in(&job.file("a.pid")).await;
+    let worker = pid_in(&job.file("worker.pid")).await;
+    let (_, watcher) = watch_existing(&client, &job.lock_path("k")).await;
+
+    a.kill().await.unwrap(); // SIGKILL
+    let event = watcher.changed().await;
+    let (cmd_dead, worker_dead) = (is_dead(pid), is_dead(worker));
+    assert_eq!(event.event_type, EventType::NodeDeleted);
+    assert!(cmd_dead, "CMD outlived its lock node");
+    assert!(worker_dead, "CMD's child outlived the lock node");
+}
+
+/// Fault 7, while waiting in a queue for a lease: no CMD ever starts, and the queue item
+/// vanishes when the session ends.
+#[tokio::test]
+async fn sigkilled_switchman_waiting_in_a_queue_leaves_nothing() {
+    let ensemble = shared_ensemble3();
+    let job = Job::new("sigkill-queue", &ensemble.connect_string(), json!({}));
+    let client = zk(&ensemble.connect_string()).await;
+    declare_resource_r(&client, &job).await;
+
+    let holder_cmd = guard_cmd(&job.file("records"), "h", 1, &until_go("h"));
+    let holder = job.spawn(&lease_args("h", &holder_cmd));
+    pid_in(&job.file("h.pid")).await;
+
+    let waiter_cmd = guard_cmd(&job.file("records"), "w", 1, "");
+    let mut waiter = job.spawn(&lease_args("w", &waiter_cmd));
+    let queue = format!("{}/queues/r", job.prefix);
+    let mut tries = 0;
+    let item = loop {
+        tries += 1;
+        assert!(tries < 1500, "the waiter never queued");
+        let children = client.list_children(&queue).await.unwrap_or_default();
+        if let Some(c) = children.into_iter().find(|c| c.starts_with("w-")) {
+            break format!("{queue}/{c}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, watcher) = watch_existing(&client, &item).await;
+    waiter.kill().await.unwrap(); // SIGKILL
+    assert_eq!(watcher.changed().await.event_type, EventType::NodeDeleted);
+    assert!(!job.file("w.pid").exists(), "the waiter's CMD never starts");
+
+    std::fs::write(job.file("h.go"), "").unwrap();
+    let (code, stderr) = finish(holder).await;
+    assert_eq!(code, 0, "{stderr}");
+    for folder in [
+        format!("{}/queues/r", job.prefix),
+        format!("{}/semaphores/r/leases", job.prefix),
+        format!("{}/semaphores/r/lock", job.prefix),
+        format!("{}/locks", job.prefix),
+    ] {
+        assert_eq!(
+            client.list_children(&folder).await.unwrap(),
+            Vec::<String>::new(),
+            "{folder}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 8: ZooKeeper not there at start
+// ---------------------------------------------------------------------------------------
+
+/// Fault 8, first half: every server unreachable (connections hang, as behind a firewall that
+/// drops packets): exit 69 once `connect_timeout` is over, having run nothing and written
+/// nothing.
+#[tokio::test]
+async fn unreachable_zookeeper_exits_69_within_connect_timeout() {
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    proxy.blackhole();
+    let connect_timeout = 1.0;
+    let job = Job::new(
+        "unreachable",
+        &proxy.connect_string(),
+        json!({"connect_timeout": connect_timeout}),
+    );
+    let started = Instant::now();
+    let (code, stderr) = job
+        .run(&[
+            "--lockname",
+            "x",
+            "--",
+            "touch",
+            job.file("ran").to_str().unwrap(),
+        ])
+        .await;
+    let took = started.elapsed();
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("connect_timeout"), "{stderr}");
+    assert!(!job.file("ran").exists());
+    // A bound, with ample slack for a loaded machine, not a measurement: it fails only if the
+    // timeout is not honoured (e.g. the client library's own give-up, or waiting forever).
+    assert!(
+        took < Duration::from_secs_f64(connect_timeout) + Duration::from_secs(5),
+        "{took:?}"
+    );
+    proxy.heal();
+    let client = zk(&ensemble.connect_string()).await;
+    assert_eq!(client.check_stat(&job.prefix).await.unwrap(), None);
+}
+
+/// Fault 8, second half: ZooKeeper comes up only after switchman was started. Here the
+/// ensemble has lost two of its three servers, so the one left accepts connections but serves
+/// nothing (as while an ensemble is still starting); switchman is started with a
+/// `connect_timeout` of 20 s, longer than the outage, which lasts longer than the session
+/// timeout too (the client library gives up a connection attempt after about a session
+/// timeout, and switchman must keep trying until `connect_timeout`). When the second server is
+/// back and a quorum serves again, switchman connects, takes the lock and runs CMD to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_that_comes_up_late_is_waited_for() {
+    let mut ensemble = Ensemble::start(3);
+    tokio::task::block_in_place(|| {
+        ensemble.stop(1);
+        ensemble.stop(2);
+    });
+    let job = Job::new(
+        "late",
+        &ensemble.connect_string(),
+        json!({"connect_timeout": 20}),
+    );
+    let cmd = cmd_recording("a");
+    let a = job.spawn(&args("late", &cmd));
+    tokio::time::sleep(session() * 3 / 2).await; // the outage
+    assert!(!job.file("a.pid").exists(), "CMD ran without ZooKeeper");
+    tokio::task::block_in_place(|| ensemble.start_member(1));
+    pid_in(&job.file("a.pid")).await;
+    tokio::time::sleep(session()).await; // observation window: CMD is not stopped
+    std::fs::write(job.file("a.go"), "").unwrap();
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
+}
