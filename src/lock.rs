@@ -8,7 +8,7 @@
 //! close, and only ever our own node. A separate delete would cost a request and, if someone had
 //! already replaced the node, could delete another holder's lock.
 
-use zookeeper_client::{CreateMode, EventType, Stat};
+use zookeeper_client::{CreateMode, Stat};
 
 use crate::error::{Error, Result};
 use crate::session::{Session, zk_error};
@@ -73,39 +73,11 @@ async fn owned_by(session: &Session, path: &str) -> Result<Option<Stat>> {
 
 impl Lock {
     /// Resolves when the lock is no longer ours: the node was deleted (by anyone) or replaced by
-    /// another holder's. Driven by the watch event, never by polling.
+    /// another holder's.
     pub async fn lost(&self, session: &Session) -> String {
-        loop {
-            match session.client().check_and_watch_stat(&self.path).await {
-                Ok((Some(stat), watcher)) if stat.czxid == self.czxid => {
-                    let event = watcher.changed().await;
-                    match event.event_type {
-                        EventType::NodeDeleted => {
-                            return format!("lock node {} was deleted", self.path);
-                        }
-                        // A session event: the session watcher reports expiry; if it was only a
-                        // reconnect, look again.
-                        EventType::Session if event.session_state.is_terminated() => {
-                            return format!(
-                                "the ZooKeeper session ended ({})",
-                                event.session_state
-                            );
-                        }
-                        _ => continue,
-                    }
-                }
-                Ok((Some(_), _)) => {
-                    return format!("lock node {} now belongs to another holder", self.path);
-                }
-                Ok((None, _)) => return format!("lock node {} was deleted", self.path),
-                // Transient: the library reconnects; liveness decides if it takes too long.
-                Err(zookeeper_client::Error::ConnectionLoss) => {
-                    tokio::time::sleep(session.liveness().timeout / 20).await;
-                    continue;
-                }
-                Err(e) => return format!("cannot watch lock node {}: {e}", self.path),
-            }
-        }
+        session
+            .node_gone("lock node", &self.path, Some(self.czxid))
+            .await
     }
 }
 

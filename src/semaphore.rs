@@ -152,29 +152,6 @@ fn sum(folder: &str, children: &[String], spec: &LeaseSpec) -> Result<u64> {
 impl Lease {
     /// Resolves when the lease node is gone (deleted from outside, or the session ended).
     pub async fn lost(&self, session: &Session) -> String {
-        loop {
-            match session.client().check_and_watch_stat(&self.path).await {
-                Ok((Some(_), watcher)) => {
-                    let event = watcher.changed().await;
-                    match event.event_type {
-                        EventType::NodeDeleted => {
-                            return format!("lease node {} was deleted", self.path);
-                        }
-                        EventType::Session if event.session_state.is_terminated() => {
-                            return format!(
-                                "the ZooKeeper session ended ({})",
-                                event.session_state
-                            );
-                        }
-                        _ => continue,
-                    }
-                }
-                Ok((None, _)) => return format!("lease node {} was deleted", self.path),
-                Err(zookeeper_client::Error::ConnectionLoss) => {
-                    tokio::time::sleep(session.liveness().timeout / 20).await;
-                }
-                Err(e) => return format!("cannot watch lease node {}: {e}", self.path),
-            }
-        }
+        session.node_gone("lease node", &self.path, None).await
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use nix::time::{ClockId, clock_gettime};
 use tokio::task::JoinHandle;
-use zookeeper_client::{Acls, Client, CreateMode, SessionState};
+use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 
 use crate::config::Config;
 use crate::error::{self, Error, Result};
@@ -360,4 +360,39 @@ pub fn sequence_of(name: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
+}
+
+impl Session {
+    /// Resolves, with the reason, when our node at `path` is gone: deleted (by anyone), replaced
+    /// by a node with another creation zxid than `czxid`, or lost with the session. `what` names
+    /// the node in the reason ("lock node"). Driven by the watch event, never by polling.
+    pub async fn node_gone(&self, what: &str, path: &str, czxid: Option<i64>) -> String {
+        loop {
+            match self.client.check_and_watch_stat(path).await {
+                Ok((Some(stat), _)) if czxid.is_some_and(|c| c != stat.czxid) => {
+                    return format!("{what} {path} now belongs to another holder");
+                }
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.changed().await;
+                    match event.event_type {
+                        EventType::NodeDeleted => return format!("{what} {path} was deleted"),
+                        EventType::Session if event.session_state.is_terminated() => {
+                            return format!(
+                                "the ZooKeeper session ended ({})",
+                                event.session_state
+                            );
+                        }
+                        // A data change, or a reconnect: look again.
+                        _ => continue,
+                    }
+                }
+                Ok((None, _)) => return format!("{what} {path} was deleted"),
+                // Transient: the library reconnects; liveness decides if it takes too long.
+                Err(zookeeper_client::Error::ConnectionLoss) => {
+                    tokio::time::sleep(self.liveness.timeout / 20).await;
+                }
+                Err(e) => return format!("cannot watch {what} {path}: {e}"),
+            }
+        }
+    }
 }
