@@ -438,7 +438,13 @@ async fn cmd_not_found_exits_127() {
 #[tokio::test]
 async fn a_plain_lock_run_costs_few_requests() {
     let ensemble = Ensemble::start(1);
-    let job = Job::new("requests", &ensemble.connect_string(), json!({}));
+    // The default session timeout: with the tests' 2 s a heartbeat (every T/6) can fall inside a
+    // run slowed by a busy machine, and this counts a short run's requests, not heartbeats.
+    let job = Job::new(
+        "requests",
+        &ensemble.connect_string(),
+        json!({"session_timeout": 10}),
+    );
     // Prepare the prefix (a first run creates the folders).
     assert_eq!(job.run(&["--lockname", "r", "true"]).await.0, 0);
     let before: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
