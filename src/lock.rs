@@ -87,9 +87,13 @@ pub async fn watch_free(
     session: &Session,
     path: &str,
 ) -> Result<Option<zookeeper_client::OneshotWatcher>> {
-    match session.client().check_and_watch_stat(path).await {
-        Ok((None, watcher)) => Ok(Some(watcher)),
-        Ok((Some(_), _)) => Ok(None),
-        Err(e) => Err(zk_error("watch", path, e)),
+    loop {
+        match session.client().check_and_watch_stat(path).await {
+            Ok((None, watcher)) => return Ok(Some(watcher)),
+            Ok((Some(_), _)) => return Ok(None),
+            // A reconnect: the client holds the retry until it is connected again.
+            Err(zookeeper_client::Error::ConnectionLoss) => continue,
+            Err(e) => return Err(zk_error("watch", path, e)),
+        }
     }
 }
