@@ -449,7 +449,7 @@ async fn a_plain_lock_run_costs_few_requests() {
     assert_eq!(job.run(&["--lockname", "r", "true"]).await.0, 0);
     // mntr itself is one packet. Then: connect, the ping the client library sends right after
     // connecting (to learn early of a refused authentication), create, exists with a watch, close.
-    // The fewest of three runs: on a busy machine the library now and then retries a connect.
+    // The median of three runs: a connect the library has to retry (rare) would add a packet.
     let mut counts = Vec::new();
     for _ in 0..3 {
         let before: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
