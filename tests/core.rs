@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::sm::{Job, cmd_waiting, finish, is_dead, wait_for_file, wait_until, zk};
+use support::sm::{
+    Job, cmd_waiting, finish, is_dead, set_prefix_data, wait_for_file, wait_until, zk,
+};
 use support::{Ensemble, Proxy, shared_ensemble};
 use zookeeper_client::EventType;
 
@@ -503,13 +505,7 @@ async fn a_long_wait_for_a_lease_does_not_doom_cmd() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("long-wait", &zk_hosts, json!({}));
     let client = zk(&zk_hosts).await;
-    let folder =
-        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
-    client.mkdir(&job.prefix, &folder).await.unwrap();
-    client
-        .set_data(&job.prefix, br#"{"resources": ["r"]}"#, None)
-        .await
-        .unwrap();
+    set_prefix_data(&client, &job.prefix, r#"{"resources": ["r"]}"#).await;
 
     let a_cmd = cmd_waiting("a", 0);
     let a = job.spawn(&[&["--lease", "r=1:1"][..], &args("a", &a_cmd)].concat());

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use guard::{Records, guard_cmd, until_go};
 use serde_json::json;
-use support::sm::{Job, SESSION_TIMEOUT, finish, is_dead, wait_for_file, zk};
+use support::sm::{Job, SESSION_TIMEOUT, finish, is_dead, set_prefix_data, wait_for_file, zk};
 use support::{Ensemble, Proxy, shared_ensemble3};
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -44,13 +44,7 @@ fn lease_args<'a>(lock: &'a str, cmd: &'a [String]) -> Vec<&'a str> {
 
 /// Lists resource `r` in the job's prefix data, so that `--lease r=...` may be used.
 async fn declare_resource_r(client: &Client, job: &Job) {
-    let folder =
-        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
-    client.mkdir(&job.prefix, &folder).await.unwrap();
-    client
-        .set_data(&job.prefix, br#"{"resources": ["r"]}"#, None)
-        .await
-        .unwrap();
+    set_prefix_data(client, &job.prefix, r#"{"resources": ["r"]}"#).await;
 }
 
 /// A second job on the same prefix as `job` (another host, as far as ZooKeeper can tell),

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use serde_json::json;
 use support::shared_ensemble;
-use support::sm::{Job, cmd_waiting, finish, wait_for_file, wait_until, zk};
+use support::sm::{Job, cmd_waiting, finish, set_prefix_data, wait_for_file, wait_until, zk};
 use tokio::process::{Child, Command};
-use zookeeper_client::{Acls, Client, CreateMode};
+use zookeeper_client::Client;
 
 /// `switchman ARGS` on the host `fqdn` (through `SWITCHMAN_FQDN`).
 fn as_host(job: &Job, fqdn: &str, args: &[&str]) -> Command {
@@ -37,16 +37,6 @@ async fn run(mut cmd: Command) -> (i32, String) {
 
 fn spawn(mut cmd: Command) -> Child {
     cmd.spawn().expect("start switchman")
-}
-
-/// Creates the prefix node (with parents) if need be and sets its data.
-async fn set_prefix(client: &Client, prefix: &str, data: &str) {
-    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    client.mkdir(prefix, &folder).await.unwrap();
-    client
-        .set_data(prefix, data.as_bytes(), None)
-        .await
-        .unwrap();
 }
 
 /// A second "host" on the same prefix as `job`: the same config, another `fqdn`.
@@ -108,7 +98,7 @@ async fn nested_groups_reach_the_host_and_loops_end() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("nested", &zk_hosts, json!({}));
     let client = zk(&zk_hosts).await;
-    set_prefix(
+    set_prefix_data(
         &client,
         &job.prefix,
         r#"{"groups": {
@@ -176,7 +166,7 @@ async fn only_the_member_runs_and_the_other_host_touches_nothing() {
     let member = Job::new("member", &zk_hosts, json!({"fqdn": "in.example.com"}));
     let outsider = other_host(&member, "out.example.com");
     let client = zk(&zk_hosts).await;
-    set_prefix(
+    set_prefix_data(
         &client,
         &member.prefix,
         r#"{"groups": {"g": ["in.example.com"]}, "resources": ["r"]}"#,
@@ -231,7 +221,7 @@ async fn undefined_group_is_a_config_error_and_writes_nothing() {
 
     // Defined groups, but not this one.
     let job = Job::new("undefined", &zk_hosts, json!({}));
-    set_prefix(
+    set_prefix_data(
         &client,
         &job.prefix,
         r#"{"groups": {"g": ["h.example.com"]}}"#,
@@ -262,7 +252,7 @@ async fn undefined_group_is_a_config_error_and_writes_nothing() {
 
     // Prefix data that does not parse: a config error too, before anything is written.
     let job = Job::new("bad-prefix", &zk_hosts, json!({}));
-    set_prefix(&client, &job.prefix, r#"{"groups": {"g": [1]}}"#).await;
+    set_prefix_data(&client, &job.prefix, r#"{"groups": {"g": [1]}}"#).await;
     let (code, stderr) = run(as_host(&job, "h.example.com", &args)).await;
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("group \"g\""), "{stderr}");
@@ -279,7 +269,7 @@ async fn cmd_is_stopped_when_the_host_leaves_the_group() {
     let client = zk(&zk_hosts).await;
 
     // Removed from a nested group: g -> inner -> a.
-    set_prefix(
+    set_prefix_data(
         &client,
         &job.prefix,
         r#"{"groups": {"g": ["inner", "b.example.com"], "inner": ["a.example.com"]}}"#,
@@ -342,7 +332,7 @@ async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
         json!({"logfile": log, "loglevel": "debug"}),
     );
     let client = zk(&zk_hosts).await;
-    set_prefix(
+    set_prefix_data(
         &client,
         &job.prefix,
         r#"{"groups": {"g": ["a.example.com"]}}"#,
@@ -392,7 +382,7 @@ async fn bad_prefix_data_written_mid_run_leaves_cmd_alone() {
         json!({"logfile": log, "loglevel": "debug"}),
     );
     let client = zk(&zk_hosts).await;
-    set_prefix(
+    set_prefix_data(
         &client,
         &job.prefix,
         r#"{"groups": {"g": ["a.example.com"]}}"#,
@@ -442,7 +432,7 @@ async fn leaving_the_group_while_waiting_for_a_lease_skips() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("leaves-waiting", &zk_hosts, json!({}));
     let client = zk(&zk_hosts).await;
-    set_prefix(
+    set_prefix_data(
         &client,
         &job.prefix,
         r#"{"groups": {"g": ["a.example.com", "b.example.com"]}, "resources": ["r"]}"#,

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
-use support::sm::{Job, cmd_waiting, finish, is_dead, wait_for_file, wait_until, zk};
+use support::sm::{
+    Job, cmd_waiting, finish, is_dead, set_prefix_data, wait_for_file, wait_until, zk,
+};
 use support::{Proxy, shared_ensemble};
 use tokio::process::Child;
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -63,13 +65,8 @@ async fn leased_job(name: &str, extra: serde_json::Value, resources: &[&str]) ->
     config["loglevel"] = json!("debug");
     std::fs::write(&job.config, config.to_string()).unwrap();
     let client = zk(&zk_hosts).await;
-    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    client.mkdir(&job.prefix, &folder).await.unwrap();
     let data = json!({ "resources": resources }).to_string();
-    client
-        .set_data(&job.prefix, data.as_bytes(), None)
-        .await
-        .unwrap();
+    set_prefix_data(&client, &job.prefix, &data).await;
     (job, client)
 }
 

@@ -160,3 +160,15 @@ exit {code}"#
     );
     vec!["sh".into(), "-c".into(), script]
 }
+
+/// Creates the prefix node (with parents) if need be and sets its data: the groups and the
+/// resources a test's runs read.
+pub async fn set_prefix_data(client: &Client, prefix: &str, data: &str) {
+    let folder =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.mkdir(prefix, &folder).await.unwrap();
+    client
+        .set_data(prefix, data.as_bytes(), None)
+        .await
+        .unwrap();
+}
