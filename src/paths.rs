@@ -27,11 +27,6 @@ impl Paths {
         }
     }
 
-    /// `{prefix}/locks`
-    pub fn locks(&self) -> String {
-        format!("{}/locks", self.prefix)
-    }
-
     /// `{prefix}/locks/{lock}`: ephemeral, data `"{fqdn} {pid}"`.
     pub fn lock(&self, lock: &str) -> String {
         format!("{}/locks/{lock}", self.prefix)

@@ -100,12 +100,6 @@ impl Item {
     /// Leaves the queue. A delete whose reply was lost is repeated: if it had been done, the
     /// node is gone, which is what we want.
     pub async fn leave(&self, session: &Session) -> Result<()> {
-        loop {
-            match session.client().delete(&self.path, None).await {
-                Ok(()) | Err(zookeeper_client::Error::NoNode) => return Ok(()),
-                Err(zookeeper_client::Error::ConnectionLoss) => continue,
-                Err(e) => return Err(zk_error("delete", &self.path, e)),
-            }
-        }
+        session.delete_own(&self.path).await
     }
 }

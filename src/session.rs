@@ -343,11 +343,15 @@ impl Session {
         }
     }
 
-    /// Deletes a node of ours; one that is already gone is fine.
+    /// Deletes a node of ours; one that is already gone is fine, and a delete cut short by a
+    /// reconnect is sent again (the client holds it until it is connected).
     pub async fn delete_own(&self, path: &str) -> Result<()> {
-        match self.client.delete(path, None).await {
-            Ok(()) | Err(zookeeper_client::Error::NoNode) => Ok(()),
-            Err(e) => Err(zk_error("delete", path, e)),
+        loop {
+            match self.client.delete(path, None).await {
+                Ok(()) | Err(zookeeper_client::Error::NoNode) => return Ok(()),
+                Err(zookeeper_client::Error::ConnectionLoss) => continue,
+                Err(e) => return Err(zk_error("delete", path, e)),
+            }
         }
     }
 }
