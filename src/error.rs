@@ -54,9 +54,4 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Any ZooKeeper error we did not plan for is exit 70, with the operation and znode named.
-pub fn zk(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
-    Error::Internal(format!("{op} {path}: {err}"))
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 
 use crate::config::Config;
-use crate::error::{self, Error, Result};
+use crate::error::{Error, Result};
 
 /// Beats sent and not yet answered, at most (a session timeout's worth).
 const MAX_BEATS_IN_FLIGHT: usize = 6;
@@ -291,7 +291,8 @@ pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
         zookeeper_client::Error::NoAuth => {
             Error::Config(format!("{op} {path}: not authorized by the znode's ACL"))
         }
-        other => error::zk(op, path, other),
+        // Anything else we did not plan for is internal (70), with the operation and znode.
+        other => Error::Internal(format!("{op} {path}: {other}")),
     }
 }
 

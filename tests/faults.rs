@@ -50,17 +50,7 @@ async fn declare_resource_r(client: &Client, job: &Job) {
 /// A second job on the same prefix as `job` (another host, as far as ZooKeeper can tell),
 /// reaching ZooKeeper through `zkhosts`.
 fn sibling(job: &Job, zkhosts: &str, extra: serde_json::Value) -> Job {
-    let mut config = json!({
-        "prefix": job.prefix,
-        "zkhosts": zkhosts,
-        "session_timeout": SESSION_TIMEOUT,
-        "termination_timeout": 1,
-        "connect_timeout": 5,
-    });
-    for (k, v) in extra.as_object().into_iter().flatten() {
-        config[k] = v.clone();
-    }
-    Job::with_config(&job.prefix, zkhosts, &config.to_string())
+    Job::on_prefix(&job.prefix, zkhosts, extra)
 }
 
 /// A CMD that records every catchable signal it receives in `$JOB_DIR/NAME.signals` (and
@@ -139,37 +129,29 @@ fn election_session() -> Duration {
     Duration::from_secs_f64(ELECTION_SESSION_TIMEOUT)
 }
 
-/// Fault 1: every server restarted in turn, twice over, while CMD runs. Disconnects are not
-/// losses: CMD runs to its own end, is never signalled, and the lock node is the same node
-/// (same czxid) throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rolling_restart_leaves_cmd_alone() {
+/// Runs a holder on a fresh three-node ensemble, applies `fault` to the ensemble while CMD
+/// runs, and asserts that CMD was left alone: alive after an observation window, the same lock
+/// node (czxid) throughout, never signalled, and ending with its own code.
+async fn assert_cmd_survives(what: &str, fault: impl FnOnce(&mut Ensemble)) {
     let mut ensemble = Ensemble::start(3);
     let job = Job::new(
-        "rolling",
+        "survives",
         &ensemble.connect_string(),
         json!({"session_timeout": ELECTION_SESSION_TIMEOUT}),
     );
     let cmd = cmd_recording("a");
-    let a = job.spawn(&args("roll", &cmd));
+    let a = job.spawn(&args("survive", &cmd));
     let pid = pid_in(&job.file("a.pid")).await;
-    let path = job.lock_path("roll");
+    let path = job.lock_path("survive");
     let czxid = {
         let client = zk(&ensemble.connect_string()).await;
         client.check_stat(&path).await.unwrap().unwrap().czxid
     };
 
-    for _round in 0..2 {
-        for i in 0..3 {
-            tokio::task::block_in_place(|| {
-                ensemble.stop(i);
-                ensemble.start_member(i); // returns once it serves again, in the quorum
-            });
-        }
-    }
+    tokio::task::block_in_place(|| fault(&mut ensemble));
     ensemble.wait_for_leader(Duration::from_secs(30));
     // Observation window: a stop begins after half a session timeout without an answer, so
-    // any stop that the restarts had set off would have begun by the end of this.
+    // any stop that the fault had set off would have begun by the end of this.
     tokio::time::sleep(election_session() * 3 / 4).await;
 
     let client = zk(&ensemble.connect_string()).await;
@@ -177,7 +159,7 @@ async fn rolling_restart_leaves_cmd_alone() {
     let dead = is_dead(pid);
     std::fs::write(job.file("a.go"), "").unwrap();
     let (code, stderr) = finish(a).await;
-    assert!(!dead, "CMD died during the rolling restart: {stderr}");
+    assert!(!dead, "CMD died {what}: {stderr}");
     assert_eq!(
         stat.map(|s| s.czxid),
         Some(czxid),
@@ -187,43 +169,32 @@ async fn rolling_restart_leaves_cmd_alone() {
     assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
 }
 
+/// Fault 1: every server restarted in turn, twice over, while CMD runs. Disconnects are not
+/// losses: CMD runs to its own end, is never signalled, and the lock node is the same node
+/// (same czxid) throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_leaves_cmd_alone() {
+    assert_cmd_survives("during the rolling restart", |ensemble| {
+        for _round in 0..2 {
+            for i in 0..3 {
+                ensemble.stop(i);
+                ensemble.start_member(i); // returns once it serves again, in the quorum
+            }
+        }
+    })
+    .await;
+}
+
 /// Fault 2: the leader SIGKILLed while CMD runs; the other two elect a new one. CMD runs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_crash_leaves_cmd_alone() {
-    let mut ensemble = Ensemble::start(3);
-    let job = Job::new(
-        "leader-kill",
-        &ensemble.connect_string(),
-        json!({"session_timeout": ELECTION_SESSION_TIMEOUT}),
-    );
-    let cmd = cmd_recording("a");
-    let a = job.spawn(&args("lead", &cmd));
-    let pid = pid_in(&job.file("a.pid")).await;
-    let path = job.lock_path("lead");
-    let czxid = {
-        let client = zk(&ensemble.connect_string()).await;
-        client.check_stat(&path).await.unwrap().unwrap().czxid
-    };
-
-    let leader = ensemble.wait_for_leader(Duration::from_secs(30));
-    tokio::task::block_in_place(|| ensemble.kill(leader));
-    let new_leader = ensemble.wait_for_leader(Duration::from_secs(30));
-    assert_ne!(new_leader, leader);
-    tokio::time::sleep(election_session() * 3 / 4).await; // observation window, as above
-
-    let client = zk(&ensemble.connect_string()).await;
-    let stat = client.check_stat(&path).await.unwrap();
-    let dead = is_dead(pid);
-    std::fs::write(job.file("a.go"), "").unwrap();
-    let (code, stderr) = finish(a).await;
-    assert!(!dead, "CMD died when the leader crashed: {stderr}");
-    assert_eq!(
-        stat.map(|s| s.czxid),
-        Some(czxid),
-        "the lock node was replaced"
-    );
-    assert_eq!(code, 0, "CMD ran to its own end: {stderr}");
-    assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
+    assert_cmd_survives("when the leader crashed", |ensemble| {
+        let leader = ensemble.wait_for_leader(Duration::from_secs(30));
+        ensemble.kill(leader);
+        let new_leader = ensemble.wait_for_leader(Duration::from_secs(30));
+        assert_ne!(new_leader, leader);
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------

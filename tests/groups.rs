@@ -324,13 +324,8 @@ async fn cmd_is_stopped_when_the_host_leaves_the_group() {
 #[tokio::test]
 async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
     let zk_hosts = shared_ensemble().connect_string();
-    let log_dir = tempfile::tempdir().unwrap();
-    let log = log_dir.path().join("switchman.log");
-    let job = Job::new(
-        "keeps",
-        &zk_hosts,
-        json!({"logfile": log, "loglevel": "debug"}),
-    );
+    let job = Job::new("keeps", &zk_hosts, json!({}));
+    let log = job.log();
     let client = zk(&zk_hosts).await;
     set_prefix_data(
         &client,
@@ -374,13 +369,8 @@ async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
 #[tokio::test]
 async fn bad_prefix_data_written_mid_run_leaves_cmd_alone() {
     let zk_hosts = shared_ensemble().connect_string();
-    let log_dir = tempfile::tempdir().unwrap();
-    let log = log_dir.path().join("switchman.log");
-    let job = Job::new(
-        "bad-mid-run",
-        &zk_hosts,
-        json!({"logfile": log, "loglevel": "debug"}),
-    );
+    let job = Job::new("bad-mid-run", &zk_hosts, json!({}));
+    let log = job.log();
     let client = zk(&zk_hosts).await;
     set_prefix_data(
         &client,

@@ -58,12 +58,6 @@ fn records(job: &Job) -> Vec<String> {
 async fn leased_job(name: &str, extra: serde_json::Value, resources: &[&str]) -> (Job, Client) {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new(name, &zk_hosts, extra);
-    // Every run logs at debug into the job's dir: `await_log` reads it.
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&job.config).unwrap()).unwrap();
-    config["logfile"] = json!(job.file("switchman.log"));
-    config["loglevel"] = json!("debug");
-    std::fs::write(&job.config, config.to_string()).unwrap();
     let client = zk(&zk_hosts).await;
     let data = json!({ "resources": resources }).to_string();
     set_prefix_data(&client, &job.prefix, &data).await;
@@ -190,7 +184,7 @@ fn watches(except: &Client) -> HashMap<String, Vec<String>> {
 async fn await_log(job: &Job, pid: u32, needle: &str) {
     let tag = format!("[{pid}]");
     wait_until(&format!("switchman {pid} logs {needle:?}"), || {
-        std::fs::read_to_string(job.file("switchman.log"))
+        std::fs::read_to_string(job.log())
             .is_ok_and(|t| t.lines().any(|l| l.contains(&tag) && l.contains(needle)))
     })
     .await;
@@ -202,7 +196,7 @@ async fn await_no_room(job: &Job, pid: u32, res: &str) {
     let needle = format!("{}: ", leases(job, res));
     let tag = format!("[{pid}]");
     wait_until(&format!("switchman {pid} waits for room in {res}"), || {
-        std::fs::read_to_string(job.file("switchman.log")).is_ok_and(|t| {
+        std::fs::read_to_string(job.log()).is_ok_and(|t| {
             t.lines().any(|l| {
                 l.contains(&tag) && l.contains(&needle) && l.contains("waiting for a lease to go")
             })

@@ -25,26 +25,42 @@ pub struct Job {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Job {
-    /// A job with the default test settings plus `extra` config keys (a JSON object).
+    /// A job on a prefix of its own, with the default test settings plus `extra` config keys
+    /// (a JSON object).
     pub fn new(name: &str, zkhosts: &str, extra: serde_json::Value) -> Job {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("/t/{name}-{}-{n}", std::process::id());
+        Job::on_prefix(
+            &format!("/t/{name}-{}-{n}", std::process::id()),
+            zkhosts,
+            extra,
+        )
+    }
+
+    /// A job on `prefix`: another "host" when the prefix is another job's. Every run logs at
+    /// debug level to [`Job::log`], so that a test can await what switchman saw.
+    pub fn on_prefix(prefix: &str, zkhosts: &str, extra: serde_json::Value) -> Job {
+        let dir = tempfile::tempdir().unwrap();
         let mut config = serde_json::json!({
             "prefix": prefix,
             "zkhosts": zkhosts,
             "session_timeout": SESSION_TIMEOUT,
             "termination_timeout": 1,
             "connect_timeout": 5,
+            "logfile": dir.path().join("switchman.log"),
+            "loglevel": "debug",
         });
         for (k, v) in extra.as_object().into_iter().flatten() {
             config[k] = v.clone();
         }
-        Job::with_config(&prefix, zkhosts, &config.to_string())
+        Job::in_dir(dir, prefix, zkhosts, &config.to_string())
     }
 
     /// A job whose config file holds exactly `text`.
     pub fn with_config(prefix: &str, zkhosts: &str, text: &str) -> Job {
-        let dir = tempfile::tempdir().unwrap();
+        Job::in_dir(tempfile::tempdir().unwrap(), prefix, zkhosts, text)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, prefix: &str, zkhosts: &str, text: &str) -> Job {
         let config = dir.path().join("switchman.conf");
         std::fs::write(&config, text).unwrap();
         Job {
@@ -53,6 +69,11 @@ impl Job {
             prefix: prefix.to_string(),
             zkhosts: zkhosts.to_string(),
         }
+    }
+
+    /// The debug log of the job's runs (see [`Job::on_prefix`]).
+    pub fn log(&self) -> PathBuf {
+        self.file("switchman.log")
     }
 
     /// A path inside the job's temp dir.
