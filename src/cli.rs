@@ -1,4 +1,4 @@
-//! The command line (contract section 1).
+//! The command line (README: "Command line").
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use clap::Parser;
 
 use crate::config;
 use crate::error::{Error, Result};
-use crate::paths::check_component;
+use crate::zk::paths::check_component;
 
 /// Run a command on one host at a time, with fair leases on shared resources, coordinated
 /// through ZooKeeper.
@@ -72,10 +72,7 @@ impl Cli {
         }
         let name = match &self.lockname {
             Some(n) => n.clone(),
-            None => Path::new(&self.cmd[0])
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            None => self.cmd_basename(),
         };
         let what = if self.lockname.is_some() {
             "--lockname"
@@ -84,6 +81,14 @@ impl Cli {
         };
         check_component(what, &name).map_err(Error::Usage)?;
         Ok(Some(name))
+    }
+
+    /// CMD's basename: the default lock name, and the job's name with `--no-lock`.
+    pub fn cmd_basename(&self) -> String {
+        Path::new(&self.cmd[0])
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn debug(&self) -> bool {

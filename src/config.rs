@@ -1,4 +1,4 @@
-//! The config file (contract section 2): JSON, keys of the original plus a few of ours.
+//! The config file (README: "Config file"): JSON, keys of the original plus a few of ours.
 //!
 //! Parsing is strict about what it understands and lenient about what it does not: a wrong type
 //! or a missing required key is an error naming the file and the key, while an unknown key is
@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::paths::check_component;
+use crate::zk::paths::check_component;
 
 /// Where the config lives when neither `-c` nor `SWITCHMAN_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/switchman.conf";

@@ -15,13 +15,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use zookeeper_client::CreateMode;
 
 use crate::config::{self, Config};
 use crate::error::Error;
-use crate::groups::fetch_prefix;
 use crate::prefix_data::PrefixData;
-use crate::session::{Session, zk_error};
+use crate::recipes::groups::fetch_prefix;
+use crate::zk::Session;
 
 /// Companion of switchman for operators: check crontabs and hosts against the groups in
 /// ZooKeeper, show the groups, and read or safely write the prefix data.
@@ -641,11 +640,10 @@ async fn read_versioned(
     session: &Session,
     prefix: &str,
 ) -> std::result::Result<Option<(Vec<u8>, i32)>, Failure> {
-    match session.client().get_data(prefix).await {
-        Ok((data, stat)) => Ok(Some((data, stat.version))),
-        Err(zookeeper_client::Error::NoNode) => Ok(None),
-        Err(e) => Err(zk_error("read", prefix, e).into()),
-    }
+    Ok(session
+        .data(prefix)
+        .await?
+        .map(|(data, stat)| (data, stat.version)))
 }
 
 async fn get_data(ctl: &Ctl) -> Outcome {
@@ -720,44 +718,31 @@ async fn write_prefix(
     if_version: Option<i32>,
 ) -> Outcome {
     let prefix = config.prefix.as_str();
-    let client = session.client();
     let current = read_versioned(session, prefix).await?;
     let expected = match if_version {
         Some(v) => v,
         None => current.as_ref().map_or(-1, |(_, v)| *v),
     };
     let written = if expected == -1 {
-        session
-            .create_with_parents(prefix, bytes, CreateMode::Persistent)
-            .await
-            .map(|(stat, _)| stat.version)
+        session.create_persistent(prefix, bytes).await
     } else {
-        client
-            .set_data(prefix, bytes, Some(expected))
-            .await
-            .map(|stat| stat.version)
+        session.set_data(prefix, bytes, expected).await
     };
-    match written {
-        Ok(version) => {
+    match written? {
+        Some(stat) => {
             // The write replaced exactly the data read (same version), so compare with it.
             if let Some((old, old_version)) = &current
                 && *old_version == expected
             {
                 warn_about_removals(prefix, old, new);
             }
-            eprintln!("switchmanctl: wrote {prefix}, now at version {version}");
+            eprintln!(
+                "switchmanctl: wrote {prefix}, now at version {}",
+                stat.version
+            );
             Ok(0)
         }
-        Err(zookeeper_client::Error::NoNode) if expected == -1 => Err(Error::Config(format!(
-            "cannot create {prefix}: the chroot in zkhosts of {} does not exist in ZooKeeper",
-            config.path.display()
-        ))
-        .into()),
-        Err(
-            zookeeper_client::Error::BadVersion
-            | zookeeper_client::Error::NodeExists
-            | zookeeper_client::Error::NoNode,
-        ) => {
+        None => {
             let now = match read_versioned(session, prefix).await? {
                 Some((_, v)) => format!("it is at version {v} now"),
                 None => "it does not exist now (version -1)".to_string(),
@@ -773,7 +758,6 @@ async fn write_prefix(
             );
             Ok(PROBLEMS)
         }
-        Err(e) => Err(zk_error("write", prefix, e).into()),
     }
 }
 

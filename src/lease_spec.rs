@@ -28,7 +28,7 @@
 use std::fs;
 
 use crate::error::{Error, Result};
-use crate::paths::check_component;
+use crate::zk::paths::check_component;
 
 /// Deeper than any real spec, and shallow enough that hostile input like 10000 `(` cannot
 /// overflow the stack of the recursive parser.

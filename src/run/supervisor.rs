@@ -1,4 +1,4 @@
-//! Runs CMD as a supervised child (contract section 6).
+//! Runs CMD as a supervised child (README: "Supervision").
 //!
 //! CMD gets its own process group, so that stopping it stops everything it started: a shell
 //! script's children would otherwise run on without the lock. It also gets the kernel's
@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::error::{Error, Result};
-use crate::session::{Liveness, now};
+use crate::zk::{Liveness, now};
 
 /// How often the clock is read at the least. A suspended machine stops tokio's timers but not
 /// the servers' clocks, so a timer alone could oversleep a deadline after resume.

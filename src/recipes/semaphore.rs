@@ -6,13 +6,11 @@
 //! add our lease. If not, we let go of the guard and wait for the leases folder to change. The
 //! original polls once a second here; a watch wakes us as soon as a lease goes.
 
-use zookeeper_client::EventType;
-
+use super::queue;
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
-use crate::paths::Paths;
-use crate::queue;
-use crate::session::{Session, zk_error};
+use crate::zk::access::session_ended;
+use crate::zk::{Paths, Session};
 
 /// A lease we hold.
 #[derive(Debug, Clone)]
@@ -34,7 +32,9 @@ pub async fn acquire(
         let guard = queue::join(session, &paths.semaphore_guard_stem(&spec.resource), data).await?;
         // Usually nobody else is at the guard (a resource's queue lets one waiter at a time
         // through), so look at the guard's queue and the leases in one round trip.
-        let room = match guard_and_leases(session, &guard_folder, &leases).await {
+        // The servers answer in order, so if the guard's queue shows our guard node first, every
+        // earlier holder had let go (after creating its lease) before the leases are read.
+        let room = match session.children_in_order(&guard_folder, &leases).await {
             Ok((waiting, held)) if guard.is_oldest(&waiting) => fits(&leases, &held, spec),
             Ok(_) => match guard.wait_turn(session).await {
                 Ok(()) => room(session, &leases, spec).await,
@@ -64,12 +64,8 @@ pub async fn acquire(
 
         // No room: wait for a lease to go, then try again under the guard. The watch is set
         // with the listing, so a departure between the two cannot be missed.
-        let (children, watcher) = match session.client().get_and_watch_children(&leases).await {
-            Ok((children, _, w)) => (children, w),
-            Err(zookeeper_client::Error::NoNode | zookeeper_client::Error::ConnectionLoss) => {
-                continue;
-            }
-            Err(e) => return Err(zk_error("watch", &leases, e)),
+        let Some((children, watcher)) = session.children_and_watch(&leases).await? else {
+            continue;
         };
         let leased = sum(&leases, &children, spec)?;
         if leased + spec.count <= spec.total {
@@ -80,8 +76,7 @@ pub async fn acquire(
             spec.total,
             spec.count
         );
-        let event = watcher.changed().await;
-        if event.event_type == EventType::Session && event.session_state.is_terminated() {
+        if session_ended(&watcher.changed().await) {
             return Err(Error::Unavailable(format!(
                 "the ZooKeeper session ended while waiting for {leases}"
             )));
@@ -91,39 +86,11 @@ pub async fn acquire(
 
 /// Whether our count fits beside the existing leases.
 async fn room(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
-    fits(leases, &queue::list(session, leases).await?, spec)
+    fits(leases, &session.children(leases).await?, spec)
 }
 
 fn fits(leases: &str, children: &[String], spec: &LeaseSpec) -> Result<bool> {
     Ok(sum(leases, children, spec)? + spec.count <= spec.total)
-}
-
-/// The guard's queue and then the leases, both asked at once: the servers answer a session's
-/// requests in the order they were sent, so the leases are read after the guard's queue. If
-/// that showed our guard node first, every earlier holder had let go, after creating its lease,
-/// and the leases read are the ones to count. A connection lost in flight loses the order, so
-/// both are asked again.
-async fn guard_and_leases(
-    session: &Session,
-    guard: &str,
-    leases: &str,
-) -> Result<(Vec<String>, Vec<String>)> {
-    let client = session.client();
-    loop {
-        // Each request is sent when it is made, not when awaited.
-        let waiting = client.list_children(guard);
-        let held = client.list_children(leases);
-        let (waiting, held) = futures::join!(waiting, held);
-        let folder = |result, path| match result {
-            Ok(children) => Ok(Some(children)),
-            Err(zookeeper_client::Error::NoNode) => Ok(Some(Vec::new())),
-            Err(zookeeper_client::Error::ConnectionLoss) => Ok(None),
-            Err(e) => Err(zk_error("list", path, e)),
-        };
-        if let (Some(waiting), Some(held)) = (folder(waiting, guard)?, folder(held, leases)?) {
-            return Ok((waiting, held));
-        }
-    }
 }
 
 /// The sum of the counts of the leases named `{count}_{total}_{seq}`. A lease with another total

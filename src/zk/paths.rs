@@ -1,18 +1,18 @@
 //! Every ZooKeeper path switchman touches, in one place. This layout is shared with the original
-//! Perl switchman (contract section 3), so it is a compatibility promise: change nothing here
-//! without changing the contract.
+//! Perl switchman (README: "ZooKeeper layout"), so it is a compatibility promise: old and new
+//! copies share one prefix, and nothing here may change what the original can see.
 
 /// The znode paths below one configured prefix.
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// The prefix, or "" for "/", so that every path below is `{prefix}/...`.
     prefix: String,
 }
 
 impl Paths {
-    /// `prefix` must already be validated as an absolute znode path without a trailing slash
-    /// (see `config`), except that "/" itself is allowed.
+    /// `prefix` as `config` leaves it: an absolute znode path without a trailing slash, or "/".
     pub fn new(prefix: &str) -> Paths {
-        let prefix = prefix.trim_end_matches('/');
+        let prefix = if prefix == "/" { "" } else { prefix };
         Paths {
             prefix: prefix.to_string(),
         }
@@ -63,7 +63,7 @@ impl Paths {
     }
 }
 
-/// Checks that `name` can be one ZooKeeper path component (contract section 1): not empty, not
+/// Checks that `name` can be one ZooKeeper path component (README: "Command line"): not empty, not
 /// `.` or `..`, no `/`, no NUL or control characters, at most 512 bytes. `what` names the thing
 /// for the error message, e.g. "lock name".
 pub fn check_component(what: &str, name: &str) -> Result<(), String> {
@@ -86,6 +86,16 @@ pub fn check_component(what: &str, name: &str) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// The sequence number ZooKeeper appended to a sequential node's name: the digits after the
+/// last `-` or `_`.
+pub fn sequence_of(name: &str) -> Option<i64> {
+    let digits = &name[name.rfind(['-', '_'])? + 1..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! A waiter watches only the node just ahead of its own, so one departure wakes one waiter
 //! (no herd), and the order is the order of arrival.
 
-use zookeeper_client::EventType;
-
-use crate::error::Result;
-use crate::session::{Session, sequence_of, zk_error};
+use crate::error::{Error, Result};
+use crate::zk::Session;
+use crate::zk::access::session_ended;
+use crate::zk::paths::sequence_of;
 
 /// Our place in a queue.
 #[derive(Debug, Clone)]
@@ -32,26 +32,11 @@ pub async fn join(session: &Session, stem: &str, data: &[u8]) -> Result<Item> {
 /// True if the queue folder already holds an item `{name}-{digits}` (another host is waiting
 /// to run the same task).
 pub async fn has_item_named(session: &Session, folder: &str, name: &str) -> Result<bool> {
-    Ok(list(session, folder).await?.iter().any(|c| {
+    Ok(session.children(folder).await?.iter().any(|c| {
         c.strip_prefix(name)
             .and_then(|rest| rest.strip_prefix('-'))
             .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
     }))
-}
-
-/// The children of `folder`; none if it does not exist. A connection lost in flight is not a
-/// failure: the client library reconnects with the same session, and a read can be repeated.
-/// (Requests made while it reconnects wait for the new connection; if the session is lost
-/// instead, they fail with that.)
-pub async fn list(session: &Session, folder: &str) -> Result<Vec<String>> {
-    loop {
-        match session.client().list_children(folder).await {
-            Ok(children) => return Ok(children),
-            Err(zookeeper_client::Error::NoNode) => return Ok(Vec::new()),
-            Err(zookeeper_client::Error::ConnectionLoss) => continue,
-            Err(e) => return Err(zk_error("list", folder, e)),
-        }
-    }
 }
 
 impl Item {
@@ -65,9 +50,8 @@ impl Item {
 
     /// Waits until this item is the oldest in its queue.
     pub async fn wait_turn(&self, session: &Session) -> Result<()> {
-        let client = session.client();
         loop {
-            let children = list(session, &self.folder).await?;
+            let children = session.children(&self.folder).await?;
             // The item just ahead of ours: the largest sequence below ours.
             let ahead = children
                 .iter()
@@ -78,27 +62,19 @@ impl Item {
                 return Ok(());
             };
             let ahead = format!("{}/{ahead}", self.folder);
-            match client.check_and_watch_stat(&ahead).await {
-                Ok((None, _)) => continue,
-                Ok((Some(_), watcher)) => {
-                    tracing::debug!("{}: waiting behind {ahead}", self.path);
-                    let event = watcher.changed().await;
-                    if event.event_type == EventType::Session && event.session_state.is_terminated()
-                    {
-                        return Err(crate::error::Error::Unavailable(format!(
-                            "the ZooKeeper session ended while waiting in {}",
-                            self.folder
-                        )));
-                    }
+            if let (Some(_), watcher) = session.stat_and_watch(&ahead).await? {
+                tracing::debug!("{}: waiting behind {ahead}", self.path);
+                if session_ended(&watcher.changed().await) {
+                    return Err(Error::Unavailable(format!(
+                        "the ZooKeeper session ended while waiting in {}",
+                        self.folder
+                    )));
                 }
-                Err(zookeeper_client::Error::ConnectionLoss) => continue,
-                Err(e) => return Err(zk_error("watch", &ahead, e)),
             }
         }
     }
 
-    /// Leaves the queue. A delete whose reply was lost is repeated: if it had been done, the
-    /// node is gone, which is what we want.
+    /// Leaves the queue.
     pub async fn leave(&self, session: &Session) -> Result<()> {
         session.delete_own(&self.path).await
     }

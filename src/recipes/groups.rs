@@ -1,14 +1,15 @@
 //! `--group`: run only on hosts the prefix znode's `groups` lists, and stop CMD when this host
-//! leaves the group while CMD runs (contract section 5).
+//! leaves the group while CMD runs (README: "Groups").
 //!
 //! The group lists live in ZooKeeper so that moving a job is one edit there, needing no access
 //! to the hosts. The watch on the prefix node keeps that edit live: no polling.
 
-use zookeeper_client::{EventType, OneshotWatcher};
+use zookeeper_client::OneshotWatcher;
 
 use crate::error::Result;
 use crate::prefix_data::PrefixData;
-use crate::session::{Session, zk_error};
+use crate::zk::Session;
+use crate::zk::access::session_ended;
 
 /// Reads the prefix znode's data; absent data means no groups and no resources. With `watch`,
 /// also returns a watch on the node, for [`Membership`]. The data is returned unparsed, so that
@@ -18,33 +19,13 @@ pub async fn fetch_prefix(
     prefix: &str,
     watch: bool,
 ) -> Result<(Vec<u8>, Option<OneshotWatcher>)> {
-    let client = session.client();
-    let (data, watcher) = if watch {
-        loop {
-            match client.get_and_watch_data(prefix).await {
-                Ok((data, _, w)) => break (data, Some(w)),
-                Err(zookeeper_client::Error::NoNode) => {
-                    // Watch for the node's creation: groups may be written while CMD runs.
-                    let (stat, w) = client
-                        .check_and_watch_stat(prefix)
-                        .await
-                        .map_err(|e| zk_error("watch", prefix, e))?;
-                    if stat.is_none() {
-                        break (Vec::new(), Some(w));
-                    }
-                    // Created between the two requests: read its data after all.
-                }
-                Err(e) => return Err(zk_error("read", prefix, e)),
-            }
-        }
+    if watch {
+        let (data, watcher) = session.data_and_watch(prefix).await?;
+        Ok((data, Some(watcher)))
     } else {
-        match client.get_data(prefix).await {
-            Ok((data, _)) => (data, None),
-            Err(zookeeper_client::Error::NoNode) => (Vec::new(), None),
-            Err(e) => return Err(zk_error("read", prefix, e)),
-        }
-    };
-    Ok((data, watcher))
+        let data = session.data(prefix).await?.map(|(d, _)| d);
+        Ok((data.unwrap_or_default(), None))
+    }
 }
 
 /// Why a watched membership ended.
@@ -106,23 +87,18 @@ impl Membership {
         } = self;
         loop {
             let event = watcher.changed().await;
-            if event.event_type == EventType::Session && event.session_state.is_terminated() {
+            if session_ended(&event) {
                 return Loss::SessionEnded(format!(
                     "the ZooKeeper session ended ({})",
                     event.session_state
                 ));
             }
             let data;
-            (data, watcher) = loop {
-                match fetch_prefix(session, &prefix, true).await {
-                    Ok((data, Some(w))) => break (data, w),
-                    Ok((_, None)) => unreachable!("fetch_prefix with watch returns a watcher"),
-                    // Transient (a reconnect); a lost session is reported by the session itself.
-                    Err(e) => {
-                        tracing::info!("re-reading {prefix}: {e}");
-                        tokio::time::sleep(session.liveness().timeout / 20).await;
-                    }
-                }
+            (data, watcher) = match session.data_and_watch(&prefix).await {
+                Ok(read) => read,
+                // The access layer retried within the session's lifetime; past it, the
+                // session itself is lost, which the supervisor learns of on its own.
+                Err(e) => return Loss::SessionEnded(e.to_string()),
             };
             match PrefixData::parse(&prefix, &data).map(|d| d.contains(&group, &host)) {
                 Ok(Ok(true)) => {

@@ -1,0 +1,351 @@
+//! The requests the recipes (lock, queue, semaphore, groups) and `switchmanctl` make, and the
+//! one rule by which each is retried.
+//!
+//! **The retry rule.** A request that fails with its connection (lost, reset, or no reply in
+//! time) is not a failure of the run: the client library reconnects with the same session, and
+//! the session, with every node of ours, lives on until the servers have not heard from us for
+//! the session timeout. So such a request is made again, after a short pause, until
+//! [`Liveness::expires_at`](super::liveness::Liveness::expires_at); only then does the run give
+//! up, as "ZooKeeper unavailable" (exit 69; once CMD runs, the supervisor stops it first, exit
+//! 79). A request that cannot simply be repeated is made safe to repeat: a create whose reply
+//! was lost may have happened, so we look for the node our session owns before creating again.
+//!
+//! Everything else the servers say (no node, node exists, bad version) is an answer, returned
+//! to the caller as a value; only errors nobody planned for become exit 70.
+
+use std::cell::Cell;
+use std::future::Future;
+
+use zookeeper_client::{Acls, CreateMode, CreateSequence, EventType, OneshotWatcher, Stat};
+
+use super::liveness::now;
+use super::session::Session;
+use crate::error::{Error, Result};
+
+type ZkResult<T> = std::result::Result<T, zookeeper_client::Error>;
+
+/// Whether `e` is about the connection rather than the request: the library fails requests in
+/// flight with `ConnectionLoss`, `Timeout`, or a message of its own ("no response from
+/// connection in 800ms", an I/O error) when it drops a connection to reconnect.
+fn is_transient(e: &zookeeper_client::Error) -> bool {
+    matches!(
+        e,
+        zookeeper_client::Error::ConnectionLoss
+            | zookeeper_client::Error::Timeout
+            | zookeeper_client::Error::Custom(_)
+    )
+}
+
+/// Maps a ZooKeeper error met while reading or writing `path` to our exit codes.
+pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
+    match err {
+        e if is_transient(&e) => Error::Unavailable(format!(
+            "{op} {path}: {e}; no answer from ZooKeeper within the session timeout"
+        )),
+        zookeeper_client::Error::SessionExpired | zookeeper_client::Error::ClientClosed => {
+            Error::Unavailable(format!(
+                "{op} {path}: {err}; ZooKeeper went away during the run"
+            ))
+        }
+        zookeeper_client::Error::NoAuth => {
+            Error::Config(format!("{op} {path}: not authorized by the znode's ACL"))
+        }
+        // Anything else we did not plan for is internal (70), with the operation and znode.
+        other => Error::Internal(format!("{op} {path}: {other}")),
+    }
+}
+
+impl Session {
+    /// The retry rule: `attempt` again while it fails with its connection and the session may
+    /// still be alive. Its last error is returned as is (the caller maps it with [`zk_error`]).
+    async fn retry<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> ZkResult<T>
+    where
+        Fut: Future<Output = ZkResult<T>>,
+    {
+        loop {
+            match attempt().await {
+                Err(e) if is_transient(&e) && now() < self.liveness().expires_at() => {
+                    tracing::debug!("{e}; trying again on the same session");
+                    tokio::time::sleep(self.liveness().retry_pause()).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Creates `path` once, making the folders above it (persistent, empty) when its parent is
+    /// missing. Folders are made only on demand because they almost always exist, and checking
+    /// first would cost a request on every run. Concurrent runs may create the same folder at
+    /// once; "node exists" for a folder is success.
+    async fn create_once(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> ZkResult<(Stat, CreateSequence)> {
+        let options = mode.with_acls(Acls::anyone_all());
+        match self.client.create(path, data, &options).await {
+            Err(zookeeper_client::Error::NoNode) => {
+                let parent = &path[..path.rfind('/').unwrap_or(0)];
+                if !parent.is_empty() {
+                    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                    self.client.mkdir(parent, &folder).await?;
+                }
+                self.client.create(path, data, &options).await
+            }
+            other => other,
+        }
+    }
+
+    /// Creates our ephemeral node at `path`. `None`: it exists and belongs to another session.
+    /// A create whose reply was lost is repeated; "node exists" then may mean it was ours all
+    /// along, which its ephemeral owner tells.
+    pub async fn create_own(&self, path: &str, data: &[u8]) -> Result<Option<Stat>> {
+        match self
+            .retry(|| self.create_once(path, data, CreateMode::Ephemeral))
+            .await
+        {
+            Ok((stat, _)) => Ok(Some(stat)),
+            Err(zookeeper_client::Error::NodeExists) => Ok(self
+                .stat(path)
+                .await?
+                .filter(|s| s.ephemeral_owner == self.id())),
+            Err(e) => Err(create_error(path, e)),
+        }
+    }
+
+    /// Creates a persistent node (data written by `switchmanctl`). `None`: it already exists
+    /// (someone else created it first). When a first attempt's reply was lost, a node holding
+    /// our data at version 0 counts as ours.
+    pub async fn create_persistent(&self, path: &str, data: &[u8]) -> Result<Option<Stat>> {
+        let attempts = Cell::new(0);
+        match self
+            .retry(|| {
+                attempts.set(attempts.get() + 1);
+                self.create_once(path, data, CreateMode::Persistent)
+            })
+            .await
+        {
+            Ok((stat, _)) => Ok(Some(stat)),
+            Err(zookeeper_client::Error::NodeExists) if attempts.get() == 1 => Ok(None),
+            Err(zookeeper_client::Error::NodeExists) => Ok(self
+                .data(path)
+                .await?
+                .filter(|(d, s)| d == data && s.version == 0)
+                .map(|(_, s)| s)),
+            Err(e) => Err(create_error(path, e)),
+        }
+    }
+
+    /// Creates an ephemeral sequential node `{stem}{seq10}` and returns its full path. If the
+    /// reply is lost, the create may or may not have happened; rather than leave an orphan (or
+    /// create twice), we look for a node under the stem that our session owns.
+    pub async fn create_sequential(&self, stem: &str, data: &[u8]) -> Result<String> {
+        let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
+        let created = self
+            .retry(|| async {
+                match self
+                    .create_once(stem, data, CreateMode::EphemeralSequential)
+                    .await
+                {
+                    Ok((_, seq)) => Ok(format!("{stem}{seq}")),
+                    Err(e) if is_transient(&e) => match self.find_own_child(folder, base).await? {
+                        Some(path) => Ok(path),
+                        None => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        created.map_err(|e| create_error(stem, e))
+    }
+
+    /// The child of `folder` named `{base}...` whose ephemeral owner is our session, if any.
+    async fn find_own_child(&self, folder: &str, base: &str) -> ZkResult<Option<String>> {
+        let children = match self.client.list_children(folder).await {
+            Err(zookeeper_client::Error::NoNode) => return Ok(None),
+            other => other?,
+        };
+        for child in children.iter().filter(|c| c.starts_with(base)) {
+            let path = format!("{folder}/{child}");
+            if let Some(stat) = self.client.check_stat(&path).await?
+                && stat.ephemeral_owner == self.id()
+            {
+                return Ok(Some(path));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes a node of ours; one that is already gone is fine (a delete whose reply was lost
+    /// is repeated, and finds it gone).
+    pub async fn delete_own(&self, path: &str) -> Result<()> {
+        match self.retry(|| self.client.delete(path, None)).await {
+            Ok(()) | Err(zookeeper_client::Error::NoNode) => Ok(()),
+            Err(e) => Err(zk_error("delete", path, e)),
+        }
+    }
+
+    /// Replaces the data of `path` if it is at `version`. `None`: it is not (or is gone). When a
+    /// first attempt's reply was lost, our data at the next version counts as ours.
+    pub async fn set_data(&self, path: &str, data: &[u8], version: i32) -> Result<Option<Stat>> {
+        let attempts = Cell::new(0);
+        match self
+            .retry(|| {
+                attempts.set(attempts.get() + 1);
+                self.client.set_data(path, data, Some(version))
+            })
+            .await
+        {
+            Ok(stat) => Ok(Some(stat)),
+            Err(zookeeper_client::Error::BadVersion) if attempts.get() == 1 => Ok(None),
+            Err(zookeeper_client::Error::BadVersion) => Ok(self
+                .data(path)
+                .await?
+                .filter(|(d, s)| d == data && s.version == version + 1)
+                .map(|(_, s)| s)),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_error("write", path, e)),
+        }
+    }
+
+    /// The children of `folder`; none if it does not exist.
+    pub async fn children(&self, folder: &str) -> Result<Vec<String>> {
+        match self.retry(|| self.client.list_children(folder)).await {
+            Ok(children) => Ok(children),
+            Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(zk_error("list", folder, e)),
+        }
+    }
+
+    /// The children of `first` and then of `second`, asked at once: the servers answer a
+    /// session's requests in the order they were sent, so `second` is read after `first`.
+    /// A connection lost in flight loses the order, so both are asked again.
+    pub async fn children_in_order(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let absent_is_empty = |r: ZkResult<Vec<String>>| match r {
+            Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
+            other => other,
+        };
+        let both = self
+            .retry(|| async {
+                // Each request is sent when it is made, not when awaited.
+                let a = self.client.list_children(first);
+                let b = self.client.list_children(second);
+                let (a, b) = futures::join!(a, b);
+                match (absent_is_empty(a), absent_is_empty(b)) {
+                    (Ok(a), Ok(b)) => Ok(Ok((a, b))),
+                    (Err(e), _) if is_transient(&e) => Err(e),
+                    (_, Err(e)) if is_transient(&e) => Err(e),
+                    (Err(e), _) => Ok(Err(zk_error("list", first, e))),
+                    (_, Err(e)) => Ok(Err(zk_error("list", second, e))),
+                }
+            })
+            .await;
+        both.map_err(|e| zk_error("list", first, e))?
+    }
+
+    /// The children of `folder` and a watch that fires when they change. `None` if the folder
+    /// does not exist.
+    pub async fn children_and_watch(
+        &self,
+        folder: &str,
+    ) -> Result<Option<(Vec<String>, OneshotWatcher)>> {
+        match self
+            .retry(|| self.client.get_and_watch_children(folder))
+            .await
+        {
+            Ok((children, _, watcher)) => Ok(Some((children, watcher))),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_error("watch", folder, e)),
+        }
+    }
+
+    /// The stat of `path`, `None` if it does not exist.
+    pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
+        self.retry(|| self.client.check_stat(path))
+            .await
+            .map_err(|e| zk_error("stat", path, e))
+    }
+
+    /// The stat of `path` (`None` if it does not exist) and a watch that fires when it is
+    /// created, changed or deleted.
+    pub async fn stat_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatcher)> {
+        self.retry(|| self.client.check_and_watch_stat(path))
+            .await
+            .map_err(|e| zk_error("watch", path, e))
+    }
+
+    /// The data and stat of `path`, `None` if it does not exist.
+    pub async fn data(&self, path: &str) -> Result<Option<(Vec<u8>, Stat)>> {
+        match self.retry(|| self.client.get_data(path)).await {
+            Ok(found) => Ok(Some(found)),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_error("read", path, e)),
+        }
+    }
+
+    /// The data of `path` (empty if it does not exist) and a watch that fires when it changes,
+    /// or when it is created.
+    pub async fn data_and_watch(&self, path: &str) -> Result<(Vec<u8>, OneshotWatcher)> {
+        loop {
+            match self.retry(|| self.client.get_and_watch_data(path)).await {
+                Ok((data, _, watcher)) => return Ok((data, watcher)),
+                Err(zookeeper_client::Error::NoNode) => {
+                    if let (None, watcher) = self.stat_and_watch(path).await? {
+                        return Ok((Vec::new(), watcher));
+                    }
+                    // Created between the two requests: read its data after all.
+                }
+                Err(e) => return Err(zk_error("read", path, e)),
+            }
+        }
+    }
+
+    /// Resolves, with the reason, when our node at `path` is gone: deleted (by anyone), replaced
+    /// by a node with another creation zxid than `czxid`, or lost with the session. `what` names
+    /// the node in the reason ("lock node"). Driven by the watch event, never by polling.
+    pub async fn node_gone(&self, what: &str, path: &str, czxid: Option<i64>) -> String {
+        loop {
+            match self.stat_and_watch(path).await {
+                Ok((Some(stat), _)) if czxid.is_some_and(|c| c != stat.czxid) => {
+                    return format!("{what} {path} now belongs to another holder");
+                }
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.changed().await;
+                    match event.event_type {
+                        EventType::NodeDeleted => return format!("{what} {path} was deleted"),
+                        EventType::Session if event.session_state.is_terminated() => {
+                            return format!(
+                                "the ZooKeeper session ended ({})",
+                                event.session_state
+                            );
+                        }
+                        // A data change, or a reconnect: look again.
+                        _ => continue,
+                    }
+                }
+                Ok((None, _)) => return format!("{what} {path} was deleted"),
+                Err(e) => return format!("cannot watch {what} {path}: {e}"),
+            }
+        }
+    }
+}
+
+/// A create's errors: a missing parent after the folders were made means the chroot is missing.
+fn create_error(path: &str, e: zookeeper_client::Error) -> Error {
+    match e {
+        zookeeper_client::Error::NoNode => Error::Config(format!(
+            "cannot create {path}: the chroot in zkhosts does not exist in ZooKeeper"
+        )),
+        e => zk_error("create", path, e),
+    }
+}
+
+/// Whether a watch event says the session is over (the node's fate no longer matters).
+pub fn session_ended(event: &zookeeper_client::WatchedEvent) -> bool {
+    event.event_type == EventType::Session && event.session_state.is_terminated()
+}

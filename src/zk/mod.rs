@@ -1,0 +1,12 @@
+//! The ZooKeeper side: the session and its liveness, the requests made through it, and the
+//! layout of our nodes. Nothing outside this folder touches the client library's `Client`.
+
+pub mod access;
+pub mod liveness;
+pub mod paths;
+pub mod session;
+
+pub use access::zk_error;
+pub use liveness::{Liveness, now};
+pub use paths::Paths;
+pub use session::Session;

@@ -1,0 +1,138 @@
+//! The ZooKeeper session: established, watched for its end, closed.
+//!
+//! Its liveness (how long the servers may still consider it alive) is in [`super::liveness`];
+//! the requests the recipes make through it, with their one retry rule, are in
+//! [`super::access`].
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use zookeeper_client::{Client, SessionState};
+
+use super::liveness::{self, Liveness, now};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// A live session with the ensemble.
+pub struct Session {
+    pub(super) client: Client,
+    liveness: Liveness,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Establishes a session, retrying servers until `connect_timeout` (exit 69 after that).
+    ///
+    /// The client library gives up on a new session after about a session timeout, so it is
+    /// asked again until `connect_timeout` is over: an ensemble that is still starting (or
+    /// electing a leader) when cron starts us is waited for, as the config says.
+    pub async fn connect(config: &Config) -> Result<Session> {
+        let give_up = tokio::time::Instant::now() + config.connect_timeout;
+        let mut last_error = None;
+        let (client, sent) = loop {
+            let sent = now();
+            let connecting = Client::connector()
+                .with_session_timeout(config.session_timeout)
+                .connect(&config.zkhosts);
+            match tokio::time::timeout_at(give_up, connecting).await {
+                Ok(Ok(client)) => break (client, sent),
+                Ok(Err(
+                    e @ (zookeeper_client::Error::Timeout
+                    | zookeeper_client::Error::ConnectionLoss
+                    | zookeeper_client::Error::NoHosts),
+                )) => {
+                    tracing::debug!("no session yet ({e}); trying again");
+                    last_error = Some(e);
+                    // Only a failure that came at once could make this a busy loop.
+                    tokio::time::sleep_until(
+                        give_up.min(tokio::time::Instant::now() + Duration::from_millis(100)),
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Unavailable(format!(
+                        "no session with {} ({e}); check that ZooKeeper is running and that zkhosts in {} is right",
+                        config.zkhosts,
+                        config.path.display()
+                    )));
+                }
+                Err(_) => {
+                    let last = last_error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default();
+                    return Err(Error::Unavailable(format!(
+                        "no session with {} within connect_timeout ({:.1}s{last}); check that ZooKeeper is running and reachable",
+                        config.zkhosts,
+                        config.connect_timeout.as_secs_f64()
+                    )));
+                }
+            }
+        };
+        let timeout = client.session_timeout();
+        tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
+        // All we know of a slow connect is that it began at `sent`; the heartbeat's first beat
+        // then goes out at once and tells how fresh the session really is.
+        Ok(Session {
+            client,
+            liveness: Liveness::new(timeout, sent),
+            heartbeat: None,
+        })
+    }
+
+    /// Our session id, which the servers record as the ephemeral owner of our nodes.
+    pub fn id(&self) -> i64 {
+        self.client.session_id().0
+    }
+
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// Starts keeping the liveness record fresh (see [`liveness::heartbeat`]), reading `path`.
+    pub fn start_heartbeat(&mut self, path: String) {
+        self.heartbeat = Some(liveness::heartbeat(
+            self.client.clone(),
+            self.liveness.clone(),
+            path,
+        ));
+    }
+
+    /// Resolves when the session is over for good: expired, closed or refused authentication.
+    /// Disconnections are logged and waited out, as the library reconnects by itself.
+    pub async fn ended(&self) -> String {
+        let mut states = self.client.state_watcher();
+        let mut state = states.peek_state();
+        loop {
+            match state {
+                SessionState::Expired => return "the ZooKeeper session expired".into(),
+                SessionState::Closed => return "the ZooKeeper session was closed".into(),
+                SessionState::AuthFailed => return "ZooKeeper refused authentication".into(),
+                SessionState::Disconnected => {
+                    tracing::info!("disconnected from ZooKeeper; reconnecting")
+                }
+                other => tracing::debug!(state = %other, "session state"),
+            }
+            state = states.changed().await;
+        }
+    }
+
+    /// Stops the heartbeat, closes the session (deleting whatever ephemerals are left) and
+    /// waits briefly for the servers to confirm.
+    pub async fn close(mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+            let _ = h.await;
+        }
+        let mut states = self.client.state_watcher();
+        // The library sends CloseSession once the last handle is dropped.
+        drop(self.client);
+        let wait = self.liveness.timeout.min(Duration::from_secs(2));
+        let _ = tokio::time::timeout(wait, async {
+            while !matches!(
+                states.changed().await,
+                SessionState::Closed | SessionState::Expired | SessionState::AuthFailed
+            ) {}
+        })
+        .await;
+    }
+}
