@@ -42,6 +42,9 @@ pub struct Config {
     pub session_timeout: Duration,
     /// How long to keep trying to establish a session before giving up with exit 69.
     pub connect_timeout: Duration,
+    /// The ensemble's `tickTime`: the leader hears of our session from a follower once every
+    /// half tick, which bounds how stale the leader's view of us may be (see `zk::liveness`).
+    pub server_tick_time: Duration,
     /// Exit code of a skipped run (default 0, the original's behaviour).
     pub busy_exit_code: i32,
     /// Overrides this host's FQDN (containers, tests).
@@ -60,6 +63,7 @@ const KNOWN_KEYS: &[&str] = &[
     "data_read_len",
     "session_timeout",
     "connect_timeout",
+    "server_tick_time",
     "busy_exit_code",
     "fqdn",
 ];
@@ -124,6 +128,19 @@ impl Config {
                 "{file}: key \"session_timeout\" must be more than 0"
             )));
         }
+        let server_tick_time = keys
+            .seconds("server_tick_time")?
+            .unwrap_or(Duration::from_secs(2));
+        // The heartbeat's proof trails the present by about a tick (see `zk::liveness`); with a
+        // tick over a quarter of the session, CMD would be stopped at every hiccup.
+        if server_tick_time.is_zero() || server_tick_time > session_timeout / 4 {
+            return Err(Error::Config(format!(
+                "{file}: key \"server_tick_time\" ({:.3}s) must be more than 0 and at most a quarter \
+                 of session_timeout ({:.3}s); set it to the ensemble's tickTime, or raise session_timeout",
+                server_tick_time.as_secs_f64(),
+                session_timeout.as_secs_f64()
+            )));
+        }
         let busy_exit_code = match keys.integer("busy_exit_code")? {
             None => 0,
             Some(c @ 0..=255) => c as i32,
@@ -157,6 +174,7 @@ impl Config {
             connect_timeout: keys
                 .seconds("connect_timeout")?
                 .unwrap_or(Duration::from_secs(10)),
+            server_tick_time,
             busy_exit_code,
             fqdn,
             warnings,
@@ -290,7 +308,19 @@ mod tests {
         assert_eq!(c.resources_wait_timeout, None);
         assert_eq!(c.busy_exit_code, 0);
         assert_eq!(c.loglevel, LogLevel::Info);
+        assert_eq!(c.server_tick_time, Duration::from_secs(2));
         assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_tick_over_a_quarter_of_the_session_is_refused() {
+        let e = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "session_timeout": 4}"#).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("server_tick_time"), "{e}");
+        let c = parse(
+            r#"{"prefix": "/p", "zkhosts": "z:1", "session_timeout": 4, "server_tick_time": 1}"#,
+        );
+        assert_eq!(c.unwrap().server_tick_time, Duration::from_secs(1));
     }
 
     #[test]
@@ -298,7 +328,8 @@ mod tests {
         let c = parse(
             r#"{"prefix": "/p", "zkhosts": "z:1", "logfile": "/tmp/l", "loglevel": "debug",
                 "resources_wait_timeout": 5, "termination_timeout": "3", "data_read_len": 100,
-                "session_timeout": 1.5, "busy_exit_code": 75, "whatever": 1}"#,
+                "session_timeout": 1.5, "server_tick_time": 0.1, "busy_exit_code": 75,
+                "whatever": 1}"#,
         )
         .unwrap();
         assert_eq!(c.logfile.as_deref(), Some(Path::new("/tmp/l")));

@@ -23,7 +23,7 @@ use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::semaphore::{self, Lease};
-use crate::zk::{Paths, Session};
+use crate::zk::{Paths, Session, now};
 use supervisor::Ending;
 
 /// What a run needs to know, fixed before it connects.
@@ -199,7 +199,16 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
         },
     };
 
-    // 9. Start CMD and supervise it until it ends or something it depends on is lost.
+    // 9. Start CMD and supervise it until it ends or something it depends on is lost. Not if
+    //    the leader may have given up on us while we waited (our server cut off from it, say):
+    //    the lock or a lease may be someone else's already, and CMD would only be stopped.
+    let liveness = session.liveness();
+    if now() >= liveness.stale_at() {
+        return Err(Error::Unavailable(format!(
+            "no proof for {:.1}s that ZooKeeper's leader still knows our session; CMD was not started",
+            now().saturating_sub(liveness.acked_at()).as_secs_f64()
+        )));
+    }
     let child = supervisor::spawn(&plan.cmd, &cmd_env(lock.as_ref(), &held))?;
     let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
     if let Some(lock) = &lock {
@@ -213,7 +222,7 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     }
     let mut loss = Box::pin(async { futures::future::select_all(losses).await.0 });
     let ending = child
-        .supervise(loss.as_mut(), session.liveness(), plan.termination_timeout)
+        .supervise(loss.as_mut(), liveness, plan.termination_timeout)
         .await;
     // The watches inside end with the session, which closes next. Dropping them first would
     // send the servers a RemoveWatches request each (seen with strace: a plain lock run cost 6

@@ -2,17 +2,27 @@
 //!
 //! The client library reconnects to another server on its own, keeping the session, so a
 //! disconnect is not a loss. What we must know is the latest moment at which the servers may
-//! already have expired the session: no earlier than the negotiated timeout after they last
-//! heard from us. The library's idea of "disconnected" says nothing about that, so we keep our
-//! own record: the send time of the newest request the servers answered, refreshed by a cheap
-//! heartbeat. Everything CMD's safety hangs on is derived from that one number.
+//! already have expired the session. Only the leader expires sessions, no earlier than the
+//! session timeout after it last heard of ours, so we keep our own record, `acked`: a moment
+//! before which the leader is proven to have heard of the session. Everything CMD's safety hangs
+//! on is derived from that one number.
+//!
+//! A follower answers reads on its own, so an answered read proves nothing: a follower cut off
+//! from its leader keeps answering until it notices, `syncLimit × tickTime` later, while the
+//! leader may already have expired us. So the heartbeat is a `sync`, which the follower must
+//! forward to the leader. Even that is not enough alone: the leader does not refresh a session
+//! when a follower forwards its request; it learns of the follower's sessions from the
+//! follower's replies to its pings, one every half tick. [`Chain`] turns answered beats into
+//! what they prove of those pings; the README's "Why two hosts never run the job at once" has
+//! the argument in full.
 //!
 //! Times are read from CLOCK_BOOTTIME: monotonic like CLOCK_MONOTONIC, but it keeps counting
 //! while the machine is suspended. The servers keep counting too, so after a resume the
 //! deadline must already look passed, which a clock that stopped would hide.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::time::{ClockId, clock_gettime};
@@ -20,7 +30,10 @@ use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
 /// Beats sent and not yet answered, at most (a session timeout's worth).
-const MAX_BEATS_IN_FLIGHT: usize = 6;
+const MAX_BEATS_IN_FLIGHT: usize = 20;
+
+/// Answered beats remembered for [`Chain`]: several session timeouts' worth.
+const BEATS_REMEMBERED: usize = 64;
 
 /// Now, on the clock that counts through suspend.
 pub fn now() -> Duration {
@@ -29,26 +42,43 @@ pub fn now() -> Duration {
     Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
 }
 
-/// The send time of the newest acknowledged request, and the deadlines derived from it.
+/// The moment before which the leader has heard of our session, and the deadlines derived
+/// from it.
 #[derive(Clone, Debug)]
 pub struct Liveness {
     acked_at_ns: Arc<AtomicU64>,
+    /// Set once the servers have told us the session expired: nothing is left to wait for.
+    expired: Arc<AtomicBool>,
     /// The negotiated session timeout.
     pub timeout: Duration,
+    /// The ensemble's `tickTime` (config `server_tick_time`).
+    tick: Duration,
 }
 
 impl Liveness {
-    pub(super) fn new(timeout: Duration, acked_at: Duration) -> Liveness {
+    pub(super) fn new(timeout: Duration, tick: Duration, acked_at: Duration) -> Liveness {
         Liveness {
             acked_at_ns: Arc::new(AtomicU64::new(acked_at.as_nanos() as u64)),
+            expired: Arc::new(AtomicBool::new(false)),
             timeout,
+            tick,
         }
     }
 
-    /// Records that a request sent at `sent` was answered.
-    pub fn acknowledged(&self, sent: Duration) {
+    /// Records that the leader has heard of the session at or after `at`.
+    pub fn acknowledged(&self, at: Duration) {
         self.acked_at_ns
-            .fetch_max(sent.as_nanos() as u64, Ordering::SeqCst);
+            .fetch_max(at.as_nanos() as u64, Ordering::SeqCst);
+    }
+
+    /// Records that the servers reported the session expired. The lock may already be someone
+    /// else's, so every deadline is now.
+    pub fn expired(&self) {
+        self.expired.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_expired(&self) -> bool {
+        self.expired.load(Ordering::SeqCst)
     }
 
     pub fn acked_at(&self) -> Duration {
@@ -63,18 +93,25 @@ impl Liveness {
     /// The moment after which we give up on the session and start stopping CMD: half the
     /// timeout without an answer. A failover or rolling restart reconnects well within it.
     pub fn stale_at(&self) -> Duration {
+        if self.is_expired() {
+            return Duration::ZERO;
+        }
         self.acked_at() + self.timeout / 2
     }
 
-    /// CMD must be dead by this moment: the servers may expire the session no earlier than
-    /// `timeout` after they last heard from us, and they heard our last acknowledged request.
+    /// CMD must be dead by this moment: the leader may expire the session no earlier than
+    /// `timeout` after it last heard of it, which was no earlier than `acked`. At once if the
+    /// session is known to have expired.
     pub fn kill_deadline(&self) -> Duration {
-        self.acked_at() + self.timeout - self.margin()
+        self.expires_at().saturating_sub(self.margin())
     }
 
     /// The earliest moment at which the servers may have expired the session. Requests that
     /// fail with their connection are retried until then (see `access`).
     pub fn expires_at(&self) -> Duration {
+        if self.is_expired() {
+            return Duration::ZERO;
+        }
         self.acked_at() + self.timeout
     }
 
@@ -85,23 +122,24 @@ impl Liveness {
     }
 }
 
-/// Starts refreshing `liveness` with a cheap read of `path` every sixth of the session timeout.
-/// A stop begins after half the timeout without an answer, so an outage of the ensemble (an
-/// election, a restart) of up to a third of the timeout goes unnoticed by CMD: the silence it
-/// causes is at most the outage plus one interval.
+/// Starts refreshing `liveness` with a `sync` of `path` every twentieth of the session timeout.
 ///
-/// That holds because no beat is ever given up on. Beats go out on a fixed cadence whether or
-/// not the earlier ones were answered, and each counts, with its own send time, whenever its
-/// reply comes: a beat caught in a short cut is answered once the cut heals, which proves the
-/// servers heard us after it was sent. And a beat that fails with its connection (reset, lost,
-/// timed out) is sent again at once; the client library holds it until it has reconnected, so
-/// the first answer after a server restart refreshes the record, rather than one an interval
-/// later (a rolling restart costs a beat per server).
+/// An answered beat proves that the follower we talk to and its leader were connected at some
+/// moment after the beat was sent; [`Chain`] turns a run of them into a moment the leader has
+/// heard of us. With beats every `T/20` and a tick of `h`, `acked` trails the present by about
+/// `h + 2·T/20` while all is well; a stop begins `T/2` after `acked`, so an outage of the
+/// ensemble (an election, a restart) of up to `T/2 - h - T/10` goes unnoticed by CMD.
+///
+/// No beat is ever given up on. Beats go out on a fixed cadence whether or not the earlier ones
+/// were answered, and each counts, with its own send time, whenever its reply comes. A beat that
+/// fails with its connection (reset, lost, timed out) is sent again at once; the client library
+/// holds it until it has reconnected.
 pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> JoinHandle<()> {
-    let every = liveness.timeout / 6;
+    let every = liveness.timeout / 20;
     tokio::spawn(async move {
-        // The first beat is due an interval after the newest acknowledged request, the
-        // connect: at once if establishing the session took that long.
+        let mut chain = Chain::new(liveness.tick);
+        // The first beat is due an interval after the connect (whose send time is `acked`
+        // until the chain proves a later one), so a short run makes no beat at all.
         let first = (liveness.acked_at() + every).saturating_sub(now());
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -110,21 +148,26 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
             let pause = tokio::select! {
                 _ = ticks.tick() => Some(Duration::ZERO),
                 Some((sent, answer)) = futures::StreamExt::next(&mut in_flight) => match answer {
-                    Ok(_) => {
-                        liveness.acknowledged(sent);
+                    Ok(()) => {
+                        if let Some(heard) = chain.answered(sent, now()) {
+                            liveness.acknowledged(heard);
+                        }
+                        None
+                    }
+                    Err(zookeeper_client::Error::SessionExpired) => {
+                        liveness.expired();
                         None
                     }
                     // The session is over: nothing to refresh; `Session::ended` reports it.
                     Err(
-                        zookeeper_client::Error::SessionExpired
-                        | zookeeper_client::Error::SessionMoved
+                        zookeeper_client::Error::SessionMoved
                         | zookeeper_client::Error::ClientClosed
                         | zookeeper_client::Error::AuthFailed,
                     ) => None,
                     // Lost with its connection (the library reports a reset, a timeout or a
                     // loss): again, after a pause short enough not to matter and long enough
                     // that an error that came at once cannot make this a busy loop.
-                    Err(_) => Some(every / 20),
+                    Err(_) => Some(every / 5),
                 },
             };
             if let Some(pause) = pause
@@ -134,9 +177,124 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
                 in_flight.push(async move {
                     tokio::time::sleep(pause).await;
                     let sent = now();
-                    (sent, client.check_stat(&path).await)
+                    (sent, client.sync(&path).await)
                 });
             }
         }
     })
+}
+
+/// What answered beats prove of the leader's view of our session.
+///
+/// A beat `k`, a `sync` sent at `S(k)` and answered at `R(k)`, passed through the leader. The
+/// leader sends its pings and its answers to a follower down one ordered stream, so before the
+/// follower answered `k` it had answered every ping the leader sent before handling `k`, and a
+/// ping goes out at least every half tick. The follower's ping replies carry the sessions it
+/// has seen since its last reply, and the leader refreshes a session only from those (or from a
+/// reconnect). So three beats make a proof:
+///
+/// - `i`, answered at `R(i)`: the follower saw our session before `R(i)`;
+/// - `j`, sent at least a ping gap `h` after `R(i)`: before answering `j`, the follower answered
+///   a ping the leader sent after `S(j) - h`, so after it saw `i`; that reply names our session
+///   (or an earlier reply already did, after `i`);
+/// - `k`, sent after `R(j)`: the follower forwards `k` to the leader after that ping reply, down
+///   one ordered stream, so when the leader answered `k` it had refreshed our session at a
+///   moment after `S(i)`, and it cannot expire it before `S(i) + timeout`.
+///
+/// A reconnect on the way only helps: the new server revalidates the session with the leader,
+/// which refreshes it after every answer the old connection carried. `h` is a whole tick (pings
+/// go out every half tick; the other half is slack for the leader's scheduling).
+struct Chain {
+    /// `(sent, answered)` of the newest answered beats, in the order they were answered.
+    answered: VecDeque<(Duration, Duration)>,
+    ping_gap: Duration,
+}
+
+impl Chain {
+    fn new(tick: Duration) -> Chain {
+        Chain {
+            answered: VecDeque::new(),
+            ping_gap: tick,
+        }
+    }
+
+    /// Records the answer, at `at`, of the beat sent at `sent`; returns a moment the leader is
+    /// now proven to have heard of the session at or after, if any.
+    fn answered(&mut self, sent: Duration, at: Duration) -> Option<Duration> {
+        // k is this beat; j the newest answered before k was sent; i the newest answered a ping
+        // gap before j was sent.
+        let newest_sent_before = |chain: &Chain, moment: Duration| {
+            chain
+                .answered
+                .iter()
+                .filter(|(_, r)| *r <= moment)
+                .map(|(s, _)| *s)
+                .max()
+        };
+        let proven = newest_sent_before(self, sent).and_then(|j| {
+            j.checked_sub(self.ping_gap)
+                .and_then(|m| newest_sent_before(self, m))
+        });
+        if self.answered.len() == BEATS_REMEMBERED {
+            self.answered.pop_front();
+        }
+        self.answered.push_back((sent, at));
+        proven
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Beats every 100 ms, each answered after 2 ms; returns what each answer proved.
+    fn steady(chain: &mut Chain, beats: u64) -> Vec<Option<Duration>> {
+        (0..beats)
+            .map(|b| chain.answered(ms(1000 + b * 100), ms(1000 + b * 100 + 2)))
+            .collect()
+    }
+
+    #[test]
+    fn one_answer_proves_nothing() {
+        let mut chain = Chain::new(ms(250));
+        assert_eq!(chain.answered(ms(1000), ms(1002)), None);
+        assert_eq!(chain.answered(ms(1100), ms(1102)), None);
+    }
+
+    #[test]
+    fn a_steady_run_proves_a_moment_a_ping_gap_and_two_beats_back() {
+        let mut chain = Chain::new(ms(250));
+        let proven = steady(&mut chain, 10);
+        // Beat 9 (sent 1900): j = beat 8 (sent 1800); i answered by 1550: beat 5 (sent 1500).
+        assert_eq!(proven[9], Some(ms(1500)));
+        for (b, p) in proven.iter().enumerate() {
+            if let Some(p) = p {
+                let sent = ms(1000 + b as u64 * 100);
+                assert!(sent - *p >= ms(250) + ms(100), "beat {b} proved too much");
+            }
+        }
+    }
+
+    #[test]
+    fn answers_held_up_in_a_cut_prove_nothing_of_the_time_after_it() {
+        let mut chain = Chain::new(ms(250));
+        steady(&mut chain, 10);
+        // A cut from 2000 on: beats sent at 2000..2400 are all answered at 5000, when it heals.
+        let proven: Vec<_> = (0..5)
+            .map(|b| chain.answered(ms(2000 + b * 100), ms(5000)))
+            .collect();
+        // None of them was sent after another's answer in the cut, so none proves anything
+        // after the last beat the leader had surely heard of before the cut.
+        for p in proven.into_iter().flatten() {
+            assert!(p <= ms(1900 - 250), "proved {p:?}");
+        }
+        // The next beat, sent after those answers, proves the beats before the cut at most:
+        // the leader may have heard of nothing from the cut.
+        let after = chain.answered(ms(5100), ms(5102)).unwrap();
+        assert!(after <= ms(1900), "proved {after:?}");
+    }
 }

@@ -74,7 +74,7 @@ impl Session {
         // then goes out at once and tells how fresh the session really is.
         Ok(Session {
             client,
-            liveness: Liveness::new(timeout, sent),
+            liveness: Liveness::new(timeout, config.server_tick_time, sent),
             heartbeat: None,
         })
     }
@@ -104,7 +104,10 @@ impl Session {
         let mut state = states.peek_state();
         loop {
             match state {
-                SessionState::Expired => return "the ZooKeeper session expired".into(),
+                SessionState::Expired => {
+                    self.liveness.expired();
+                    return "the ZooKeeper session expired".into();
+                }
                 SessionState::Closed => return "the ZooKeeper session was closed".into(),
                 SessionState::AuthFailed => return "ZooKeeper refused authentication".into(),
                 SessionState::Disconnected => {
@@ -126,6 +129,10 @@ impl Session {
         let mut states = self.client.state_watcher();
         // The library sends CloseSession once the last handle is dropped.
         drop(self.client);
+        // An expired session has nothing left to close or delete.
+        if self.liveness.is_expired() {
+            return;
+        }
         let wait = self.liveness.timeout.min(Duration::from_secs(2));
         let _ = tokio::time::timeout(wait, async {
             while !matches!(
