@@ -91,12 +91,13 @@ impl Liveness {
     }
 
     /// The moment after which we give up on the session and start stopping CMD: half the
-    /// timeout without an answer. A failover or rolling restart reconnects well within it.
+    /// timeout, plus the tick by which `acked` trails the newest answered beat, without a new
+    /// proof. A failover or rolling restart reconnects well within it.
     pub fn stale_at(&self) -> Duration {
         if self.is_expired() {
             return Duration::ZERO;
         }
-        self.acked_at() + self.timeout / 2
+        self.acked_at() + self.timeout / 2 + self.tick
     }
 
     /// CMD must be dead by this moment: the leader may expire the session no earlier than
@@ -126,9 +127,10 @@ impl Liveness {
 ///
 /// An answered beat proves that the follower we talk to and its leader were connected at some
 /// moment after the beat was sent; [`Chain`] turns a run of them into a moment the leader has
-/// heard of us. With beats every `T/20` and a tick of `h`, `acked` trails the present by about
-/// `h + 2·T/20` while all is well; a stop begins `T/2` after `acked`, so an outage of the
-/// ensemble (an election, a restart) of up to `T/2 - h - T/10` goes unnoticed by CMD.
+/// heard of us. With beats every `T/20` and a tick of `h`, `acked` trails the present by
+/// `h + T/10` to `h + T/5` while all is well; a stop begins `T/2 + h` after `acked`, so an
+/// outage of the ensemble (an election, a restart) of up to about `T/2 - T/4` goes unnoticed by
+/// CMD.
 ///
 /// No beat is ever given up on. Beats go out on a fixed cadence whether or not the earlier ones
 /// were answered, and each counts, with its own send time, whenever its reply comes. A beat that
