@@ -29,7 +29,7 @@ use crate::groups::fetch_prefix;
 use crate::prefix_data::PrefixData;
 use crate::session::Session;
 
-pub use crontab::{GroupRef, crontab_groups};
+pub use crontab::{Finding, Found, crontab_findings};
 
 /// Companion of switchman for operators: check crontabs and hosts against the groups in
 /// ZooKeeper, show the groups, and read or safely write the prefix data.
@@ -50,11 +50,13 @@ pub struct Ctl {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check that every `switchman --group G` in crontab files names a defined group.
+    /// Check that every `switchman --group G` in crontab files names a defined group, and that
+    /// switchman would accept each of its command lines at all.
     ///
-    /// Prints `FILE:LINE: group "G" is not defined` for each offending line and exits 1 if
-    /// there is any. Understands comments, variable lines, @reboot/@daily schedules, system
-    /// crontabs with a user column, switchman called by any path, and `%` (stdin) in commands.
+    /// Prints `FILE:LINE: group "G" is not defined`, or `FILE:LINE: switchman would refuse
+    /// this (exit 64): REASON`, for each offending line and exits 1 if there is any. Understands
+    /// comments, variable lines, @reboot/@daily schedules, system crontabs with a user column,
+    /// switchman called by any path, and `%` (stdin) in commands.
     CheckCrontab {
         /// Crontab files; `-` reads standard input (e.g. `crontab -l | switchmanctl check-crontab -`).
         #[arg(required = true, value_name = "FILE")]
