@@ -1,4 +1,4 @@
-//! switchman's own failures, each tied to one exit code of the contract (section 7).
+//! switchman's own failures, each tied to one exit code (README: "Exit codes").
 
 use std::fmt;
 
@@ -23,7 +23,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code the contract assigns to this kind of failure.
+    /// The process exit code the README assigns to this kind of failure.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,

@@ -1,5 +1,5 @@
-//! Logging (contract section 8): warnings and errors on stderr by default, debug with `-v` or
-//! `DEBUG=1`; with `logfile`, lines at `loglevel` and above appended there with a timestamp and
+//! Logging (README: "Config file"): warnings and errors on stderr by default, debug with `-v`
+//! or `DEBUG=1`; with `logfile`, lines at `loglevel` and above appended there with a timestamp and
 //! our pid. Skipped runs log below warning, so cron mails nothing for them.
 
 use std::fs::OpenOptions;

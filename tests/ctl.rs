@@ -140,6 +140,53 @@ async fn check_crontab_lists_lines_naming_undefined_groups() {
     );
 }
 
+/// Lines that switchman itself would refuse are problems too, with clap's reason; no
+/// ZooKeeper is needed for that.
+#[tokio::test]
+async fn check_crontab_reports_lines_switchman_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let crontab = dir.path().join("crontab");
+    std::fs::write(
+        &crontab,
+        "0 1 * * * switchman --grup web job\n\
+         0 2 * * * switchman -g web --lockname -- job\n\
+         0 3 * * * cd /srv && switchman -g nosuch >/dev/null\n\
+         0 4 * * * test -x /usr/bin/switchman && switchman -g web job\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchmanctl"));
+    cmd.args(["-c", "/nonexistent/switchman.conf", "check-crontab"])
+        .args(["--data", PREFIX_DATA])
+        .arg(&crontab);
+    let out = output(cmd).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let file = crontab.display();
+    let refused = format!("{file}:1: switchman would refuse this (exit 64): ");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with(&format!("{refused}unexpected argument '--grup' found")),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            format!(
+                "{file}:2: switchman would refuse this (exit 64): a value is required for \
+                 '--lockname <NAME>' but none was supplied"
+            ),
+            // No CMD: refused, and the group is checked as well.
+            format!(
+                "{file}:3: switchman would refuse this (exit 64): the following required \
+                 arguments were not provided: <CMD>..."
+            ),
+            format!("{file}:3: group \"nosuch\" is not defined"),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn check_hosts_lists_groups_without_a_resolvable_host() {
     let zk_hosts = shared_ensemble().connect_string();
