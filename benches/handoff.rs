@@ -184,7 +184,7 @@ async fn main() {
             .collect();
         // One CMD runs; everyone else is in the queue.
         let mut dumps = 0;
-        support::wait_until(
+        support::wait_until_blocking(
             "every contender has queued",
             Duration::from_secs(60),
             || {
