@@ -20,7 +20,7 @@ use serde_json::json;
 use support::{
     Ensemble, Job, Proxy, Records, SESSION_TIMEOUT, argv, await_item, cmd_noting_signals,
     cmd_touching, finish, finish_ok, guard_cmd, is_dead, lock_argv, set_prefix_data,
-    shared_ensemble3, until_go, write_pid, zk,
+    shared_ensemble3, until_go, wait_for, write_pid, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -45,19 +45,22 @@ async fn declare_resource_r(client: &Client, job: &Job) {
 async fn spawn_until_running(job: &Job, args: &[&str], pid_file: &Path) -> (Child, i32) {
     for _ in 0..500 {
         let mut child = job.spawn(args);
-        loop {
+        let running = wait_for("CMD runs or switchman ends", async || {
             if let Ok(text) = std::fs::read_to_string(pid_file)
                 && let Ok(pid) = text.trim().parse()
             {
-                return (child, pid);
+                return Some(Some(pid));
             }
-            if let Some(status) = child.try_wait().unwrap() {
-                if status.code() != Some(0) {
-                    panic!("switchman failed: {:?}", finish(child).await);
-                }
-                break; // skipped: the lock is still held
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            child.try_wait().unwrap().map(|_| None)
+        })
+        .await;
+        if let Some(pid) = running {
+            return (child, pid);
+        }
+        // Ended: a skip (the lock is still held) exits 0.
+        let (code, stderr) = finish(child).await;
+        if code != 0 {
+            panic!("switchman failed: {:?}", (code, stderr));
         }
     }
     panic!("CMD never got the lock");

@@ -11,11 +11,12 @@
 mod support;
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 
 use serde_json::json;
 use support::{
     Job, Proxy, argv, await_children, await_item, children, cmd_recording_start_end, cmd_waiting,
-    finish, finish_ok, has_item, is_dead, set_prefix_data, sh, shared_ensemble, tree, until_go,
+    finish, finish_ok, has_item, set_prefix_data, sh, shared_ensemble, tree, until_go,
     wait_for_file, wait_until, zk,
 };
 use tokio::process::Child;
@@ -626,10 +627,11 @@ async fn killed_waiters_leave_no_orphans() {
     .await;
 
     for run in [&mut b, &mut c] {
-        let pid = run.id().unwrap() as i32;
         run.start_kill().unwrap();
-        run.wait().await.unwrap();
-        assert!(is_dead(pid));
+        // Reaped, so dead by now whatever happened; that it was our SIGKILL that ended it, and
+        // not an exit of its own (which would clean up), is what the test is about.
+        let status = run.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
     }
     await_children(&client, &q, "the killed runs' items expire", |k| {
         k.is_empty()
