@@ -148,6 +148,7 @@ impl Job {
         cmd
     }
 
+    /// Starts switchman (see [`Job::command`]).
     pub fn spawn(&self, args: &[&str]) -> Child {
         spawn_command(self.command(args))
     }
@@ -162,6 +163,7 @@ impl Job {
         format!("{}/locks", self.prefix)
     }
 
+    /// The lock node of task `name`.
     pub fn lock_path(&self, name: &str) -> String {
         format!("{}/locks/{name}", self.prefix)
     }
@@ -215,6 +217,7 @@ pub fn lock_argv<'a>(lock: &'a str, cmd: &'a [String]) -> Vec<&'a str> {
     argv(&["--lockname", lock], cmd)
 }
 
+/// Starts `cmd` (a switchman command of [`Job::command`]'s making, with changes).
 pub fn spawn_command(mut cmd: Command) -> Child {
     cmd.spawn().expect("start switchman")
 }
