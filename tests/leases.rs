@@ -273,24 +273,25 @@ async fn semaphore_admits_at_most_total() {
     assert!(children(&client, &job.leases_path("r")).await.is_empty());
 }
 
+/// The `COUNT_TOTAL_` of each lease of resource `r`, in sequence order (single digits).
+async fn counts_held(client: &Client, job: &Job) -> Vec<String> {
+    children(client, &job.leases_path("r"))
+        .await
+        .iter()
+        .map(|l| l[..4].to_string())
+        .collect()
+}
+
 /// Counts are weighed: `2:5` and `3:5` fit together; a `1:5` waits until one of them ends.
 #[tokio::test]
 async fn weighted_counts_share_the_total() {
     let (job, client) = leased_job("weighted", json!({}), &["r"]).await;
-    let (a_cmd, b_cmd, c_cmd) = (
-        cmd_recording_start_end("a"),
-        cmd_recording_start_end("b"),
-        cmd_recording_start_end("c"),
-    );
+    let [a_cmd, b_cmd, c_cmd] = ["a", "b", "c"].map(cmd_recording_start_end);
     let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=2:5"], &a_cmd));
     job.wait_for_pid("a.pid").await;
     let b = job.spawn(&argv(&["--lockname", "b", "--lease", "r=3:5"], &b_cmd));
     job.wait_for_pid("b.pid").await;
-    let held: Vec<String> = children(&client, &job.leases_path("r"))
-        .await
-        .iter()
-        .map(|l| l[..4].to_string())
-        .collect();
+    let held = counts_held(&client, &job).await;
     assert_eq!(held, ["2_5_", "3_5_"]);
 
     // The third is at the semaphore, waiting on a watch of the leases, and does not run.
@@ -310,11 +311,7 @@ async fn weighted_counts_share_the_total() {
         !recs.contains(&"end b".to_string()),
         "b still runs: {recs:?}"
     );
-    let held: Vec<String> = children(&client, &job.leases_path("r"))
-        .await
-        .iter()
-        .map(|l| l[..4].to_string())
-        .collect();
+    let held = counts_held(&client, &job).await;
     assert_eq!(held, ["3_5_", "1_5_"]);
 
     job.go("all");
@@ -659,11 +656,7 @@ async fn waiters_survive_a_reconnect() {
     let proxy = Proxy::start(&shared_ensemble().client_ports());
     let via = Via::new(&job, &proxy.connect_string());
     let q = job.queue_path("r");
-    let (a_cmd, b_cmd, c_cmd) = (
-        cmd_recording_start_end("a"),
-        cmd_recording_start_end("b"),
-        cmd_recording_start_end("c"),
-    );
+    let [a_cmd, b_cmd, c_cmd] = ["a", "b", "c"].map(cmd_recording_start_end);
     let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
     job.wait_for_pid("a.pid").await;
     // b waits at the semaphore and c behind it, both through the proxy.
