@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use nix::time::{ClockId, clock_gettime};
 use serde_json::json;
-use support::Ensemble;
-use support::sm::{Job, zk};
+
+use support::{Ensemble, Job, SWITCHMAN, zk};
 
 fn monotonic_ns() -> u128 {
     let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
@@ -55,13 +55,6 @@ fn stamp(records: &Path, gate: &Path, name: &str) {
     append("end");
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn packets(ensemble: &Ensemble) -> u64 {
     ensemble.mntr(0)["zk_packets_received"].parse().unwrap()
 }
@@ -76,7 +69,7 @@ fn ephemerals_under(ensemble: &Ensemble, folder: &str) -> usize {
 }
 
 fn spawn(job: &Job, exe: &Path, name: &str, records: &Path, gate: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_switchman"))
+    Command::new(SWITCHMAN)
         .arg("-c")
         .arg(&job.config)
         .args(["--lockname", name, "--lease", "r=1:1", "--"])
@@ -127,8 +120,8 @@ async fn main() {
         stamp(Path::new(&args[2]), Path::new(&args[3]), &args[4]);
         return;
     }
-    let n = env_usize("HANDOFF_N", 20).max(2);
-    let rounds = env_usize("HANDOFF_ROUNDS", 5).max(1);
+    let n = support::env_or("HANDOFF_N", 20).max(2);
+    let rounds = support::env_or("HANDOFF_ROUNDS", 5).max(1);
     let exe = std::env::current_exe().expect("own path");
 
     let ensemble = Ensemble::start(1);
@@ -184,7 +177,7 @@ async fn main() {
             .collect();
         // One CMD runs; everyone else is in the queue.
         let mut dumps = 0;
-        support::wait_until(
+        support::wait_until_blocking(
             "every contender has queued",
             Duration::from_secs(60),
             || {

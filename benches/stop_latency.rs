@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use support::sm::{Job, finish, wait_for_file, zk};
+use support::{Job, finish, wait_for_file, zk};
 
 const RUNS: usize = 30;
 

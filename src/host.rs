@@ -11,14 +11,30 @@ pub const FQDN_ENV: &str = "SWITCHMAN_FQDN";
 /// canonical name the resolver gives for it. Falls back to the plain host name when the resolver
 /// knows nothing better, because a run must not fail only for want of DNS.
 pub fn fqdn(config_override: Option<&str>) -> String {
-    if let Ok(name) = std::env::var(FQDN_ENV)
+    let env = std::env::var(FQDN_ENV).ok();
+    choose_fqdn(env.as_deref(), config_override, resolved_fqdn)
+}
+
+/// The FQDN from the first of: the environment's override (unless empty), the config key, and
+/// `resolve`, which is asked only when neither names the host.
+fn choose_fqdn(
+    env_override: Option<&str>,
+    config_override: Option<&str>,
+    resolve: impl FnOnce() -> String,
+) -> String {
+    if let Some(name) = env_override
         && !name.is_empty()
     {
-        return name;
+        return name.to_string();
     }
     if let Some(name) = config_override {
         return name.to_string();
     }
+    resolve()
+}
+
+/// The kernel's host name, canonicalised by the resolver when it can.
+fn resolved_fqdn() -> String {
     let short = hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -54,10 +70,26 @@ mod tests {
 
     #[test]
     fn config_override_is_used() {
-        // The env override is exercised end to end; here only the config key.
-        if std::env::var(FQDN_ENV).is_err() {
-            assert_eq!(fqdn(Some("h1.example.com")), "h1.example.com");
-        }
+        // Pure, so that a SWITCHMAN_FQDN in the test's own environment cannot skip the checks.
+        let resolver =
+            || -> String { panic!("the resolver is asked only when nothing names the host") };
+        assert_eq!(
+            choose_fqdn(None, Some("h1.example.com"), resolver),
+            "h1.example.com"
+        );
+        // An empty environment override does not count; a set one wins over the config key.
+        assert_eq!(
+            choose_fqdn(Some(""), Some("h1.example.com"), resolver),
+            "h1.example.com"
+        );
+        assert_eq!(
+            choose_fqdn(Some("env.example.com"), Some("h1.example.com"), resolver),
+            "env.example.com"
+        );
+        assert_eq!(
+            choose_fqdn(None, None, || "resolved.example.com".to_string()),
+            "resolved.example.com"
+        );
     }
 
     #[test]

@@ -6,42 +6,39 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::sm::{
-    Job, cmd_waiting, finish, is_dead, set_prefix_data, wait_for_file, wait_until, zk,
+use support::{
+    Ensemble, Job, Proxy, SESSION_TIMEOUT, argv, await_item, cmd_touching, cmd_waiting, finish,
+    finish_ok, is_dead, lock_argv, set_prefix_data, sh, shared_ensemble, wait_for_file, wait_until,
+    zk,
 };
-use support::{Ensemble, Proxy, shared_ensemble};
 use zookeeper_client::EventType;
-
-fn args<'a>(lock: &'a str, cmd: &'a [String]) -> Vec<&'a str> {
-    let mut v = vec!["--lockname", lock, "--"];
-    v.extend(cmd.iter().map(String::as_str));
-    v
-}
 
 #[tokio::test]
 async fn two_runs_one_lock_one_runs_the_other_skips() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("two-runs", &zk_hosts, json!({}));
     let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&args("nightly", &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = job.spawn(&lock_argv("nightly", &a_cmd));
+    job.wait_for_pid("a.pid").await;
 
     let b_cmd = cmd_waiting("b", 0);
-    let (code, stderr) = job.run(&args("nightly", &b_cmd)).await;
+    let (code, stderr) = job.run(&lock_argv("nightly", &b_cmd)).await;
     assert_eq!(code, 0, "a skipped run exits 0");
     assert_eq!(stderr, "", "a skipped run is silent on stderr");
     assert!(!job.file("b.pid").exists(), "the second CMD must not run");
 
     // The busy code can be changed on the command line.
     let (code, _) = job
-        .run(&[&["--busy-exit-code", "75"][..], &args("nightly", &b_cmd)].concat())
+        .run(&argv(
+            &["--busy-exit-code", "75", "--lockname", "nightly"],
+            &b_cmd,
+        ))
         .await;
     assert_eq!(code, 75);
     assert!(!job.file("b.pid").exists());
 
-    std::fs::write(job.file("a.go"), "").unwrap();
-    let (code, stderr) = finish(a).await;
-    assert_eq!(code, 0, "{stderr}");
+    job.go("a");
+    finish_ok(a).await;
 }
 
 #[tokio::test]
@@ -49,12 +46,12 @@ async fn busy_exit_code_from_config() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("busy-config", &zk_hosts, json!({"busy_exit_code": 3}));
     let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&args("j", &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = job.spawn(&lock_argv("j", &a_cmd));
+    job.wait_for_pid("a.pid").await;
     let (code, _) = job.run(&["--lockname", "j", "true"]).await;
     assert_eq!(code, 3);
-    std::fs::write(job.file("a.go"), "").unwrap();
-    assert_eq!(finish(a).await.0, 0);
+    job.go("a");
+    finish_ok(a).await;
 }
 
 #[tokio::test]
@@ -67,9 +64,9 @@ async fn lock_node_holds_owner_and_goes_away_after_exit() {
     );
     let client = zk(&zk_hosts).await;
     let cmd = cmd_waiting("a", 7);
-    let a = job.spawn(&args("backup", &cmd));
+    let a = job.spawn(&lock_argv("backup", &cmd));
     let pid = a.id().unwrap();
-    wait_for_file(&job.file("a.pid")).await;
+    job.wait_for_pid("a.pid").await;
 
     let path = job.lock_path("backup");
     let (data, stat) = client
@@ -88,7 +85,7 @@ async fn lock_node_holds_owner_and_goes_away_after_exit() {
         "{env}"
     );
 
-    std::fs::write(job.file("a.go"), "").unwrap();
+    job.go("a");
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 7, "switchman exits with CMD's code: {stderr}");
     assert_eq!(
@@ -102,18 +99,9 @@ async fn lock_node_holds_owner_and_goes_away_after_exit() {
 async fn fencing_token_grows_from_holder_to_holder() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("fencing", &zk_hosts, json!({}));
-    let cmd = [
-        "sh",
-        "-c",
-        "echo $SWITCHMAN_FENCING_TOKEN >> \"$JOB_DIR/tokens\"",
-    ];
+    let cmd = sh(r#"echo $SWITCHMAN_FENCING_TOKEN >> "$JOB_DIR/tokens""#);
     for _ in 0..3 {
-        assert_eq!(
-            job.run(&[&["--lockname", "f", "--"][..], &cmd[..]].concat())
-                .await
-                .0,
-            0
-        );
+        assert_eq!(job.run(&lock_argv("f", &cmd)).await.0, 0);
     }
     let tokens: Vec<i64> = std::fs::read_to_string(job.file("tokens"))
         .unwrap()
@@ -167,18 +155,14 @@ async fn cmd_is_stopped_when_the_lock_node_is_deleted() {
     let job = Job::new("lock-deleted", &zk_hosts, json!({}));
     let client = zk(&zk_hosts).await;
     let cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&args("victim", &cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = job.spawn(&lock_argv("victim", &cmd));
+    job.wait_for_pid("a.pid").await;
 
     client.delete(&job.lock_path("victim"), None).await.unwrap();
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 79, "{stderr}");
     assert!(stderr.contains("was deleted"), "{stderr}");
-    assert_eq!(
-        std::fs::read_to_string(job.file("a.term")).unwrap(),
-        "term\n",
-        "CMD got SIGTERM first"
-    );
+    assert_eq!(job.read("a.term"), "term\n", "CMD got SIGTERM first");
 }
 
 #[tokio::test]
@@ -192,11 +176,7 @@ async fn cmd_that_ignores_sigterm_gets_sigkill() {
     let client = zk(&zk_hosts).await;
     let script = r#"trap '' TERM; echo $$ > "$JOB_DIR/pid"; while :; do sleep 0.05; done"#;
     let a = job.spawn(&["--lockname", "stubborn", "--", "sh", "-c", script]);
-    let pid: i32 = wait_for_file(&job.file("pid"))
-        .await
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = job.wait_for_pid("pid").await;
     client
         .delete(&job.lock_path("stubborn"), None)
         .await
@@ -212,12 +192,8 @@ async fn cmd_dies_when_switchman_is_sigkilled() {
     let job = Job::new("sigkill", &zk_hosts, json!({}));
     let client = zk(&zk_hosts).await;
     let cmd = cmd_waiting("a", 0);
-    let mut a = job.spawn(&args("orphan", &cmd));
-    let pid: i32 = wait_for_file(&job.file("a.pid"))
-        .await
-        .trim()
-        .parse()
-        .unwrap();
+    let mut a = job.spawn(&lock_argv("orphan", &cmd));
+    let pid = job.wait_for_pid("a.pid").await;
     let path = job.lock_path("orphan");
     let (_, watcher) = client.check_and_watch_stat(&path).await.unwrap();
 
@@ -240,12 +216,8 @@ async fn partition_longer_than_the_session_kills_cmd_before_the_lock_goes() {
     );
     let client = zk(&ensemble.connect_string()).await;
     let cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&args("cut", &cmd));
-    let pid: i32 = wait_for_file(&job.file("a.pid"))
-        .await
-        .trim()
-        .parse()
-        .unwrap();
+    let a = job.spawn(&lock_argv("cut", &cmd));
+    let pid = job.wait_for_pid("a.pid").await;
     let path = job.lock_path("cut");
     let (stat, watcher) = client.check_and_watch_stat(&path).await.unwrap();
     assert!(stat.is_some());
@@ -260,10 +232,7 @@ async fn partition_longer_than_the_session_kills_cmd_before_the_lock_goes() {
     );
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 79, "{stderr}");
-    assert!(
-        std::fs::read_to_string(job.file("a.term")).is_ok(),
-        "SIGTERM came before SIGKILL"
-    );
+    assert!(job.file("a.term").exists(), "SIGTERM came before SIGKILL");
     proxy.heal();
 }
 
@@ -281,7 +250,7 @@ echo $$ > "$JOB_DIR/pid"; sleep 4 & wait $!; exit 5"#;
 
     proxy.blackhole();
     // The fault's length: a fifth of the session timeout.
-    tokio::time::sleep(Duration::from_secs_f64(support::sm::SESSION_TIMEOUT / 5.0)).await;
+    tokio::time::sleep(Duration::from_secs_f64(SESSION_TIMEOUT / 5.0)).await;
     proxy.heal();
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 5, "CMD ran to its own end: {stderr}");
@@ -324,15 +293,8 @@ async fn config_errors_exit_78_and_write_nothing() {
     ];
     for (what, text, expect) in cases {
         let job = Job::with_config(&prefix, &zk_hosts, &text);
-        let (code, stderr) = job
-            .run(&[
-                "--lockname",
-                "x",
-                "--",
-                "touch",
-                job.file("ran").to_str().unwrap(),
-            ])
-            .await;
+        let touch = cmd_touching(&job.file("ran"));
+        let (code, stderr) = job.run(&lock_argv("x", &touch)).await;
         assert_eq!(code, 78, "{what}: {stderr}");
         assert!(
             stderr.contains(expect) && stderr.contains(job.config.to_str().unwrap()),
@@ -385,15 +347,8 @@ async fn zookeeper_down_exits_69() {
         &format!("127.0.0.1:{port}"),
         json!({"connect_timeout": 1}),
     );
-    let (code, stderr) = job
-        .run(&[
-            "--lockname",
-            "x",
-            "--",
-            "touch",
-            job.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let touch = cmd_touching(&job.file("ran"));
+    let (code, stderr) = job.run(&lock_argv("x", &touch)).await;
     assert_eq!(code, 69, "{stderr}");
     assert!(stderr.contains("connect_timeout"), "{stderr}");
     assert!(!job.file("ran").exists());
@@ -419,12 +374,12 @@ async fn chroot_in_zkhosts_is_honoured() {
         json!({}),
     );
     let cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&args("c", &cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = job.spawn(&lock_argv("c", &cmd));
+    job.wait_for_pid("a.pid").await;
     let full = format!("{chroot}{}", job.lock_path("c"));
     assert!(client.check_stat(&full).await.unwrap().is_some(), "{full}");
-    std::fs::write(job.file("a.go"), "").unwrap();
-    assert_eq!(finish(a).await.0, 0);
+    job.go("a");
+    finish_ok(a).await;
 }
 
 #[tokio::test]
@@ -451,7 +406,7 @@ async fn a_plain_lock_run_costs_few_requests() {
     assert_eq!(job.run(&["--lockname", "r", "true"]).await.0, 0);
     // mntr itself is one packet. Then: connect, the ping the client library sends right after
     // connecting (to learn early of a refused authentication), create, exists with a watch, close.
-    // The median of three runs: a connect the library has to retry (rare) would add a packet.
+    // The least of three runs: a connect the library has to retry (rare) adds a packet.
     let mut counts = Vec::new();
     for _ in 0..3 {
         let before: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
@@ -460,10 +415,8 @@ async fn a_plain_lock_run_costs_few_requests() {
         counts.push(after - before - 1);
     }
     eprintln!("a plain lock run sent {counts:?} packets");
-    assert!(
-        counts.iter().min() <= Some(&5),
-        "a plain lock run sent {counts:?} packets"
-    );
+    let least = *counts.iter().min().unwrap();
+    assert!(least <= 5, "a plain lock run sent {counts:?} packets");
 }
 
 #[tokio::test]
@@ -477,8 +430,8 @@ async fn logfile_gets_lines_at_loglevel_with_timestamp_and_pid() {
         json!({"logfile": log, "loglevel": "info"}),
     );
     let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&args("logged", &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = job.spawn(&lock_argv("logged", &a_cmd));
+    job.wait_for_pid("a.pid").await;
     let b = job.spawn(&["--lockname", "logged", "true"]);
     let b_pid = b.id().unwrap();
     let (code, stderr) = finish(b).await;
@@ -494,8 +447,8 @@ async fn logfile_gets_lines_at_loglevel_with_timestamp_and_pid() {
         .expect("the skip is logged at info");
     assert!(line.contains(&format!("[{b_pid}]")), "{line}");
     assert!(line.starts_with("20"), "starts with a timestamp: {line}");
-    std::fs::write(job.file("a.go"), "").unwrap();
-    assert_eq!(finish(a).await.0, 0);
+    job.go("a");
+    finish_ok(a).await;
 }
 
 /// A run that waits in a lease queue for longer than the session timeout must start CMD with a
@@ -508,32 +461,17 @@ async fn a_long_wait_for_a_lease_does_not_doom_cmd() {
     set_prefix_data(&client, &job.prefix, r#"{"resources": ["r"]}"#).await;
 
     let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&[&["--lease", "r=1:1"][..], &args("a", &a_cmd)].concat());
-    wait_for_file(&job.file("a.pid")).await;
+    let a = job.spawn(&argv(&["--lease", "r=1:1", "--lockname", "a"], &a_cmd));
+    job.wait_for_pid("a.pid").await;
     let b_cmd = cmd_waiting("b", 4);
-    let b = job.spawn(&[&["--lease", "r=1:1"][..], &args("b", &b_cmd)].concat());
-    let queue = format!("{}/queues/r", job.prefix);
-    let mut queued = false;
-    for _ in 0..1500 {
-        if client
-            .list_children(&queue)
-            .await
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.starts_with("b-"))
-        {
-            queued = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(queued, "b joined the queue");
+    let b = job.spawn(&argv(&["--lease", "r=1:1", "--lockname", "b"], &b_cmd));
+    await_item(&client, &job.queue_path("r"), "b").await;
     // The fault: B waits for longer than the session timeout.
-    tokio::time::sleep(Duration::from_secs_f64(support::sm::SESSION_TIMEOUT * 1.5)).await;
-    std::fs::write(job.file("a.go"), "").unwrap();
-    assert_eq!(finish(a).await.0, 0);
-    wait_for_file(&job.file("b.pid")).await;
-    std::fs::write(job.file("b.go"), "").unwrap();
+    tokio::time::sleep(Duration::from_secs_f64(SESSION_TIMEOUT * 1.5)).await;
+    job.go("a");
+    finish_ok(a).await;
+    job.wait_for_pid("b.pid").await;
+    job.go("b");
     let (code, stderr) = finish(b).await;
     assert_eq!(code, 4, "B's CMD ran to its own end: {stderr}");
     assert!(!job.file("b.term").exists());

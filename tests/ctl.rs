@@ -7,8 +7,7 @@ mod support;
 use std::process::Stdio;
 
 use serde_json::json;
-use support::shared_ensemble;
-use support::sm::{Job, zk};
+use support::{Job, SWITCHMANCTL, finish, shared_ensemble, zk};
 use tokio::process::Command;
 
 const CRONTAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/crontab");
@@ -18,20 +17,6 @@ struct Out {
     code: i32,
     stdout: String,
     stderr: String,
-}
-
-/// `switchmanctl -c CONFIG ARGS...`, stdout and stderr captured.
-fn ctl_command(job: &Job, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchmanctl"));
-    cmd.arg("-c")
-        .arg(&job.config)
-        .args(args)
-        .env_remove("SWITCHMAN_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
 }
 
 async fn output(mut cmd: Command) -> Out {
@@ -44,7 +29,7 @@ async fn output(mut cmd: Command) -> Out {
 }
 
 async fn ctl(job: &Job, args: &[&str]) -> Out {
-    output(ctl_command(job, args)).await
+    output(job.ctl_command(args)).await
 }
 
 /// Writes `data` to a file in the job's dir and sets it with `set-data` (no --if-version).
@@ -87,7 +72,7 @@ async fn check_crontab_lists_lines_naming_undefined_groups() {
     assert_eq!(out.stderr, "");
 
     // The same against a JSON file, with no config and no ZooKeeper.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchmanctl"));
+    let mut cmd = Command::new(SWITCHMANCTL);
     cmd.args(["-c", "/nonexistent/switchman.conf", "check-crontab"])
         .args(["--data", PREFIX_DATA, CRONTAB]);
     let out = output(cmd).await;
@@ -100,7 +85,7 @@ async fn check_crontab_lists_lines_naming_undefined_groups() {
         .take(18)
         .map(|l| format!("{l}\n"))
         .collect();
-    let mut cmd = ctl_command(&job, &["check-crontab", "-"]);
+    let mut cmd = job.ctl_command(&["check-crontab", "-"]);
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
@@ -350,7 +335,7 @@ async fn get_data_and_set_data_round_trip_with_versions() {
     assert_eq!(version(&out), 1, "still at version 1");
 
     // Empty data is valid (no groups, no resources), and --if-version reads stdin too.
-    let mut cmd = ctl_command(&job, &["set-data", "-", "--if-version=1"]);
+    let mut cmd = job.ctl_command(&["set-data", "-", "--if-version=1"]);
     cmd.stdin(Stdio::null());
     let out = output(cmd).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -382,18 +367,14 @@ async fn two_writers_with_the_same_version_exactly_one_wins() {
         let children: Vec<_> = files
             .iter()
             .map(|f| {
-                ctl_command(&job, &["set-data", f, "--if-version", &expected])
+                job.ctl_command(&["set-data", f, "--if-version", &expected])
                     .spawn()
                     .unwrap()
             })
             .collect();
         let mut outs = Vec::new();
         for child in children {
-            let out = child.wait_with_output().await.unwrap();
-            outs.push((
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ));
+            outs.push(finish(child).await);
         }
         let codes: Vec<i32> = outs.iter().map(|(c, _)| *c).collect();
         assert!(
@@ -433,7 +414,7 @@ async fn exit_codes_for_usage_config_and_an_unreachable_zookeeper() {
     assert_eq!(ctl(&job, &["--help"]).await.code, 0);
 
     // The config comes from -c or SWITCHMAN_CONFIG, as for switchman.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchmanctl"));
+    let mut cmd = Command::new(SWITCHMANCTL);
     cmd.arg("groups")
         .env("SWITCHMAN_CONFIG", "/nonexistent/switchman.conf");
     let out = output(cmd).await;
@@ -443,7 +424,7 @@ async fn exit_codes_for_usage_config_and_an_unreachable_zookeeper() {
         "{}",
         out.stderr
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchmanctl"));
+    let mut cmd = Command::new(SWITCHMANCTL);
     cmd.arg("get-data").env("SWITCHMAN_CONFIG", &job.config);
     assert_eq!(output(cmd).await.code, 0);
 

@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::path::Path;
-
 use serde_json::json;
-use support::shared_ensemble;
-use support::sm::{Job, cmd_waiting, finish, set_prefix_data, wait_for_file, wait_until, zk};
+use support::{
+    Job, argv, await_item, cmd_noting_run, cmd_waiting, finish, finish_ok, run_command,
+    set_prefix_data, shared_ensemble, spawn_command, zk,
+};
 use tokio::process::{Child, Command};
 use zookeeper_client::Client;
 
@@ -27,70 +27,27 @@ fn as_configured_host(job: &Job, args: &[&str]) -> Command {
     cmd
 }
 
-async fn run(mut cmd: Command) -> (i32, String) {
-    let out = cmd.output().await.unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn spawn(mut cmd: Command) -> Child {
-    cmd.spawn().expect("start switchman")
-}
-
-/// A second "host" on the same prefix as `job`: the same config, another `fqdn`.
-fn other_host(job: &Job, fqdn: &str) -> Job {
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&job.config).unwrap()).unwrap();
-    config["fqdn"] = json!(fqdn);
-    Job::with_config(&job.prefix, &job.zkhosts, &config.to_string())
-}
-
-/// `sh -c SCRIPT` that appends `name` to `$JOB_DIR/ran` and exits with `code`.
-fn cmd_recording(name: &str, code: i32) -> Vec<String> {
-    vec![
-        "sh".into(),
-        "-c".into(),
-        format!(r#"echo {name} >> "$JOB_DIR/ran"; exit {code}"#),
-    ]
-}
-
+/// What `cmd_noting_run` CMDs of `job` noted: the names of those that ran, one a line.
 fn ran(job: &Job) -> String {
-    std::fs::read_to_string(job.file("ran")).unwrap_or_default()
+    job.read("ran")
 }
 
-fn with<'a>(options: &[&'a str], cmd: &'a [String]) -> Vec<&'a str> {
-    let mut v = options.to_vec();
-    v.push("--");
-    v.extend(cmd.iter().map(String::as_str));
-    v
-}
-
-/// Waits until the logfile has `n` lines containing `needle`: the sign that switchman has
-/// handled an event, without guessing how long that takes.
-async fn wait_for_log(log: &Path, needle: &str, n: usize) {
-    wait_until(&format!("{n} log lines with {needle:?}"), || {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .count()
-            >= n
-    })
+/// A host in group `g` (and only there) running CMD `a`, which ends with `code` once let go;
+/// returns the job (named `name`), a client, and the running switchman.
+async fn member_of_g_running(name: &str, code: i32) -> (Job, Client, Child) {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new(name, &zk_hosts, json!({}));
+    let client = zk(&zk_hosts).await;
+    set_prefix_data(
+        &client,
+        &job.prefix,
+        r#"{"groups": {"g": ["a.example.com"]}}"#,
+    )
     .await;
-}
-
-/// Waits until `folder` has a child whose name starts with `stem`.
-async fn wait_for_child(client: &Client, folder: &str, stem: &str) {
-    for _ in 0..1500 {
-        let children = client.list_children(folder).await.unwrap_or_default();
-        if children.iter().any(|c| c.starts_with(stem)) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("no {folder}/{stem}... within 30 s");
+    let cmd = cmd_waiting("a", code);
+    let a = spawn_command(as_host(&job, "a.example.com", &argv(&["-g", "g"], &cmd)));
+    job.wait_for_pid("a.pid").await;
+    (job, client, a)
 }
 
 #[tokio::test]
@@ -114,28 +71,28 @@ async fn nested_groups_reach_the_host_and_loops_end() {
     .await;
 
     // Three levels down, through a group given as a single string.
-    let cmd = cmd_recording("deep-in-all", 5);
-    let (code, stderr) = run(as_host(
+    let cmd = cmd_noting_run("deep-in-all", 5);
+    let (code, stderr) = run_command(as_host(
         &job,
         "deep.example.com",
-        &with(&["-g", "all"], &cmd),
+        &argv(&["-g", "all"], &cmd),
     ))
     .await;
     assert_eq!(code, 5, "CMD ran and its code came back: {stderr}");
     // Through a loop: ring-b -> ring-c -> ring-a -> ring-b.
-    let cmd = cmd_recording("rc-in-ring-b", 6);
-    let (code, stderr) = run(as_host(
+    let cmd = cmd_noting_run("rc-in-ring-b", 6);
+    let (code, stderr) = run_command(as_host(
         &job,
         "rc.example.com",
-        &with(&["--group", "ring-b"], &cmd),
+        &argv(&["--group", "ring-b"], &cmd),
     ))
     .await;
     assert_eq!(code, 6, "{stderr}");
-    let cmd = cmd_recording("ra-in-ring-c", 7);
-    let (code, stderr) = run(as_host(
+    let cmd = cmd_noting_run("ra-in-ring-c", 7);
+    let (code, stderr) = run_command(as_host(
         &job,
         "ra.example.com",
-        &with(&["--group=ring-c"], &cmd),
+        &argv(&["--group=ring-c"], &cmd),
     ))
     .await;
     assert_eq!(code, 7, "{stderr}");
@@ -148,8 +105,8 @@ async fn nested_groups_reach_the_host_and_loops_end() {
         ("mid", "all"),
         ("edge", "all"),
     ] {
-        let cmd = cmd_recording("wrong", 9);
-        let child = spawn(as_host(&job, host, &with(&["-g", group], &cmd)));
+        let cmd = cmd_noting_run("wrong", 9);
+        let child = spawn_command(as_host(&job, host, &argv(&["-g", group], &cmd)));
         let (code, stderr) = finish(child).await;
         assert_eq!(
             (code, stderr.as_str()),
@@ -164,7 +121,7 @@ async fn nested_groups_reach_the_host_and_loops_end() {
 async fn only_the_member_runs_and_the_other_host_touches_nothing() {
     let zk_hosts = shared_ensemble().connect_string();
     let member = Job::new("member", &zk_hosts, json!({"fqdn": "in.example.com"}));
-    let outsider = other_host(&member, "out.example.com");
+    let outsider = member.other_host(json!({"fqdn": "out.example.com"}));
     let client = zk(&zk_hosts).await;
     set_prefix_data(
         &client,
@@ -172,10 +129,10 @@ async fn only_the_member_runs_and_the_other_host_touches_nothing() {
         r#"{"groups": {"g": ["in.example.com"]}, "resources": ["r"]}"#,
     )
     .await;
-    let cmd = cmd_recording("ran", 0);
-    let args = with(&["-g", "g", "--lockname", "j", "--lease", "r=1:1"], &cmd);
+    let cmd = cmd_noting_run("ran", 0);
+    let args = argv(&["-g", "g", "--lockname", "j", "--lease", "r=1:1"], &cmd);
 
-    let (code, stderr) = run(as_configured_host(&outsider, &args)).await;
+    let (code, stderr) = run_command(as_configured_host(&outsider, &args)).await;
     assert_eq!(
         (code, stderr.as_str()),
         (0, ""),
@@ -188,22 +145,22 @@ async fn only_the_member_runs_and_the_other_host_touches_nothing() {
         Vec::<String>::new(),
         "no locks/, queues/ or semaphores/ under the prefix"
     );
-    let (code, _) = run(as_configured_host(
+    let (code, _) = run_command(as_configured_host(
         &outsider,
         &[&["--busy-exit-code", "75"][..], &args].concat(),
     ))
     .await;
     assert_eq!(code, 75, "the busy code applies to a group skip");
 
-    let (code, stderr) = run(as_configured_host(&member, &args)).await;
+    let (code, stderr) = run_command(as_configured_host(&member, &args)).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(ran(&member), "ran\n", "the member ran CMD");
 
     // SWITCHMAN_FQDN wins over the config key.
-    let (code, stderr) = run(as_host(&outsider, "in.example.com", &args)).await;
+    let (code, stderr) = run_command(as_host(&outsider, "in.example.com", &args)).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(ran(&outsider), "ran\n");
-    let (code, stderr) = run(as_host(&member, "out.example.com", &args)).await;
+    let (code, stderr) = run_command(as_host(&member, "out.example.com", &args)).await;
     assert_eq!((code, stderr.as_str()), (0, ""));
     assert_eq!(
         ran(&member),
@@ -216,8 +173,8 @@ async fn only_the_member_runs_and_the_other_host_touches_nothing() {
 async fn undefined_group_is_a_config_error_and_writes_nothing() {
     let zk_hosts = shared_ensemble().connect_string();
     let client = zk(&zk_hosts).await;
-    let cmd = cmd_recording("ran", 0);
-    let args = with(&["-g", "nosuch", "--lockname", "j"], &cmd);
+    let cmd = cmd_noting_run("ran", 0);
+    let args = argv(&["-g", "nosuch", "--lockname", "j"], &cmd);
 
     // Defined groups, but not this one.
     let job = Job::new("undefined", &zk_hosts, json!({}));
@@ -227,7 +184,7 @@ async fn undefined_group_is_a_config_error_and_writes_nothing() {
         r#"{"groups": {"g": ["h.example.com"]}}"#,
     )
     .await;
-    let (code, stderr) = run(as_host(&job, "h.example.com", &args)).await;
+    let (code, stderr) = run_command(as_host(&job, "h.example.com", &args)).await;
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("\"nosuch\""), "names the group: {stderr}");
     assert!(stderr.contains(&job.prefix), "names the znode: {stderr}");
@@ -241,7 +198,7 @@ async fn undefined_group_is_a_config_error_and_writes_nothing() {
 
     // No prefix node at all: no groups.
     let job = Job::new("no-prefix", &zk_hosts, json!({}));
-    let (code, stderr) = run(as_host(&job, "h.example.com", &args)).await;
+    let (code, stderr) = run_command(as_host(&job, "h.example.com", &args)).await;
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("\"nosuch\""), "{stderr}");
     assert_eq!(
@@ -253,7 +210,7 @@ async fn undefined_group_is_a_config_error_and_writes_nothing() {
     // Prefix data that does not parse: a config error too, before anything is written.
     let job = Job::new("bad-prefix", &zk_hosts, json!({}));
     set_prefix_data(&client, &job.prefix, r#"{"groups": {"g": [1]}}"#).await;
-    let (code, stderr) = run(as_host(&job, "h.example.com", &args)).await;
+    let (code, stderr) = run_command(as_host(&job, "h.example.com", &args)).await;
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("group \"g\""), "{stderr}");
     assert_eq!(
@@ -276,12 +233,12 @@ async fn cmd_is_stopped_when_the_host_leaves_the_group() {
     )
     .await;
     let cmd = cmd_waiting("a", 0);
-    let a = spawn(as_host(
+    let a = spawn_command(as_host(
         &job,
         "a.example.com",
-        &with(&["-g", "g", "--lockname", "j"], &cmd),
+        &argv(&["-g", "g", "--lockname", "j"], &cmd),
     ));
-    wait_for_file(&job.file("a.pid")).await;
+    job.wait_for_pid("a.pid").await;
     client
         .set_data(
             &job.prefix,
@@ -296,11 +253,7 @@ async fn cmd_is_stopped_when_the_host_leaves_the_group() {
         stderr.contains("a.example.com was removed from group g"),
         "{stderr}"
     );
-    assert_eq!(
-        std::fs::read_to_string(job.file("a.term")).unwrap(),
-        "term\n",
-        "CMD got SIGTERM"
-    );
+    assert_eq!(job.read("a.term"), "term\n", "CMD got SIGTERM");
     assert_eq!(
         client.check_stat(&job.lock_path("j")).await.unwrap(),
         None,
@@ -309,8 +262,8 @@ async fn cmd_is_stopped_when_the_host_leaves_the_group() {
 
     // The group itself deleted.
     let cmd = cmd_waiting("b", 0);
-    let b = spawn(as_host(&job, "b.example.com", &with(&["-g", "g"], &cmd)));
-    wait_for_file(&job.file("b.pid")).await;
+    let b = spawn_command(as_host(&job, "b.example.com", &argv(&["-g", "g"], &cmd)));
+    job.wait_for_pid("b.pid").await;
     client
         .set_data(&job.prefix, br#"{"groups": {}}"#, None)
         .await
@@ -323,19 +276,7 @@ async fn cmd_is_stopped_when_the_host_leaves_the_group() {
 
 #[tokio::test]
 async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
-    let zk_hosts = shared_ensemble().connect_string();
-    let job = Job::new("keeps", &zk_hosts, json!({}));
-    let log = job.log();
-    let client = zk(&zk_hosts).await;
-    set_prefix_data(
-        &client,
-        &job.prefix,
-        r#"{"groups": {"g": ["a.example.com"]}}"#,
-    )
-    .await;
-    let cmd = cmd_waiting("a", 3);
-    let a = spawn(as_host(&job, "a.example.com", &with(&["-g", "g"], &cmd)));
-    wait_for_file(&job.file("a.pid")).await;
+    let (job, client, a) = member_of_g_running("keeps", 3).await;
 
     // The host stays, now through a nested group; other groups and resources change.
     client
@@ -347,7 +288,8 @@ async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
         )
         .await
         .unwrap();
-    wait_for_log(&log, "a.example.com is still in group g", 1).await;
+    job.wait_for_log(1, &["a.example.com is still in group g"])
+        .await;
     // And another change, back to fewer groups.
     client
         .set_data(
@@ -357,9 +299,10 @@ async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
         )
         .await
         .unwrap();
-    wait_for_log(&log, "a.example.com is still in group g", 2).await;
+    job.wait_for_log(2, &["a.example.com is still in group g"])
+        .await;
 
-    std::fs::write(job.file("a.go"), "").unwrap();
+    job.go("a");
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 3, "CMD ran to its own end: {stderr}");
     assert!(!job.file("a.term").exists(), "CMD was never signalled");
@@ -368,19 +311,7 @@ async fn a_change_that_keeps_the_host_leaves_cmd_alone() {
 
 #[tokio::test]
 async fn bad_prefix_data_written_mid_run_leaves_cmd_alone() {
-    let zk_hosts = shared_ensemble().connect_string();
-    let job = Job::new("bad-mid-run", &zk_hosts, json!({}));
-    let log = job.log();
-    let client = zk(&zk_hosts).await;
-    set_prefix_data(
-        &client,
-        &job.prefix,
-        r#"{"groups": {"g": ["a.example.com"]}}"#,
-    )
-    .await;
-    let cmd = cmd_waiting("a", 4);
-    let a = spawn(as_host(&job, "a.example.com", &with(&["-g", "g"], &cmd)));
-    wait_for_file(&job.file("a.pid")).await;
+    let (job, client, a) = member_of_g_running("bad-mid-run", 4).await;
 
     // Broken JSON, then JSON of the wrong shape, then a group member of the wrong type: each
     // is logged and ignored, the last good groups stand.
@@ -391,7 +322,7 @@ async fn bad_prefix_data_written_mid_run_leaves_cmd_alone() {
     ];
     for (n, data) in bad.iter().enumerate() {
         client.set_data(&job.prefix, data, None).await.unwrap();
-        wait_for_log(&log, "ignoring the new data", n + 1).await;
+        job.wait_for_log(n + 1, &["ignoring the new data"]).await;
     }
     // The watch is still armed after the bad data: a good change is seen.
     client
@@ -402,9 +333,10 @@ async fn bad_prefix_data_written_mid_run_leaves_cmd_alone() {
         )
         .await
         .unwrap();
-    wait_for_log(&log, "a.example.com is still in group g", 1).await;
+    job.wait_for_log(1, &["a.example.com is still in group g"])
+        .await;
 
-    std::fs::write(job.file("a.go"), "").unwrap();
+    job.go("a");
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 4, "CMD ran to its own end: {stderr}");
     assert!(!job.file("a.term").exists(), "CMD was never signalled");
@@ -429,22 +361,22 @@ async fn leaving_the_group_while_waiting_for_a_lease_skips() {
     )
     .await;
     let holder_cmd = cmd_waiting("a", 0);
-    let holder = spawn(as_host(
+    let holder = spawn_command(as_host(
         &job,
         "a.example.com",
-        &with(&["--lease", "r=1:1", "--lockname", "first"], &holder_cmd),
+        &argv(&["--lease", "r=1:1", "--lockname", "first"], &holder_cmd),
     ));
-    wait_for_file(&job.file("a.pid")).await;
-    let cmd = cmd_recording("b", 0);
-    let waiter = spawn(as_host(
+    job.wait_for_pid("a.pid").await;
+    let cmd = cmd_noting_run("b", 0);
+    let waiter = spawn_command(as_host(
         &job,
         "b.example.com",
-        &with(
+        &argv(
             &["-g", "g", "--lease", "r=1:1", "--lockname", "second"],
             &cmd,
         ),
     ));
-    wait_for_child(&client, &format!("{}/queues/r", job.prefix), "second-").await;
+    await_item(&client, &job.queue_path("r"), "second").await;
     client
         .set_data(
             &job.prefix,
@@ -457,15 +389,12 @@ async fn leaving_the_group_while_waiting_for_a_lease_skips() {
     let (code, stderr) = finish(waiter).await;
     assert_eq!((code, stderr.as_str()), (0, ""), "a silent skip");
     assert_eq!(
-        client
-            .list_children(&format!("{}/queues/r", job.prefix))
-            .await
-            .unwrap(),
+        client.list_children(&job.queue_path("r")).await.unwrap(),
         Vec::<String>::new(),
         "nothing left queued"
     );
-    std::fs::write(job.file("a.go"), "").unwrap();
-    assert_eq!(finish(holder).await.0, 0);
+    job.go("a");
+    finish_ok(holder).await;
     assert_eq!(
         ran(&job),
         "",

@@ -11,47 +11,20 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::os::unix::process::ExitStatusExt;
 
 use serde_json::json;
-use support::sm::{
-    Job, cmd_waiting, finish, is_dead, set_prefix_data, wait_for_file, wait_until, zk,
+use support::{
+    Job, Proxy, argv, await_children, await_item, children, cmd_recording_start_end, cmd_waiting,
+    finish, finish_ok, has_item, set_prefix_data, sh, shared_ensemble, tree, until_go,
+    wait_for_file, wait_until, zk,
 };
-use support::{Proxy, shared_ensemble};
 use tokio::process::Child;
 use zookeeper_client::{Acls, Client, CreateMode};
 
-/// `switchman OPTS... -- CMD...` as the `&str`s `Job::spawn` takes.
-fn argv<'a>(opts: &[&'a str], cmd: &'a [String]) -> Vec<&'a str> {
-    let mut v = opts.to_vec();
-    v.push("--");
-    v.extend(cmd.iter().map(String::as_str));
-    v
-}
-
-/// A shell CMD that appends `start NAME` to `$JOB_DIR/records`, writes its pid to `NAME.pid`,
-/// then waits until `NAME.go` or `all.go` appears, appends `end NAME` and exits 0. The records
-/// are written while CMD runs, so they can only under-state how many ran at once.
-fn recorded(name: &str) -> Vec<String> {
-    let script = format!(
-        r#"echo "start {name}" >> "$JOB_DIR/records"
-echo $$ > "$JOB_DIR/{name}.pid.tmp" && mv "$JOB_DIR/{name}.pid.tmp" "$JOB_DIR/{name}.pid"
-while [ ! -e "$JOB_DIR/{name}.go" ] && [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done
-echo "end {name}" >> "$JOB_DIR/records""#
-    );
-    vec!["sh".into(), "-c".into(), script]
-}
-
-fn go(job: &Job, name: &str) {
-    std::fs::write(job.file(&format!("{name}.go")), "").unwrap();
-}
-
+/// The lines of the records `cmd_recording_start_end` CMDs wrote.
 fn records(job: &Job) -> Vec<String> {
-    std::fs::read_to_string(job.file("records"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    job.read("records").lines().map(str::to_string).collect()
 }
 
 /// A job whose prefix znode's data lists `resources`, and a test client to look at it with.
@@ -64,92 +37,36 @@ async fn leased_job(name: &str, extra: serde_json::Value, resources: &[&str]) ->
     (job, client)
 }
 
-fn queue(job: &Job, res: &str) -> String {
-    format!("{}/queues/{res}", job.prefix)
+/// Nobody holds the guard of resource `r`, and its only lease is the holder `a`'s.
+async fn assert_only_a_lease_left(client: &Client, job: &Job) {
+    assert_eq!(
+        children(client, &job.guard_path("r")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        children(client, &job.leases_path("r")).await.len(),
+        1,
+        "a's"
+    );
 }
 
-fn leases(job: &Job, res: &str) -> String {
-    format!("{}/semaphores/{res}/leases", job.prefix)
-}
-
-fn guard(job: &Job, res: &str) -> String {
-    format!("{}/semaphores/{res}/lock", job.prefix)
-}
-
-/// The sequence number ZooKeeper appended to a child's name.
-fn seq(name: &str) -> u64 {
-    name[name.rfind(['-', '_']).unwrap() + 1..].parse().unwrap()
-}
-
-/// The children of `path` in sequence order; none if it does not exist.
-async fn children(client: &Client, path: &str) -> Vec<String> {
-    match client.list_children(path).await {
-        Ok(mut c) => {
-            c.sort_by_key(|n| seq(n));
-            c
-        }
-        Err(zookeeper_client::Error::NoNode) => Vec::new(),
-        Err(e) => panic!("list {path}: {e}"),
-    }
-}
-
-/// Waits, by watching, until the children of `path` satisfy `cond`; returns them in sequence
-/// order. A missing `path` counts as having no children.
-async fn await_children(
-    client: &Client,
-    path: &str,
-    what: &str,
-    mut cond: impl FnMut(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (mut kids, watcher) = match client.get_and_watch_children(path).await {
-            Ok((kids, _, watcher)) => (kids, watcher),
-            Err(zookeeper_client::Error::NoNode) => {
-                let (stat, watcher) = client.check_and_watch_stat(path).await.unwrap();
-                if stat.is_some() {
-                    continue;
-                }
-                (Vec::new(), watcher)
-            }
-            Err(e) => panic!("watch {path}: {e}"),
-        };
-        kids.sort_by_key(|n| seq(n));
-        if cond(&kids) {
-            return kids;
-        }
-        if tokio::time::timeout_at(deadline, watcher.changed())
-            .await
-            .is_err()
-        {
-            panic!("timed out waiting until {what}; children of {path}: {kids:?}");
-        }
-    }
-}
-
-/// Whether a queue holds an item of task `lock`.
-fn has_item(kids: &[String], lock: &str) -> bool {
-    kids.iter().any(|k| {
-        k.strip_prefix(lock)
-            .and_then(|r| r.strip_prefix('-'))
-            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
-    })
+/// Starts `cmd_waiting(name, 0)` as task `name` with `--lease LEASE`, and waits until it runs.
+async fn holding(job: &Job, name: &str, lease: &str) -> Child {
+    let cmd = cmd_waiting(name, 0);
+    let run = job.spawn(&argv(&["--lockname", name, "--lease", lease], &cmd));
+    job.wait_for_pid(&format!("{name}.pid")).await;
+    run
 }
 
 /// Every znode under `root` whose data names process `pid` (`"{fqdn} {pid}"`).
 async fn nodes_of(client: &Client, root: &str, pid: u32) -> Vec<String> {
     let suffix = format!(" {pid}");
     let mut found = Vec::new();
-    let mut stack = vec![root.to_string()];
-    while let Some(path) = stack.pop() {
-        let Ok((data, _)) = client.get_data(&path).await else {
-            continue;
-        };
-        if String::from_utf8_lossy(&data).ends_with(&suffix) {
-            found.push(path.clone());
-        }
-        for child in client.list_children(&path).await.unwrap_or_default() {
-            stack.push(format!("{path}/{child}"));
+    for path in tree(client, root).await {
+        if let Ok((data, _)) = client.get_data(&path).await
+            && String::from_utf8_lossy(&data).ends_with(&suffix)
+        {
+            found.push(path);
         }
     }
     found
@@ -182,27 +99,18 @@ fn watches(except: &Client) -> HashMap<String, Vec<String>> {
 /// Waits until the run with `pid` logs a line containing `needle` (the logfile holds every
 /// run's lines, each with the run's pid).
 async fn await_log(job: &Job, pid: u32, needle: &str) {
-    let tag = format!("[{pid}]");
-    wait_until(&format!("switchman {pid} logs {needle:?}"), || {
-        std::fs::read_to_string(job.log())
-            .is_ok_and(|t| t.lines().any(|l| l.contains(&tag) && l.contains(needle)))
-    })
-    .await;
+    job.wait_for_log(1, &[&format!("[{pid}]"), needle]).await;
 }
 
 /// Waits until the run with `pid` has found no room in the semaphore of `res` and waits on a
 /// watch of its leases.
 async fn await_no_room(job: &Job, pid: u32, res: &str) {
-    let needle = format!("{}: ", leases(job, res));
-    let tag = format!("[{pid}]");
-    wait_until(&format!("switchman {pid} waits for room in {res}"), || {
-        std::fs::read_to_string(job.log()).is_ok_and(|t| {
-            t.lines().any(|l| {
-                l.contains(&tag) && l.contains(&needle) && l.contains("waiting for a lease to go")
-            })
-        })
-    })
-    .await;
+    let needles = [
+        &format!("[{pid}]"),
+        &format!("{}: ", job.leases_path(res)),
+        "waiting for a lease to go",
+    ];
+    job.wait_for_log(1, &needles).await;
 }
 
 /// The largest number of CMDs running at once according to `start`/`end` records.
@@ -226,11 +134,6 @@ fn position(records: &[String], line: &str) -> usize {
         .unwrap_or_else(|| panic!("no {line:?} in {records:?}"))
 }
 
-async fn finish_ok(child: Child) {
-    let (code, stderr) = finish(child).await;
-    assert_eq!(code, 0, "{stderr}");
-}
-
 /// The same job (prefix, settings, logfile, and CMD's `$JOB_DIR`) seen through other
 /// `zkhosts`, e.g. a proxy.
 struct Via {
@@ -240,11 +143,8 @@ struct Via {
 
 impl Via {
     fn new(job: &Job, zkhosts: &str) -> Via {
-        let mut config: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&job.config).unwrap()).unwrap();
-        config["zkhosts"] = json!(zkhosts);
         Via {
-            job: Job::with_config(&job.prefix, zkhosts, &config.to_string()),
+            job: job.other_host(json!({ "zkhosts": zkhosts })),
             job_dir: job.dir.path().to_path_buf(),
         }
     }
@@ -263,16 +163,15 @@ impl Via {
 #[tokio::test]
 async fn contenders_run_in_queue_order() {
     let (job, client) = leased_job("fifo", json!({}), &["r"]).await;
-    let q = queue(&job, "r");
+    let q = job.queue_path("r");
     let names: Vec<String> = (0..6).map(|i| format!("l{i}")).collect();
     let cmds: Vec<Vec<String>> = names
         .iter()
         .map(|n| {
-            let script = format!(
-                r#"echo {n} >> "$JOB_DIR/order"
-while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#
-            );
-            vec!["sh".into(), "-c".into(), script]
+            sh(format!(
+                "echo {n} >> \"$JOB_DIR/order\"\n{}",
+                until_go("all")
+            ))
         })
         .collect();
 
@@ -322,7 +221,7 @@ while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#
         "the others wait"
     );
 
-    go(&job, "all");
+    job.go("all");
     for run in runs {
         finish_ok(run).await;
     }
@@ -334,7 +233,7 @@ while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#
     assert_eq!(order[0], "l0");
     assert_eq!(&order[1..], &queue_order[..], "CMDs started in queue order");
     assert!(children(&client, &q).await.is_empty());
-    assert!(children(&client, &leases(&job, "r")).await.is_empty());
+    assert!(children(&client, &job.leases_path("r")).await.is_empty());
 }
 
 /// A `1:3` semaphore with eight contenders: three run at once, never more.
@@ -342,7 +241,7 @@ while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#
 async fn semaphore_admits_at_most_total() {
     let (job, client) = leased_job("sem3", json!({}), &["r"]).await;
     let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
-    let cmds: Vec<Vec<String>> = names.iter().map(|n| recorded(n)).collect();
+    let cmds: Vec<Vec<String>> = names.iter().map(|n| cmd_recording_start_end(n)).collect();
     let runs: Vec<Child> = names
         .iter()
         .zip(&cmds)
@@ -351,7 +250,7 @@ async fn semaphore_admits_at_most_total() {
 
     // Three run; the other five wait in the queue, the first of them at the semaphore.
     // (Three running first: until then the queue's head may still be about to get a lease.)
-    let q = queue(&job, "r");
+    let q = job.queue_path("r");
     wait_until("three CMDs run", || records(&job).len() == 3).await;
     let waiting = await_children(&client, &q, "five wait", |k| k.len() == 5).await;
     let head = &waiting[0][..waiting[0].rfind('-').unwrap()];
@@ -360,34 +259,39 @@ async fn semaphore_admits_at_most_total() {
         .unwrap();
     await_no_room(&job, head_pid, "r").await;
     assert_eq!(records(&job).len(), 3, "{:?}", records(&job));
-    let held = children(&client, &leases(&job, "r")).await;
+    let held = children(&client, &job.leases_path("r")).await;
     assert_eq!(held.len(), 3, "{held:?}");
     assert!(held.iter().all(|l| l.starts_with("1_3_")), "{held:?}");
 
-    go(&job, "all");
+    job.go("all");
     for run in runs {
         finish_ok(run).await;
     }
     let recs = records(&job);
     assert_eq!(recs.len(), 16, "{recs:?}");
     assert_eq!(max_overlap(&recs), 3, "{recs:?}");
-    assert!(children(&client, &leases(&job, "r")).await.is_empty());
+    assert!(children(&client, &job.leases_path("r")).await.is_empty());
+}
+
+/// The `COUNT_TOTAL_` of each lease of resource `r`, in sequence order (single digits).
+async fn counts_held(client: &Client, job: &Job) -> Vec<String> {
+    children(client, &job.leases_path("r"))
+        .await
+        .iter()
+        .map(|l| l[..4].to_string())
+        .collect()
 }
 
 /// Counts are weighed: `2:5` and `3:5` fit together; a `1:5` waits until one of them ends.
 #[tokio::test]
 async fn weighted_counts_share_the_total() {
     let (job, client) = leased_job("weighted", json!({}), &["r"]).await;
-    let (a_cmd, b_cmd, c_cmd) = (recorded("a"), recorded("b"), recorded("c"));
+    let [a_cmd, b_cmd, c_cmd] = ["a", "b", "c"].map(cmd_recording_start_end);
     let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=2:5"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    job.wait_for_pid("a.pid").await;
     let b = job.spawn(&argv(&["--lockname", "b", "--lease", "r=3:5"], &b_cmd));
-    wait_for_file(&job.file("b.pid")).await;
-    let held: Vec<String> = children(&client, &leases(&job, "r"))
-        .await
-        .iter()
-        .map(|l| l[..4].to_string())
-        .collect();
+    job.wait_for_pid("b.pid").await;
+    let held = counts_held(&client, &job).await;
     assert_eq!(held, ["2_5_", "3_5_"]);
 
     // The third is at the semaphore, waiting on a watch of the leases, and does not run.
@@ -395,9 +299,9 @@ async fn weighted_counts_share_the_total() {
     await_no_room(&job, c.id().unwrap(), "r").await;
     assert!(!job.file("c.pid").exists(), "{:?}", records(&job));
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
-    wait_for_file(&job.file("c.pid")).await;
+    job.wait_for_pid("c.pid").await;
     let recs = records(&job);
     assert!(
         position(&recs, "start c") > position(&recs, "end a"),
@@ -407,14 +311,10 @@ async fn weighted_counts_share_the_total() {
         !recs.contains(&"end b".to_string()),
         "b still runs: {recs:?}"
     );
-    let held: Vec<String> = children(&client, &leases(&job, "r"))
-        .await
-        .iter()
-        .map(|l| l[..4].to_string())
-        .collect();
+    let held = counts_held(&client, &job).await;
     assert_eq!(held, ["3_5_", "1_5_"]);
 
-    go(&job, "all");
+    job.go("all");
     finish_ok(b).await;
     finish_ok(c).await;
 }
@@ -424,9 +324,7 @@ async fn weighted_counts_share_the_total() {
 #[tokio::test]
 async fn total_mismatch_is_a_config_error() {
     let (job, client) = leased_job("mismatch", json!({}), &["r"]).await;
-    let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:2"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = holding(&job, "a", "r=1:2").await;
 
     let b = job.spawn(&["--lockname", "b", "--lease", "r=1:3", "true"]);
     let b_pid = b.id().unwrap();
@@ -441,9 +339,9 @@ async fn total_mismatch_is_a_config_error() {
         nodes_of(&client, &job.prefix, b_pid).await,
         Vec::<String>::new()
     );
-    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 1);
+    assert_eq!(children(&client, &job.leases_path("r")).await.len(), 1);
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
 }
 
@@ -463,12 +361,11 @@ async fn unknown_resource_is_a_config_error() {
 #[tokio::test]
 async fn task_already_queued_is_skipped() {
     let (job, client) = leased_job("queued", json!({}), &["r"]).await;
-    let (a_cmd, b_cmd) = (cmd_waiting("a", 0), cmd_waiting("b", 0));
-    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = holding(&job, "a", "r=1:1").await;
+    let b_cmd = cmd_waiting("b", 0);
     let b = job.spawn(&argv(&["--lockname", "b", "--lease", "r=1:1"], &b_cmd));
-    let q = queue(&job, "r");
-    await_children(&client, &q, "b has queued", |k| has_item(k, "b")).await;
+    let q = job.queue_path("r");
+    await_item(&client, &q, "b").await;
 
     let c_cmd = cmd_waiting("c", 0);
     let c = job.spawn(&argv(&["--lockname", "b", "--lease", "r=1:1"], &c_cmd));
@@ -483,10 +380,10 @@ async fn task_already_queued_is_skipped() {
     let kids = children(&client, &q).await;
     assert_eq!(kids.len(), 1, "only b's item: {kids:?}");
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
-    wait_for_file(&job.file("b.pid")).await;
-    go(&job, "b");
+    job.wait_for_pid("b.pid").await;
+    job.go("b");
     finish_ok(b).await;
 }
 
@@ -494,19 +391,17 @@ async fn task_already_queued_is_skipped() {
 #[tokio::test]
 async fn lock_taken_while_waiting_skips() {
     let (job, client) = leased_job("lock-appears", json!({}), &["r"]).await;
-    let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = holding(&job, "a", "r=1:1").await;
     let b_cmd = cmd_waiting("b", 0);
     let b = job.spawn(&argv(&["--lockname", "x", "--lease", "r=1:1"], &b_cmd));
     let b_pid = b.id().unwrap();
-    let q = queue(&job, "r");
-    await_children(&client, &q, "b has queued", |k| has_item(k, "x")).await;
+    let q = job.queue_path("r");
+    await_item(&client, &q, "x").await;
 
     // Another host runs task x without leases.
     let x_cmd = cmd_waiting("x", 0);
     let x = job.spawn(&argv(&["--lockname", "x"], &x_cmd));
-    wait_for_file(&job.file("x.pid")).await;
+    job.wait_for_pid("x.pid").await;
 
     let (code, stderr) = finish(b).await;
     assert_eq!((code, stderr.as_str()), (0, ""), "a skip is silent");
@@ -517,8 +412,8 @@ async fn lock_taken_while_waiting_skips() {
         Vec::<String>::new()
     );
 
-    go(&job, "x");
-    go(&job, "a");
+    job.go("x");
+    job.go("a");
     finish_ok(x).await;
     finish_ok(a).await;
 }
@@ -528,9 +423,7 @@ async fn lock_taken_while_waiting_skips() {
 #[tokio::test]
 async fn wait_timeout_exits_75_and_leaves_nothing() {
     let (job, client) = leased_job("timeout", json!({"resources_wait_timeout": 0.5}), &["r"]).await;
-    let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = holding(&job, "a", "r=1:1").await;
 
     let b = job.spawn(&["--lockname", "b", "--lease", "r=1:1", "true"]);
     let c = job.spawn(&["--lockname", "c", "--lease", "r=1:1", "true"]);
@@ -547,16 +440,12 @@ async fn wait_timeout_exits_75_and_leaves_nothing() {
         );
     }
     assert_eq!(
-        children(&client, &queue(&job, "r")).await,
+        children(&client, &job.queue_path("r")).await,
         Vec::<String>::new()
     );
-    assert_eq!(
-        children(&client, &guard(&job, "r")).await,
-        Vec::<String>::new()
-    );
-    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 1, "a's");
+    assert_only_a_lease_left(&client, &job).await;
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
 }
 
@@ -579,11 +468,7 @@ async fn deleted_lease_stops_cmd() {
         stderr.contains(lease) && stderr.contains("deleted"),
         "{stderr}"
     );
-    assert_eq!(
-        std::fs::read_to_string(job.file("a.term")).unwrap(),
-        "term\n",
-        "CMD got SIGTERM first"
-    );
+    assert_eq!(job.read("a.term"), "term\n", "CMD got SIGTERM first");
 }
 
 /// Macros in `--lease` and in the prefix's `resources`; `SWITCHMAN_LEASES` lists the lease
@@ -624,14 +509,14 @@ async fn macros_and_switchman_leases() {
     assert_eq!(held.len(), 2, "{held:?}");
     assert_eq!(
         held[0],
-        format!("{}/1_1_0000000000", leases(&job, "r")),
+        format!("{}/1_1_0000000000", job.leases_path("r")),
         "{held:?}"
     );
     assert_eq!(
         held[1],
         format!(
             "{}/1_{cpus}_0000000000",
-            leases(&job, &format!("{fqdn}_cpu"))
+            job.leases_path(&format!("{fqdn}_cpu"))
         ),
         "{held:?}"
     );
@@ -642,7 +527,7 @@ async fn macros_and_switchman_leases() {
     }
     assert!(env.contains(&format!("SWITCHMAN_LOCK={}\n", job.lock_path("a"))));
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
     for lease in &held {
         assert_eq!(client.check_stat(lease).await.unwrap(), None);
@@ -654,16 +539,15 @@ async fn macros_and_switchman_leases() {
 #[tokio::test]
 async fn no_lock_runs_share_the_resource() {
     let (job, client) = leased_job("no-lock", json!({}), &["r"]).await;
-    let script = r#"echo $$ >> "$JOB_DIR/running"
-while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#;
-    let args = ["--no-lock", "--lease", "r=1:2", "--", "sh", "-c", script];
+    let script = format!("echo $$ >> \"$JOB_DIR/running\"\n{}", until_go("all"));
+    let args = ["--no-lock", "--lease", "r=1:2", "--", "sh", "-c", &script];
     let a = job.spawn(&args);
     let b = job.spawn(&args);
     wait_until("both CMDs run at once", || {
         std::fs::read_to_string(job.file("running")).is_ok_and(|t| t.lines().count() == 2)
     })
     .await;
-    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 2);
+    assert_eq!(children(&client, &job.leases_path("r")).await.len(), 2);
     assert_eq!(
         children(&client, &format!("{}/locks", job.prefix)).await,
         Vec::<String>::new()
@@ -678,7 +562,7 @@ while [ ! -e "$JOB_DIR/all.go" ]; do sleep 0.02; done"#;
             .count(),
         2
     );
-    go(&job, "all");
+    job.go("all");
     for run in [a, b, c] {
         finish_ok(run).await;
     }
@@ -723,13 +607,11 @@ async fn bad_specs_exit_64_quoting_the_text() {
 #[tokio::test]
 async fn killed_waiters_leave_no_orphans() {
     let (job, client) = leased_job("killed", json!({}), &["r"]).await;
-    let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = holding(&job, "a", "r=1:1").await;
 
-    let q = queue(&job, "r");
+    let q = job.queue_path("r");
     let mut b = job.spawn(&["--lockname", "b", "--lease", "r=1:1", "true"]);
-    await_children(&client, &q, "b has queued", |k| has_item(k, "b")).await;
+    await_item(&client, &q, "b").await;
     let mut c = job.spawn(&["--lockname", "c", "--lease", "r=1:1", "true"]);
     let kids = await_children(&client, &q, "c has queued", |k| has_item(k, "c")).await;
     // b waits at the semaphore, c on b's item.
@@ -742,29 +624,26 @@ async fn killed_waiters_leave_no_orphans() {
     .await;
 
     for run in [&mut b, &mut c] {
-        let pid = run.id().unwrap() as i32;
         run.start_kill().unwrap();
-        run.wait().await.unwrap();
-        assert!(is_dead(pid));
+        // Reaped, so dead by now whatever happened; that it was our SIGKILL that ended it, and
+        // not an exit of its own (which would clean up), is what the test is about.
+        let status = run.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
     }
     await_children(&client, &q, "the killed runs' items expire", |k| {
         k.is_empty()
     })
     .await;
-    assert_eq!(
-        children(&client, &guard(&job, "r")).await,
-        Vec::<String>::new()
-    );
-    assert_eq!(children(&client, &leases(&job, "r")).await.len(), 1, "a's");
+    assert_only_a_lease_left(&client, &job).await;
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
     let (code, stderr) = job
         .run(&["--lockname", "d", "--lease", "r=1:1", "true"])
         .await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
-        children(&client, &leases(&job, "r")).await,
+        children(&client, &job.leases_path("r")).await,
         Vec::<String>::new()
     );
 }
@@ -776,10 +655,10 @@ async fn waiters_survive_a_reconnect() {
     let (job, client) = leased_job("reconnect", json!({}), &["r"]).await;
     let proxy = Proxy::start(&shared_ensemble().client_ports());
     let via = Via::new(&job, &proxy.connect_string());
-    let q = queue(&job, "r");
-    let (a_cmd, b_cmd, c_cmd) = (recorded("a"), recorded("b"), recorded("c"));
+    let q = job.queue_path("r");
+    let [a_cmd, b_cmd, c_cmd] = ["a", "b", "c"].map(cmd_recording_start_end);
     let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    job.wait_for_pid("a.pid").await;
     // b waits at the semaphore and c behind it, both through the proxy.
     let b = via.spawn(&argv(&["--lockname", "b", "--lease", "r=1:1"], &b_cmd));
     await_no_room(&job, b.id().unwrap(), "r").await;
@@ -789,18 +668,16 @@ async fn waiters_survive_a_reconnect() {
     proxy.reset_all();
     // While requests are held, a's end wakes b, whose next request is cut off by a reset.
     proxy.block_requests();
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
     proxy.reset_all();
     proxy.heal();
 
     for name in ["b", "c"] {
-        std::fs::write(job.file(&format!("{name}.go")), "").unwrap();
+        job.go(name);
     }
-    let (code, stderr) = finish(b).await;
-    assert_eq!(code, 0, "{stderr}");
-    let (code, stderr) = finish(c).await;
-    assert_eq!(code, 0, "{stderr}");
+    finish_ok(b).await;
+    finish_ok(c).await;
     let recs = records(&job);
     assert_eq!(max_overlap(&recs), 1, "{recs:?}");
     assert_eq!(recs.len(), 6, "{recs:?}");
@@ -818,14 +695,12 @@ async fn session_lost_while_waiting_is_not_a_skip() {
     let (job, client) = leased_job("expired-wait", json!({}), &["r"]).await;
     let proxy = Proxy::start(&shared_ensemble().client_ports());
     let via = Via::new(&job, &proxy.connect_string());
-    let a_cmd = cmd_waiting("a", 0);
-    let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
-    wait_for_file(&job.file("a.pid")).await;
+    let a = holding(&job, "a", "r=1:1").await;
     let b = via.spawn(&["--lockname", "b", "--lease", "r=1:1", "true"]);
     await_no_room(&job, b.id().unwrap(), "r").await;
 
     proxy.blackhole();
-    await_children(&client, &queue(&job, "r"), "b's session expires", |k| {
+    await_children(&client, &job.queue_path("r"), "b's session expires", |k| {
         k.is_empty()
     })
     .await;
@@ -838,8 +713,19 @@ async fn session_lost_while_waiting_is_not_a_skip() {
         "{stderr}"
     );
 
-    go(&job, "a");
+    job.go("a");
     finish_ok(a).await;
+}
+
+/// Creates the ephemeral sequential node `BASE<sequence>` as another copy of the program on
+/// another host would (its data naming that host and a pid); returns its path.
+async fn create_as_other(client: &Client, base: &str) -> String {
+    let ephemeral = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    let (_, seq) = client
+        .create(base, b"other.example.com 1", &ephemeral)
+        .await
+        .unwrap();
+    format!("{base}{seq}")
 }
 
 /// Another copy (the original, say) holding the semaphore's guard mutex is waited for, and the
@@ -848,45 +734,28 @@ async fn session_lost_while_waiting_is_not_a_skip() {
 async fn guard_held_elsewhere_is_honoured() {
     let (job, client) = leased_job("guard", json!({}), &["r"]).await;
     let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    let ephemeral = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
-    client.mkdir(&guard(&job, "r"), &folder).await.unwrap();
-    client.mkdir(&leases(&job, "r"), &folder).await.unwrap();
-    let (_, seq) = client
-        .create(
-            &format!("{}/acquire-", guard(&job, "r")),
-            b"other.example.com 1",
-            &ephemeral,
-        )
-        .await
-        .unwrap();
-    let other_guard = format!("{}/acquire-{seq}", guard(&job, "r"));
+    client.mkdir(&job.guard_path("r"), &folder).await.unwrap();
+    client.mkdir(&job.leases_path("r"), &folder).await.unwrap();
+    let other_guard = create_as_other(&client, &format!("{}/acquire-", job.guard_path("r"))).await;
 
-    let a_cmd = recorded("a");
+    let a_cmd = cmd_recording_start_end("a");
     let a = job.spawn(&argv(&["--lockname", "a", "--lease", "r=1:1"], &a_cmd));
     let pid = a.id().unwrap();
     await_log(&job, pid, &format!("waiting behind {other_guard}")).await;
     assert!(!job.file("a.pid").exists());
 
     // The other copy takes the only unit under its guard, then lets go of the guard.
-    let (_, seq) = client
-        .create(
-            &format!("{}/1_1_", leases(&job, "r")),
-            b"other.example.com 1",
-            &ephemeral,
-        )
-        .await
-        .unwrap();
-    let other_lease = format!("{}/1_1_{seq}", leases(&job, "r"));
+    let other_lease = create_as_other(&client, &format!("{}/1_1_", job.leases_path("r"))).await;
     client.delete(&other_guard, None).await.unwrap();
     await_no_room(&job, pid, "r").await;
     assert!(!job.file("a.pid").exists());
 
     client.delete(&other_lease, None).await.unwrap();
-    wait_for_file(&job.file("a.pid")).await;
-    go(&job, "a");
+    job.wait_for_pid("a.pid").await;
+    job.go("a");
     finish_ok(a).await;
     assert_eq!(
-        children(&client, &guard(&job, "r")).await,
+        children(&client, &job.guard_path("r")).await,
         Vec::<String>::new()
     );
 }

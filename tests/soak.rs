@@ -15,7 +15,7 @@
 //! - runs: switchman invocations, and how many of them started CMD.
 //! - faults injected, by kind.
 //! - overlaps found: every CMD checks, from its own side and at its start, how many other CMDs
-//!   of the same lock (or lease) are alive, by asking the kernel (see tests/guard). More than 0
+//!   of the same lock (or lease) are alive, by asking the kernel (see tests/support/guard.rs). More than 0
 //!   (lock) or 1 (lease, 2 units of 1) is an overlap. Must be 0. Also checked: the fencing
 //!   tokens of the lock's CMDs grow in the order the CMDs started.
 //! - CMDs stopped while still holding a valid session: a run that switchman ended with exit 79
@@ -26,7 +26,6 @@
 //! - znodes left behind after all sessions end: ephemeral nodes under the prefix once every
 //!   switchman has exited and every session has had time to expire. Must be 0.
 
-mod guard;
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
@@ -34,10 +33,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use guard::{Records, guard_cmd};
 use serde_json::json;
-use support::sm::{Job, zk};
-use support::{Ensemble, Proxy};
+use support::{Ensemble, Job, Proxy, Records, argv, env_or, guard_cmd, set_prefix_data, tree, zk};
 
 const LOCK_WORKERS: usize = 3;
 const LEASE_WORKERS: usize = 3;
@@ -165,18 +162,11 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "the soak runs for minutes: scripts/soak"]
 async fn soak() {
-    let seconds = env_f64("SOAK_SECONDS", 120.0);
-    let t = env_f64("SOAK_SESSION_TIMEOUT", 4.0);
+    let seconds = env_or("SOAK_SECONDS", 120.0);
+    let t = env_or("SOAK_SESSION_TIMEOUT", 4.0);
     let session = Duration::from_secs_f64(t);
     let seed = std::env::var("SOAK_SEED")
         .ok()
@@ -196,13 +186,7 @@ async fn soak() {
     let mut ensemble = Ensemble::start(3);
     let base = Job::new("soak", &ensemble.connect_string(), json!({}));
     let client = zk(&ensemble.connect_string()).await;
-    let folder =
-        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
-    client.mkdir(&base.prefix, &folder).await.unwrap();
-    client
-        .set_data(&base.prefix, br#"{"resources": ["r"]}"#, None)
-        .await
-        .unwrap();
+    set_prefix_data(&client, &base.prefix, r#"{"resources": ["r"]}"#).await;
     drop(client);
     let lock_records = base.file("lock-records");
     let lease_records = base.file("lease-records");
@@ -262,14 +246,12 @@ async fn soak() {
                 } else {
                     guard_cmd(&lock_records, &name, 1, &body)
                 };
-                let mut args = vec!["-v", "--lockname"];
-                if w.lease {
-                    args.extend([w.name.as_str(), "--lease", "r=1:2"]);
+                let opts = if w.lease {
+                    vec!["-v", "--lockname", w.name.as_str(), "--lease", "r=1:2"]
                 } else {
-                    args.push("contended");
-                }
-                args.push("--");
-                args.extend(cmd.iter().map(String::as_str));
+                    vec!["-v", "--lockname", "contended"]
+                };
+                let args = argv(&opts, &cmd);
                 let start = Instant::now();
                 *w.run_name.lock().unwrap() = name.clone();
                 let child = w.job.spawn(&args);
@@ -481,15 +463,11 @@ async fn soak() {
 /// Every ephemeral node under `root`.
 async fn ephemerals(client: &zookeeper_client::Client, root: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let mut todo = vec![root.to_string()];
-    while let Some(path) = todo.pop() {
+    for path in tree(client, root).await {
         if let Ok(Some(stat)) = client.check_stat(&path).await
             && stat.ephemeral_owner != 0
         {
-            found.push(path.clone());
-        }
-        for child in client.list_children(&path).await.unwrap_or_default() {
-            todo.push(format!("{path}/{child}"));
+            found.push(path);
         }
     }
     found

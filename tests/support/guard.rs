@@ -9,9 +9,10 @@
 //! /proc/PID/stat shows it in a state other than zombie, with the start time it had when it
 //! registered (so a recycled pid is not mistaken for it). VERDICT is `ok`, or `OVERLAP` if
 //! `capacity` holders were already alive.
-#![allow(dead_code)]
 
 use std::path::Path;
+
+use super::cmds::{sh, write_pid};
 
 /// The records of one file, read back.
 #[derive(Debug, Default)]
@@ -78,13 +79,9 @@ echo "$keep $me" > "$rec.holders"
 echo "start $name $$ $(date +%s%N) $v ${{SWITCHMAN_FENCING_TOKEN:-}}" >> "$rec"
 started=1
 exec 9>&-
-echo $$ > "$JOB_DIR/$name.pid.tmp" && mv "$JOB_DIR/$name.pid.tmp" "$JOB_DIR/$name.pid"
-{body}"#
+{pid}
+{body}"#,
+        pid = write_pid("$name")
     );
-    vec!["sh".into(), "-c".into(), script]
-}
-
-/// Shell code that waits until `$JOB_DIR/NAME.go` exists.
-pub fn until_go(name: &str) -> String {
-    format!(r#"while [ ! -e "$JOB_DIR/{name}.go" ]; do sleep 0.05; done"#)
+    sh(script)
 }

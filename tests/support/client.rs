@@ -1,0 +1,116 @@
+//! The test's own ZooKeeper client, and what the tests look at through it: the prefix data,
+//! the children of a folder (queue items, leases), awaited with watches, and whole subtrees.
+
+use std::time::Duration;
+
+use zookeeper_client::{Acls, Client, CreateMode};
+
+use super::util::PATIENCE;
+
+/// A plain client for the test's own look at ZooKeeper.
+pub async fn zk(connect: &str) -> Client {
+    Client::connector()
+        .with_session_timeout(Duration::from_secs(2))
+        .connect(connect)
+        .await
+        .expect("test client connects")
+}
+
+/// Creates the prefix node (with parents) if need be and sets its data: the groups and the
+/// resources a test's runs read.
+pub async fn set_prefix_data(client: &Client, prefix: &str, data: &str) {
+    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.mkdir(prefix, &folder).await.unwrap();
+    client
+        .set_data(prefix, data.as_bytes(), None)
+        .await
+        .unwrap();
+}
+
+/// The sequence number ZooKeeper appended to a child's name.
+pub fn seq(name: &str) -> u64 {
+    name[name.rfind(['-', '_']).unwrap() + 1..].parse().unwrap()
+}
+
+/// The children of `path` in sequence order; none if it does not exist.
+pub async fn children(client: &Client, path: &str) -> Vec<String> {
+    match client.list_children(path).await {
+        Ok(mut c) => {
+            c.sort_by_key(|n| seq(n));
+            c
+        }
+        Err(zookeeper_client::Error::NoNode) => Vec::new(),
+        Err(e) => panic!("list {path}: {e}"),
+    }
+}
+
+/// Waits, by watching, until the children of `path` satisfy `cond`; returns them in sequence
+/// order. A missing `path` counts as having no children.
+pub async fn await_children(
+    client: &Client,
+    path: &str,
+    what: &str,
+    mut cond: impl FnMut(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (mut kids, watcher) = match client.get_and_watch_children(path).await {
+            Ok((kids, _, watcher)) => (kids, watcher),
+            Err(zookeeper_client::Error::NoNode) => {
+                let (stat, watcher) = client.check_and_watch_stat(path).await.unwrap();
+                if stat.is_some() {
+                    continue;
+                }
+                (Vec::new(), watcher)
+            }
+            Err(e) => panic!("watch {path}: {e}"),
+        };
+        kids.sort_by_key(|n| seq(n));
+        if cond(&kids) {
+            return kids;
+        }
+        if tokio::time::timeout_at(deadline, watcher.changed())
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting until {what}; children of {path}: {kids:?}");
+        }
+    }
+}
+
+/// Whether a queue holds an item of task `lock` (`LOCK-SEQUENCE`).
+pub fn has_item(kids: &[String], lock: &str) -> bool {
+    kids.iter().any(|k| is_item_of(k, lock))
+}
+
+fn is_item_of(kid: &str, lock: &str) -> bool {
+    kid.strip_prefix(lock)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Waits until the queue at `queue` holds an item of task `lock`; returns the item's path.
+pub async fn await_item(client: &Client, queue: &str, lock: &str) -> String {
+    let kids = await_children(client, queue, &format!("{lock} has queued"), |kids| {
+        has_item(kids, lock)
+    })
+    .await;
+    let item = kids.iter().find(|k| is_item_of(k, lock)).unwrap();
+    format!("{queue}/{item}")
+}
+
+/// Every znode under `root`, `root` included (none if it does not exist).
+pub async fn tree(client: &Client, root: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_string()];
+    while let Some(path) = todo.pop() {
+        let Ok(kids) = client.list_children(&path).await else {
+            continue;
+        };
+        for child in kids {
+            todo.push(format!("{path}/{child}"));
+        }
+        found.push(path);
+    }
+    found
+}
