@@ -1,6 +1,7 @@
 //! The fault suite (issue 5): switchman against a real three-node ZooKeeper ensemble on
 //! loopback while servers restart, crash and lose quorum, while the network between switchman
-//! and the servers is cut (both ways or one way), and while switchman itself is killed.
+//! and the servers is cut (both ways or one way), and while switchman itself is killed; and
+//! (issue 9) while the one server switchman reaches is cut off from its peers.
 //!
 //! Two promises are checked. No overlap: a CMD is dead before the servers can let anyone else
 //! take its lock. No needless kill: a fault that heals in time leaves CMD alone. Both are
@@ -9,7 +10,8 @@
 //! Sleeps below are only the lengths of faults and of observation windows.
 //!
 //! Tests that break the ensemble start a private one; those that only cut switchman's own
-//! connection (through a `Proxy`) share one per test binary.
+//! connection (through a `Proxy`) share one per test binary; the issue 9 test starts a
+//! `QuorumEnsemble`, whose servers reach one another only through proxies.
 
 mod support;
 
@@ -18,9 +20,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{
-    Ensemble, Job, Proxy, Records, SESSION_TIMEOUT, argv, await_item, cmd_noting_signals,
-    cmd_touching, finish, finish_ok, guard_cmd, is_dead, lock_argv, set_prefix_data,
-    shared_ensemble3, until_go, wait_for, write_pid, zk,
+    Ensemble, Job, Proxy, QuorumEnsemble, Records, SESSION_TIMEOUT, argv, await_item,
+    cmd_noting_signals, cmd_touching, env_or, finish, finish_ok, guard_cmd, is_dead, lock_argv,
+    set_prefix_data, shared_ensemble3, until_go, wait_for, wait_until, write_pid, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -560,4 +562,139 @@ async fn zookeeper_that_comes_up_late_is_waited_for() {
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(signals(&job, "a"), "", "switchman signalled CMD: {stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 10: a follower cut off from its peers (issue 9)
+// ---------------------------------------------------------------------------------------
+
+/// Rounds of each variant of `follower_isolation_never_overlaps`: the value of
+/// SWITCHMAN_TEST_FOLLOWER_ROUNDS, 3 by default (a round takes a few seconds); raise it by hand
+/// to measure.
+fn follower_rounds() -> usize {
+    env_or("SWITCHMAN_TEST_FOLLOWER_ROUNDS", 3)
+}
+
+/// Runs `job` again and again, 100 ms after each run ends, until its CMD has started (its pid
+/// file exists): every run must end with 0, having run CMD or skipped because the lock was held.
+async fn retry_until_ran(job: &Job, args: &[&str], pid_file: &Path) {
+    for run in 1..=600 {
+        let (code, stderr) = job.run(args).await;
+        assert_eq!(code, 0, "the contender's run {run} failed: {stderr}");
+        if pid_file.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the contender never ran its CMD");
+}
+
+/// Issue 9: A reaches ZooKeeper through one follower, F, only. F is then cut off from both of
+/// its peers (quorum and election links, both ways), silently, while A's connection to F stays
+/// up. The leader hears no more of A's session and expires it a session timeout later, so the
+/// lock node goes; the contender B, connected to the other two servers and retrying every
+/// 100 ms, takes the lock and runs its CMD. F meanwhile answers A's reads from its own copy of
+/// the data until its sync window (syncLimit × tickTime, here as long as the session timeout)
+/// is over and it gives up on its leader: an answer from F alone says nothing about the session.
+/// A's CMD must be dead before B's starts, as B's CMD checks from its own side.
+///
+/// Two variants, taking turns: A's CMD obeys SIGTERM, or ignores it (with a
+/// `termination_timeout` far longer than the session, so that only the deadline's SIGKILL can
+/// stop it). Every round heals the links and waits for the ensemble to be whole again; F is a
+/// different follower from round to round when it can be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_isolation_never_overlaps() {
+    let rounds = follower_rounds();
+    let q = tokio::task::block_in_place(|| QuorumEnsemble::start(session()));
+    assert_eq!(q.sync_window(), session());
+    // The prefix and the records file of every CMD; A and B are other hosts of it, new
+    // ones every round.
+    let base = Job::new("isolated", &q.connect_string(), json!({}));
+    let records = base.file("records");
+    let mut overlapped: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+
+    for round in 0..2 * rounds {
+        let stubborn = round % 2 == 1;
+        let f =
+            tokio::task::block_in_place(|| q.follower_from(round)).expect("a member is a follower");
+        let majority: Vec<String> = (0..q.len())
+            .filter(|&i| i != f)
+            .map(|i| format!("127.0.0.1:{}", q.client_port(i)))
+            .collect();
+        let a_job = base.other_host(json!({
+            "zkhosts": format!("127.0.0.1:{}", q.client_port(f)),
+            "termination_timeout": if stubborn { 30 } else { 1 },
+        }));
+        let b_job = base.other_host(json!({"zkhosts": majority.join(",")}));
+
+        let a_name = format!("a{round}");
+        let body = if stubborn {
+            format!(
+                "trap 'echo TERM >> \"$JOB_DIR/{a_name}.signals\"' TERM\n{}",
+                until_go(&a_name)
+            )
+        } else {
+            until_go(&a_name)
+        };
+        let a_cmd = guard_cmd(&records, &a_name, 1, &body);
+        let (a, a_pid) = spawn_until_running(
+            &a_job,
+            &lock_argv("job", &a_cmd),
+            &a_job.file(&format!("{a_name}.pid")),
+        )
+        .await;
+
+        q.isolate(f);
+        let b_name = format!("b{round}");
+        let b_cmd = guard_cmd(&records, &b_name, 1, "");
+        retry_until_ran(
+            &b_job,
+            &lock_argv("job", &b_cmd),
+            &b_job.file(&format!("{b_name}.pid")),
+        )
+        .await;
+        // Whatever B found, A's CMD must be stopped in the end (not merely left behind).
+        wait_until("A's CMD is stopped", || is_dead(a_pid)).await;
+        if Records::read(&records)
+            .overlaps
+            .iter()
+            .any(|l| l.starts_with(&format!("start {b_name} ")))
+        {
+            overlapped[usize::from(stubborn)].push(round);
+        }
+
+        q.heal_links();
+        let (code, stderr) = finish(a).await;
+        assert_eq!(code, 79, "round {round}: {stderr}");
+        if stubborn {
+            assert_eq!(signals(&a_job, &a_name), "TERM\n", "SIGTERM came first");
+            assert!(stderr.contains("SIGKILL"), "round {round}: {stderr}");
+        } else {
+            let ended = Records::read(&records)
+                .text
+                .lines()
+                .any(|l| l.starts_with(&format!("end {a_name} ")));
+            assert!(ended, "round {round}: SIGTERM ended A's CMD: {stderr}");
+        }
+        tokio::task::block_in_place(|| q.wait_whole(Duration::from_secs(30)))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let around = q.connections_around_links();
+        assert!(around.is_empty(), "links bypassed: {around:?}");
+    }
+
+    let r = Records::read(&records);
+    assert!(
+        r.overlaps.is_empty(),
+        "A's CMD still ran when B's started in {} of {rounds} rounds where it obeys SIGTERM \
+         (rounds {:?}) and in {} of {rounds} where it ignores it (rounds {:?}):\n{}",
+        overlapped[0].len(),
+        overlapped[0],
+        overlapped[1].len(),
+        overlapped[1],
+        r.text
+    );
+    let expected: Vec<String> = (0..2 * rounds)
+        .flat_map(|k| [format!("a{k}"), format!("b{k}")])
+        .collect();
+    assert_eq!(r.started(), expected, "{}", r.text);
 }

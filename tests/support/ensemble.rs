@@ -37,6 +37,8 @@ const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
 
 /// How long `Ensemble::start` / `start_member` wait for servers to serve.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// `syncLimit` (in ticks of 100 ms) unless a test lays out its own quorum.
+const SYNC_LIMIT: u32 = 10;
 /// How long `stop`/`kill` wait for java to exit (after which `stop` escalates to SIGKILL).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -126,13 +128,36 @@ impl Ensemble {
     /// Starts `n` servers and waits until all serve (and, for n > 1, one is leader).
     /// Panics (with the servers' log tails) if that doesn't happen within 30 s.
     pub fn start(n: usize) -> Ensemble {
+        let (ensemble, ()) = Ensemble::start_with(n, SYNC_LIMIT, |ports| {
+            let lines: String = ports
+                .iter()
+                .enumerate()
+                .map(|(i, (quorum, election))| {
+                    format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1)
+                })
+                .collect();
+            (vec![lines; n], ())
+        });
+        ensemble
+    }
+
+    /// [`Ensemble::start`] with the quorum laid out by the caller: each member's config has
+    /// `syncLimit={sync_limit}`, and the `server.N` lines that `peers` returns for it. `peers` is
+    /// given every member's real (quorum, election) ports, the ones it binds, and returns one
+    /// block of lines per member along with whatever those lines point at (proxies, say),
+    /// which is handed back with the ensemble. If a port was taken, both are made anew.
+    pub(super) fn start_with<T>(
+        n: usize,
+        sync_limit: u32,
+        mut peers: impl FnMut(&[(u16, u16)]) -> (Vec<String>, T),
+    ) -> (Ensemble, T) {
         require_zookeeper();
         assert!(n >= 1, "an ensemble needs at least one server");
         let mut last_error = String::new();
         for _attempt in 0..4 {
-            let mut ensemble = Ensemble::configure(n);
+            let (mut ensemble, laid) = Ensemble::configure(n, sync_limit, &mut peers);
             match ensemble.launch_and_wait() {
-                Ok(()) => return ensemble,
+                Ok(()) => return (ensemble, laid),
                 Err(e) => {
                     let bind_failure = ensemble.members.iter().any(|m| {
                         let log = fs::read_to_string(&m.log).unwrap_or_default();
@@ -140,6 +165,7 @@ impl Ensemble {
                     });
                     last_error = format!("{e}\n{}", ensemble.log_tails(40));
                     drop(ensemble);
+                    drop(laid);
                     if !bind_failure {
                         break;
                     }
@@ -150,16 +176,22 @@ impl Ensemble {
         panic!("ZooKeeper ensemble of {n} did not start: {last_error}");
     }
 
-    fn configure(n: usize) -> Ensemble {
+    fn configure<T>(
+        n: usize,
+        sync_limit: u32,
+        peers: &mut impl FnMut(&[(u16, u16)]) -> (Vec<String>, T),
+    ) -> (Ensemble, T) {
         let root = make_temp_root("zk");
         let ports = pick_ports(if n == 1 { 1 } else { 3 * n });
-        let mut servers = String::new();
-        if n > 1 {
-            for id in 1..=n {
-                let (peer, election) = (ports[n + 2 * (id - 1)], ports[n + 2 * (id - 1) + 1]);
-                servers.push_str(&format!("server.{id}=127.0.0.1:{peer}:{election}\n"));
-            }
-        }
+        let server_ports: Vec<(u16, u16)> = if n == 1 {
+            Vec::new() // standalone
+        } else {
+            (0..n)
+                .map(|i| (ports[n + 2 * i], ports[n + 2 * i + 1]))
+                .collect()
+        };
+        let (servers, laid) = peers(&server_ports);
+        assert_eq!(servers.len(), n, "one block of server lines per member");
         let members = (0..n)
             .map(|i| {
                 let id = i + 1;
@@ -171,17 +203,18 @@ impl Ensemble {
                 }
                 let cfg = dir.join("zoo.cfg");
                 let text = format!(
-                    "tickTime=100\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\n\
+                    "tickTime=100\ninitLimit=20\nsyncLimit={sync_limit}\ndataDir={}\nclientPort={}\n\
                      clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
-                     minSessionTimeout=200\nmaxSessionTimeout=60000\nforceSync=no\npreAllocSize=1024\n{servers}",
+                     minSessionTimeout=200\nmaxSessionTimeout=60000\nforceSync=no\npreAllocSize=1024\n{}",
                     data.display(),
-                    ports[i]
+                    ports[i],
+                    servers[i]
                 );
                 fs::write(&cfg, text).expect("write zoo.cfg");
                 Member { id, client_port: ports[i], log: dir.join("zk.log"), dir, cfg, proc: None }
             })
             .collect();
-        Ensemble { root, members }
+        (Ensemble { root, members }, laid)
     }
 
     fn java_args(&self, i: usize) -> Vec<String> {

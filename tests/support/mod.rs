@@ -12,6 +12,8 @@
 //! - `ensemble`: ZooKeeper servers ([`Ensemble`], [`shared_ensemble`], four-letter words),
 //!   with `server` (one server process and its cleanup) and `ports` (where they listen).
 //! - `proxy`: [`Proxy`], for cutting the network between a client and the servers.
+//! - `quorum`: [`QuorumEnsemble`], three servers whose links to one another run through
+//!   proxies, for cutting one server off from its peers.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
 //! - `cmds`: the CMDs the tests run under switchman, which leave records in the job's dir.
 //! - `guard`: the CMD that checks, from its own side, that no two holders overlap.
@@ -26,6 +28,7 @@ mod guard;
 mod job;
 mod ports;
 mod proxy;
+mod quorum;
 mod server;
 mod util;
 
@@ -51,6 +54,8 @@ pub use job::{
 };
 #[allow(unused_imports)]
 pub use proxy::Proxy;
+#[allow(unused_imports)]
+pub use quorum::QuorumEnsemble;
 #[allow(unused_imports)]
 pub use util::{
     PATIENCE, env_or, is_dead, poll_until_blocking, wait_for, wait_for_file, wait_until,
