@@ -34,7 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Ensemble, Job, Proxy, Records, argv, env_or, guard_cmd, set_prefix_data, tree, zk};
+use support::{
+    Ensemble, Job, Proxy, Records, SERVER_TICK_TIME, argv, env_or, guard_cmd, set_prefix_data,
+    tree, zk,
+};
 
 const LOCK_WORKERS: usize = 3;
 const LEASE_WORKERS: usize = 3;
@@ -202,6 +205,7 @@ async fn soak() {
                     "prefix": base.prefix,
                     "zkhosts": proxy.connect_string(),
                     "session_timeout": t,
+                    "server_tick_time": SERVER_TICK_TIME,
                     "termination_timeout": if stubborn { 30 } else { 1 },
                     "connect_timeout": 2.0 * t,
                 });

@@ -18,6 +18,10 @@ pub const SWITCHMANCTL: &str = env!("CARGO_BIN_EXE_switchmanctl");
 /// Session timeout used by the tests: short, so that fault tests end quickly.
 pub const SESSION_TIMEOUT: f64 = 2.0;
 
+/// The harness's servers' `tickTime` (100 ms), which switchman must be told of: its proof that
+/// the leader knows the session trails by a tick.
+pub const SERVER_TICK_TIME: f64 = 0.1;
+
 /// One job's private world: a temp dir for CMD's records, a config file, and a znode prefix
 /// no other test uses.
 pub struct Job {
@@ -49,6 +53,7 @@ impl Job {
             "prefix": prefix,
             "zkhosts": zkhosts,
             "session_timeout": SESSION_TIMEOUT,
+            "server_tick_time": SERVER_TICK_TIME,
             "termination_timeout": 1,
             "connect_timeout": 5,
             "logfile": dir.path().join("switchman.log"),
