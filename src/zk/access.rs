@@ -211,11 +211,8 @@ impl Session {
 
     /// The children of `folder`; none if it does not exist.
     pub async fn children(&self, folder: &str) -> Result<Vec<String>> {
-        match self.retry(|| self.client.list_children(folder)).await {
-            Ok(children) => Ok(children),
-            Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-            Err(e) => Err(zk_error("list", folder, e)),
-        }
+        let children = self.retry(|| self.client.list_children(folder)).await;
+        empty_if_absent(children).map_err(|e| zk_error("list", folder, e))
     }
 
     /// The children of `first` and then of `second`, asked at once: the servers answer a
@@ -226,26 +223,24 @@ impl Session {
         first: &str,
         second: &str,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        let absent_is_empty = |r: ZkResult<Vec<String>>| match r {
-            Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-            other => other,
-        };
-        let both = self
+        let (a, b) = self
             .retry(|| async {
                 // Each request is sent when it is made, not when awaited.
                 let a = self.client.list_children(first);
                 let b = self.client.list_children(second);
                 let (a, b) = futures::join!(a, b);
-                match (absent_is_empty(a), absent_is_empty(b)) {
-                    (Ok(a), Ok(b)) => Ok(Ok((a, b))),
-                    (Err(e), _) if is_transient(&e) => Err(e),
-                    (_, Err(e)) if is_transient(&e) => Err(e),
-                    (Err(e), _) => Ok(Err(zk_error("list", first, e))),
-                    (_, Err(e)) => Ok(Err(zk_error("list", second, e))),
+                let (a, b) = (empty_if_absent(a), empty_if_absent(b));
+                match (&a, &b) {
+                    (Err(e), _) | (_, Err(e)) if is_transient(e) => Err(e.clone()),
+                    _ => Ok((a, b)),
                 }
             })
-            .await;
-        both.map_err(|e| zk_error("list", first, e))?
+            .await
+            .map_err(|e| zk_error("list", first, e))?;
+        Ok((
+            a.map_err(|e| zk_error("list", first, e))?,
+            b.map_err(|e| zk_error("list", second, e))?,
+        ))
     }
 
     /// The children of `folder` and a watch that fires when they change. `None` if the folder
@@ -332,6 +327,14 @@ impl Session {
                 Err(e) => return format!("cannot watch {what} {path}: {e}"),
             }
         }
+    }
+}
+
+/// A folder that does not exist has no children.
+fn empty_if_absent(listed: ZkResult<Vec<String>>) -> ZkResult<Vec<String>> {
+    match listed {
+        Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
+        other => other,
     }
 }
 
