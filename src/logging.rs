@@ -17,7 +17,8 @@ use tracing_subscriber::{Layer, fmt};
 use crate::config::{Config, LogLevel};
 use crate::error::{Error, Result};
 
-/// Installs the global subscriber. Fails only if the logfile cannot be opened.
+/// Installs the global subscriber. Fails only if the logfile cannot be opened; stderr is set up
+/// even then, so that the error itself is printed.
 pub fn init(debug: bool, config: Option<&Config>) -> Result<()> {
     let stderr_level = if debug { Level::DEBUG } else { Level::WARN };
     // The client library logs every reconnect as a warning; cron would mail those during a
@@ -39,17 +40,20 @@ pub fn init(debug: bool, config: Option<&Config>) -> Result<()> {
     let file = match config.and_then(|c| c.logfile.as_ref().map(|f| (c, f))) {
         None => None,
         Some((config, path)) => {
-            let handle = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    Error::Config(format!(
+            let opened = OpenOptions::new().create(true).append(true).open(path);
+            let handle = match opened {
+                Ok(handle) => handle,
+                Err(e) => {
+                    let _ = tracing::subscriber::set_global_default(
+                        tracing_subscriber::registry().with(stderr),
+                    );
+                    return Err(Error::Config(format!(
                         "{}: key \"logfile\": cannot open {} for appending: {e}",
                         config.path.display(),
                         path.display()
-                    ))
-                })?;
+                    )));
+                }
+            };
             let level = match config.loglevel {
                 LogLevel::Debug => Level::DEBUG,
                 LogLevel::Info => Level::INFO,

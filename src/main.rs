@@ -10,20 +10,23 @@ fn main() {
     }));
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);
-    let result = logging::init(cli.debug(), config.as_ref().ok())
-        .and(config)
-        .and_then(|config| {
-            for warning in &config.warnings {
-                tracing::warn!("{warning}");
-            }
-            // One thread: CMD's parent-death signal fires when the thread that spawned it exits,
-            // so the spawning thread must live as long as switchman does.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(run::run(&cli, &config))
-        });
+    let logging = logging::init(cli.debug(), config.as_ref().ok());
+    // Every line of the run names its job, errors included (README: "Logging"). Entered for the
+    // rest of main: the runtime has one thread, so every task of the run runs inside it.
+    let job = tracing::info_span!("run", job = %cli.job_name());
+    let _in_job = job.enter();
+    let result = logging.and(config).and_then(|config| {
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        // One thread: CMD's parent-death signal fires when the thread that spawned it exits,
+        // so the spawning thread must live as long as switchman does.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(run::run(&cli, &config))
+    });
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -5,6 +5,7 @@
 
 pub mod supervisor;
 
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::host;
 use crate::lease_spec::{LeaseSpec, Macros};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
+use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::semaphore::{self, Lease};
@@ -149,8 +151,8 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let mut lock_taken_elsewhere = None;
     if let (Some(path), false) = (&lock_path, plan.leases.is_empty()) {
         match lock::watch_free(session, path).await? {
-            Some(watch) => lock_taken_elsewhere = Some(watch),
-            None => return skip(format!("lock {path} is held elsewhere")),
+            Ok(watch) => lock_taken_elsewhere = Some(watch),
+            Err(taken) => return skip(format!("lock {path} {}", lock::held_by(&taken))),
         }
     }
 
@@ -161,8 +163,17 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let mut items = Vec::new();
     for spec in &leases {
         let folder = plan.paths.queue(&spec.resource);
-        if plan.lock && queue::has_item_named(session, &folder, &plan.task).await? {
-            return skip(format!("task {} is already queued in {folder}", plan.task));
+        if plan.lock
+            && let Some(item) = queue::item_named(session, &folder, &plan.task).await?
+        {
+            let by = match Holder::read(session, &item).await? {
+                Some(h) => format!(" by {}", h.describe()),
+                None => String::new(),
+            };
+            return skip(format!(
+                "task {} is already queued as {item}{by}",
+                plan.task
+            ));
         }
         let stem = plan.paths.queue_item_stem(&spec.resource, &plan.task);
         items.push(queue::join(session, &stem, plan.owner.as_bytes()).await?);
@@ -194,8 +205,8 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let lock = match &lock_path {
         None => None,
         Some(path) => match lock::acquire(session, path, plan.owner.as_bytes()).await? {
-            Some(lock) => Some(lock),
-            None => return skip(format!("lock {path} is held elsewhere")),
+            Ok(lock) => Some(lock),
+            Err(taken) => return skip(format!("lock {path} {}", lock::held_by(&taken))),
         },
     };
 
@@ -210,6 +221,12 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
         )));
     }
     let child = supervisor::spawn(&plan.cmd, &cmd_env(lock.as_ref(), &held))?;
+    tracing::info!(
+        "started: {}, CMD pid {}",
+        describe_hold(lock.as_ref(), &held),
+        child.pid()
+    );
+    let started = now();
     let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
     if let Some(lock) = &lock {
         losses.push(Box::pin(lock.lost(session)));
@@ -220,17 +237,82 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     if plan.group.is_some() {
         losses.push(Box::pin(async move { group_left.await.reason() }));
     }
-    let mut loss = Box::pin(async { futures::future::select_all(losses).await.0 });
+    // When the supervisor began to stop CMD, for the log: it does so as soon as `loss` resolves.
+    let stop_began = Cell::new(None);
+    let mut loss = Box::pin(async {
+        let reason = futures::future::select_all(losses).await.0;
+        stop_began.set(Some(now()));
+        reason
+    });
     let ending = child
         .supervise(loss.as_mut(), liveness, plan.termination_timeout)
         .await;
+    let ended = now();
     // The watches inside end with the session, which closes next. Dropping them first would
     // send the servers a RemoveWatches request each (seen with strace: a plain lock run cost 6
     // packets instead of 5), so they are left to the process's exit.
     std::mem::forget(loss);
     match ending {
-        Ending::Exited(code) => Ok(code),
-        Ending::Stopped(reason) => Err(Error::Lost(format!("{reason}; CMD was stopped"))),
+        Ending::Exited(code) => {
+            tracing::info!(
+                "ended: {} after {:.2}s",
+                describe_code(code),
+                ended.saturating_sub(started).as_secs_f64()
+            );
+            Ok(code)
+        }
+        Ending::Stopped(reason) => {
+            // Otherwise the supervisor stopped CMD on its own, when the session went stale.
+            let began = stop_began
+                .get()
+                .unwrap_or_else(|| liveness.stale_at().min(ended));
+            tracing::info!(
+                "stopped: {reason}; {}",
+                describe_stop(began, ended, plan.termination_timeout, liveness)
+            );
+            Err(Error::Lost(format!("{reason}; CMD was stopped")))
+        }
+    }
+}
+
+/// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`
+fn describe_hold(lock: Option<&Lock>, held: &[Lease]) -> String {
+    let lock = match lock {
+        Some(l) => format!("lock {} (token {})", l.path, l.czxid),
+        None => "no lock".to_string(),
+    };
+    if held.is_empty() {
+        return format!("{lock}, no leases");
+    }
+    let leases: Vec<&str> = held.iter().map(|l| l.path.as_str()).collect();
+    format!("{lock}, leases {}", leases.join(" "))
+}
+
+/// `exit code 0`, or `exit code 143 (128+SIGTERM)`: a code above 128 usually, though not
+/// surely, means CMD died of a signal, and the supervisor reports both the same way.
+fn describe_code(code: i32) -> String {
+    match nix::sys::signal::Signal::try_from(code - 128) {
+        Ok(sig) if code > 128 => format!("exit code {code} (128+{sig})"),
+        _ => format!("exit code {code}"),
+    }
+}
+
+/// How long CMD took to end once it was being stopped, and whether that needed SIGKILL. The
+/// supervisor sends SIGKILL when the grace (`termination_timeout`, cut short to the session's
+/// kill deadline) is over, so a stop that lasted the whole grace needed it; the supervisor's own
+/// warning says so at the moment it happens.
+fn describe_stop(
+    began: Duration,
+    ended: Duration,
+    termination_timeout: Duration,
+    liveness: &crate::zk::Liveness,
+) -> String {
+    let took = ended.saturating_sub(began).as_secs_f64();
+    let grace = termination_timeout.min(liveness.kill_deadline().saturating_sub(began));
+    if ended.saturating_sub(began) >= grace {
+        format!("SIGKILL was needed; CMD ended {took:.2}s after the stop began")
+    } else {
+        format!("CMD ended {took:.2}s after SIGTERM, no SIGKILL needed")
     }
 }
 

@@ -301,3 +301,10 @@ impl Stop {
         }
     }
 }
+
+impl Child {
+    /// CMD's pid (also its process group's id), for the log.
+    pub fn pid(&self) -> i32 {
+        self.group.as_raw()
+    }
+}
