@@ -32,8 +32,11 @@ pub fn init(debug: bool, config: Option<&Config>) -> Result<()> {
     let stderr_filter = Targets::new()
         .with_target("switchman", stderr_level)
         .with_default(library_level);
+    // Plain text: what cron mails is read as text. It also keeps escapes out of the logfile,
+    // which shares the formatted span fields with this layer.
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .event_format(StderrFormat)
         .with_filter(stderr_filter);
 
