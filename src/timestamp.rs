@@ -69,6 +69,15 @@ pub fn age(ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// How long something took, for a log line: `0.004s`, `12.5s`, or as [`age`] from a minute on.
+pub fn took(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        0..10 => format!("{:.3}s", d.as_secs_f64()),
+        10..60 => format!("{:.1}s", d.as_secs_f64()),
+        _ => age(0, d.as_millis() as i64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +96,14 @@ mod tests {
         let t = 1_795_662_000_000;
         assert_eq!(since(t, t + 3_600_000), "03:00:00Z");
         assert_eq!(since(t, t + 86_400_000), "2026-11-26T03:00:00Z");
+    }
+
+    #[test]
+    fn durations_keep_what_matters() {
+        use std::time::Duration;
+        assert_eq!(took(Duration::from_micros(4200)), "0.004s");
+        assert_eq!(took(Duration::from_millis(12_540)), "12.5s");
+        assert_eq!(took(Duration::from_secs(192)), "3m12s");
     }
 
     #[test]

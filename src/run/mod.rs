@@ -25,6 +25,7 @@ use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::semaphore::{self, Lease};
+use crate::timestamp;
 use crate::zk::{Paths, Session, now};
 use supervisor::Ending;
 
@@ -255,9 +256,9 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     match ending {
         Ending::Exited(code) => {
             tracing::info!(
-                "ended: {} after {:.2}s",
+                "ended: {} after {}",
                 describe_code(code),
-                ended.saturating_sub(started).as_secs_f64()
+                timestamp::took(ended.saturating_sub(started))
             );
             Ok(code)
         }
@@ -307,12 +308,13 @@ fn describe_stop(
     termination_timeout: Duration,
     liveness: &crate::zk::Liveness,
 ) -> String {
-    let took = ended.saturating_sub(began).as_secs_f64();
+    let took = ended.saturating_sub(began);
     let grace = termination_timeout.min(liveness.kill_deadline().saturating_sub(began));
-    if ended.saturating_sub(began) >= grace {
-        format!("SIGKILL was needed; CMD ended {took:.2}s after the stop began")
+    let after = timestamp::took(took);
+    if took >= grace {
+        format!("SIGKILL was needed; CMD ended {after} after the stop began")
     } else {
-        format!("CMD ended {took:.2}s after SIGTERM, no SIGKILL needed")
+        format!("CMD ended {after} after SIGTERM, no SIGKILL needed")
     }
 }
 
