@@ -11,7 +11,7 @@ fn main() {
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);
     let logging = logging::init(cli.debug(), config.as_ref().ok());
-    // Every line of the run names its job, errors included (README: "Logging"). Entered for the
+    // Every line of the run names its job, errors included (README: "The logfile"). Entered for the
     // rest of main: the runtime has one thread, so every task of the run runs inside it.
     let job = tracing::info_span!("run", job = %cli.job_name());
     let _in_job = job.enter();
