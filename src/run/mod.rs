@@ -5,7 +5,6 @@
 
 pub mod supervisor;
 
-use std::cell::Cell;
 use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
@@ -238,17 +237,10 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     if plan.group.is_some() {
         losses.push(Box::pin(async move { group_left.await.reason() }));
     }
-    // When the supervisor began to stop CMD, for the log: it does so as soon as `loss` resolves.
-    let stop_began = Cell::new(None);
-    let mut loss = Box::pin(async {
-        let reason = futures::future::select_all(losses).await.0;
-        stop_began.set(Some(now()));
-        reason
-    });
+    let mut loss = Box::pin(async { futures::future::select_all(losses).await.0 });
     let ending = child
         .supervise(loss.as_mut(), liveness, plan.termination_timeout)
         .await;
-    let ended = now();
     // The watches inside end with the session, which closes next. Dropping them first would
     // send the servers a RemoveWatches request each (seen with strace: a plain lock run cost 6
     // packets instead of 5), so they are left to the process's exit.
@@ -258,20 +250,22 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
             tracing::info!(
                 "ended: {} after {}",
                 describe_code(code),
-                timestamp::took(ended.saturating_sub(started))
+                timestamp::took(now().saturating_sub(started))
             );
             Ok(code)
         }
-        Ending::Stopped(reason) => {
-            // Otherwise the supervisor stopped CMD on its own, when the session went stale.
-            let began = stop_began
-                .get()
-                .unwrap_or_else(|| liveness.stale_at().min(ended));
+        Ending::Stopped(stop) => {
+            let how = if stop.killed {
+                "SIGKILL was needed"
+            } else {
+                "after SIGTERM, no SIGKILL needed"
+            };
             tracing::info!(
-                "stopped: {reason}; {}",
-                describe_stop(began, ended, plan.termination_timeout, liveness)
+                "stopped: {}; CMD ended {} after the stop began, {how}",
+                stop.reason,
+                timestamp::took(stop.took)
             );
-            Err(Error::Lost(format!("{reason}; CMD was stopped")))
+            Err(Error::Lost(format!("{}; CMD was stopped", stop.reason)))
         }
     }
 }
@@ -295,26 +289,6 @@ fn describe_code(code: i32) -> String {
     match nix::sys::signal::Signal::try_from(code - 128) {
         Ok(sig) if code > 128 => format!("exit code {code} (128+{sig})"),
         _ => format!("exit code {code}"),
-    }
-}
-
-/// How long CMD took to end once it was being stopped, and whether that needed SIGKILL. The
-/// supervisor sends SIGKILL when the grace (`termination_timeout`, cut short to the session's
-/// kill deadline) is over, so a stop that lasted the whole grace needed it; the supervisor's own
-/// warning says so at the moment it happens.
-fn describe_stop(
-    began: Duration,
-    ended: Duration,
-    termination_timeout: Duration,
-    liveness: &crate::zk::Liveness,
-) -> String {
-    let took = ended.saturating_sub(began);
-    let grace = termination_timeout.min(liveness.kill_deadline().saturating_sub(began));
-    let after = timestamp::took(took);
-    if took >= grace {
-        format!("SIGKILL was needed; CMD ended {after} after the stop began")
-    } else {
-        format!("CMD ended {after} after SIGTERM, no SIGKILL needed")
     }
 }
 

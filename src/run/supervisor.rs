@@ -34,7 +34,18 @@ pub enum Ending {
     /// CMD exited on its own (or of a signal passed on to it); the code to exit with.
     Exited(i32),
     /// CMD was stopped because of this loss.
-    Stopped(String),
+    Stopped(Stopped),
+}
+
+/// How a stop went, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// What was lost.
+    pub reason: String,
+    /// From the start of the stop to CMD's end.
+    pub took: Duration,
+    /// Whether SIGKILL was needed (CMD outlived its grace, or the session had expired).
+    pub killed: bool,
 }
 
 /// A running CMD.
@@ -234,7 +245,11 @@ impl Child {
                         Some(s) => {
                             // Whatever CMD left running in its group must not outlive the lock.
                             let _ = killpg(self.group, Signal::SIGKILL);
-                            Ending::Stopped(s.reason)
+                            Ending::Stopped(Stopped {
+                                took: now().saturating_sub(s.began),
+                                reason: s.reason,
+                                killed: s.killed,
+                            })
                         }
                         None => Ending::Exited(code),
                     };
@@ -264,6 +279,7 @@ impl Child {
         tracing::warn!("stopping CMD: {reason}");
         let mut stop = Stop {
             reason,
+            began: now(),
             grace_ends: now() + termination_timeout,
             killed: false,
         };
@@ -284,6 +300,7 @@ impl Child {
 /// grace or at the session's kill deadline, whichever is first.
 struct Stop {
     reason: String,
+    began: Duration,
     grace_ends: Duration,
     killed: bool,
 }
