@@ -1,4 +1,4 @@
-//! End-to-end tests of leases (contract sections 3, 4 and 4.1): FIFO queues and counting
+//! End-to-end tests of leases (README: "ZooKeeper layout", "How a run goes", "Leases"): FIFO queues and counting
 //! semaphores, run as the real binary against a real ZooKeeper started by the harness.
 //!
 //! Every test works under a prefix of its own on the shared single-node ensemble, whose data
