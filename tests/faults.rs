@@ -701,6 +701,148 @@ async fn follower_isolation_never_overlaps() {
     assert_eq!(r.started(), expected, "{}", r.text);
 }
 
+/// Rounds of `isolated_waiter_never_takes_what_the_majority_gave_away`: the value of
+/// SWITCHMAN_TEST_ISOLATED_WAITER_ROUNDS, 3 by default (one of each kind of wait; a round
+/// takes a few seconds); raise it by hand to measure.
+fn isolated_waiter_rounds() -> usize {
+    env_or("SWITCHMAN_TEST_ISOLATED_WAITER_ROUNDS", 3)
+}
+
+/// Where the waiter W waits when its follower is cut off, by round, in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// First in the queue, for room in the semaphore (A holds the only unit); B is another
+    /// task, queued behind W. A ends normally.
+    Semaphore,
+    /// In the queue, behind Q, who waits for room; B queues behind W. A is SIGKILLed, so the
+    /// majority hands the lease to Q when A's session expires, and to B after Q.
+    Queue,
+    /// For room in the semaphore, as the task `job` whose lock B (the same task) takes: B,
+    /// retried, skips while W's item is queued, then takes the lease and the lock.
+    Lock,
+}
+
+/// Issue 9, item 4: a run W waits for a lease, connected only to follower F, when F is cut off
+/// from both peers. The majority goes on without it: the holder A (connected to the other two
+/// servers) goes, the leader expires W's session a session timeout after it last heard of it
+/// (which deletes W's queue item), and the lease (and in the `Lock` rounds the lock of W's
+/// task) goes to B, also on the majority's side. F answers W from its frozen copy of the data
+/// until its sync window is over, and cannot forward a write.
+///
+/// What is correct, from the README: W's session has expired on the leader before B gets
+/// anything (B waits behind W's queue item, or skips while it is there), and a run whose
+/// session ended while it waited exits 69, "ZooKeeper unavailable" (a waiter never starts CMD
+/// on a stale proof either, "A run that waited in a queue does not start CMD if acked went
+/// stale while it waited ... it exits 69 instead"). So W must exit 69 without ever starting
+/// CMD (79 would mean it started one), B must run, and no two CMDs of the lease may overlap,
+/// as each CMD checks from its own side when it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_waiter_never_takes_what_the_majority_gave_away() {
+    let rounds = isolated_waiter_rounds();
+    let q = tokio::task::block_in_place(|| QuorumEnsemble::start(session()));
+    let base = Job::new("isolated-waiter", &q.connect_string(), json!({}));
+    declare_resource_r(&zk(&q.connect_string()).await, &base).await;
+    let records = base.file("records");
+    let queue = base.queue_path("r");
+    let mut expected: Vec<String> = Vec::new();
+
+    for round in 0..rounds {
+        let wait = [Wait::Semaphore, Wait::Queue, Wait::Lock][round % 3];
+        let f =
+            tokio::task::block_in_place(|| q.follower_from(round)).expect("a member is a follower");
+        let majority: Vec<String> = (0..q.len())
+            .filter(|&i| i != f)
+            .map(|i| format!("127.0.0.1:{}", q.client_port(i)))
+            .collect();
+        let on_f = base.other_host(json!({"zkhosts": format!("127.0.0.1:{}", q.client_port(f))}));
+        let on_majority = base.other_host(json!({"zkhosts": majority.join(",")}));
+        // The test's own view, from the majority's side (a session on F would not outlive
+        // the cut).
+        let client = zk(&majority.join(",")).await;
+        let [a_name, q_name, w_name, b_name] = ["a", "q", "w", "b"].map(|n| format!("{n}{round}"));
+        let task = |name: &str| match wait {
+            Wait::Lock if name.starts_with(['w', 'b']) => "job".to_string(),
+            _ => name.to_string(),
+        };
+        let lease_run = |job: &Job, name: &str, body: &str| {
+            let cmd = guard_cmd(&records, name, 1, body);
+            job.spawn(&lease_args(&task(name), &cmd))
+        };
+        let waiting = async |child: &Child, needle: &str| {
+            let pid = format!("[{}]", child.id().unwrap());
+            base.wait_for_log(1, &[&pid, needle]).await;
+        };
+
+        let mut a = lease_run(&on_majority, &a_name, &until_go(&a_name));
+        on_majority.wait_for_pid(&format!("{a_name}.pid")).await;
+        expected.push(a_name.clone());
+        let q_run = if wait == Wait::Queue {
+            let q_run = lease_run(&on_majority, &q_name, "");
+            waiting(&q_run, "waiting for a lease to go").await;
+            expected.push(q_name.clone());
+            Some(q_run)
+        } else {
+            None
+        };
+        let w = lease_run(&on_f, &w_name, "");
+        let w_item = await_item(&client, &queue, &task(&w_name)).await;
+        match wait {
+            Wait::Queue => waiting(&w, "waiting behind").await,
+            _ => waiting(&w, "waiting for a lease to go").await,
+        }
+
+        q.isolate(f);
+        // Set on the majority's side: fires when the leader expires W's session.
+        let (_, w_item_gone) = watch_existing(&client, &w_item).await;
+        match wait {
+            Wait::Queue => a.kill().await.unwrap(), // SIGKILL: A's session expires
+            _ => on_majority.go(&a_name),
+        }
+        let b_cmd = guard_cmd(&records, &b_name, 1, "");
+        if wait == Wait::Lock {
+            // Each run before W's item goes skips: the task is already queued.
+            let b_pid = on_majority.file(&format!("{b_name}.pid"));
+            retry_until_ran(&on_majority, &lease_args("job", &b_cmd), &b_pid).await;
+        } else {
+            // Queued behind W (and Q).
+            finish_ok(on_majority.spawn(&lease_args(&b_name, &b_cmd))).await;
+        }
+        let event = w_item_gone.changed().await;
+        assert_eq!(event.event_type, EventType::NodeDeleted, "round {round}");
+        expected.push(b_name.clone());
+        if let Some(q_run) = q_run {
+            finish_ok(q_run).await;
+        }
+        let (code, stderr) = finish(a).await;
+        match wait {
+            Wait::Queue => assert_eq!(code, -1, "round {round}: A was SIGKILLed: {stderr}"),
+            _ => assert_eq!(code, 0, "round {round}: {stderr}"),
+        }
+
+        q.heal_links();
+        let (code, stderr) = finish(w).await;
+        assert_eq!(code, 69, "round {round} ({wait:?}): W: {stderr}");
+        assert!(
+            stderr.contains("ZooKeeper unavailable"),
+            "round {round} ({wait:?}): W: {stderr}"
+        );
+        tokio::task::block_in_place(|| q.wait_whole(Duration::from_secs(30)))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let around = q.connections_around_links();
+        assert!(around.is_empty(), "links bypassed: {around:?}");
+    }
+
+    let r = Records::read(&records);
+    assert!(
+        r.overlaps.is_empty(),
+        "overlaps: {:?}\n{}",
+        r.overlaps,
+        r.text
+    );
+    // No W ever started, and every A, Q and B did, in that order.
+    assert_eq!(r.started(), expected, "{}", r.text);
+}
+
 // ---------------------------------------------------------------------------------------
 // 11: a connection cut in the middle of each step of a run (issue 8)
 // ---------------------------------------------------------------------------------------
