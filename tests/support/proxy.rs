@@ -11,7 +11,7 @@
 //! every later reply with one (`xid` i32, `zxid` i64, `err` i32). A reply carries its
 //! request's `xid`; pings (`xid` -2) and watch notifications (`xid` -1) have their own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +42,7 @@ struct ProxyState {
     /// Armed by [`Proxy::hold_at`]; fires once, on the first frame that matches it.
     trigger: Option<Trigger>,
     /// The request frames seen, oldest first (at most [`FRAMES_LOGGED`]).
-    frames: Vec<Frame>,
+    frames: VecDeque<Frame>,
     /// Connect responses passed on to clients: sessions established or re-established.
     connects_answered: usize,
 }
@@ -347,9 +347,9 @@ impl ProxyShared {
         if dir == Dir::Requests {
             let frame = Frame::parse(id, index, body);
             if st.frames.len() == FRAMES_LOGGED {
-                st.frames.remove(0);
+                st.frames.pop_front();
             }
-            st.frames.push(frame.clone());
+            st.frames.push_back(frame.clone());
             let frozen = st.conns.get(&id).is_none_or(|c| c.hold.is_some());
             if !frozen && let Some(trigger) = st.trigger.take_if(|t| t.fires_on(&frame)) {
                 last_through = trigger.at == HoldAt::Reply;
@@ -360,13 +360,16 @@ impl ProxyShared {
                 });
                 self.cond.notify_all();
             }
-        } else if index > 1
-            && let Some(hold) = st.conns.get_mut(&id).and_then(|c| c.hold.as_mut())
+        } else if let Some(hold) = st.conns.get_mut(&id).and_then(|c| c.hold.as_mut())
             && hold.at == HoldAt::Reply
-            && body
-                .get(..4)
-                .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
-                == hold.frame.xid
+            && if index == 1 {
+                hold.frame.index == 1 // the connect response answers the connect request
+            } else {
+                let xid = body
+                    .get(..4)
+                    .map(|b| i32::from_be_bytes(b.try_into().unwrap()));
+                xid.is_some() && xid == hold.frame.xid
+            }
         {
             hold.reply_held = true;
             self.cond.notify_all();
@@ -442,7 +445,7 @@ impl Proxy {
                 shutdown: false,
                 framed,
                 trigger: None,
-                frames: Vec::new(),
+                frames: VecDeque::new(),
                 connects_answered: 0,
             }),
             cond: Condvar::new(),
@@ -582,7 +585,7 @@ impl Proxy {
 
     /// Framed proxies only: the request frames seen so far, oldest first (the last 4096).
     pub fn frames(&self) -> Vec<Frame> {
-        lock(&self.shared.state).frames.clone()
+        lock(&self.shared.state).frames.iter().cloned().collect()
     }
 }
 
