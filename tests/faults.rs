@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{
-    Ensemble, HoldAt, Job, Proxy, QuorumEnsemble, Records, SESSION_TIMEOUT, Trigger, argv,
-    await_item, cmd_noting_signals, cmd_touching, env_or, finish, finish_ok, guard_cmd, is_dead,
-    lock_argv, set_prefix_data, shared_ensemble3, until_go, wait_for, wait_until, write_pid, zk,
+    Ensemble, HoldAt, Job, PATIENCE, Proxy, QuorumEnsemble, Records, SESSION_TIMEOUT, Trigger,
+    argv, await_item, cmd_noting_signals, cmd_touching, env_or, finish, finish_ok, guard_cmd,
+    is_dead, lock_argv, set_prefix_data, shared_ensemble3, until_go, wait_for, wait_until,
+    write_pid, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -986,49 +987,67 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
     let mut a = job.spawn(&argv(&STEP_ARGS, &cmd));
     let pid = format!("[{}]", a.id().unwrap());
     let mut held = Vec::new();
-    // Sessions established (or re-established) through the proxy before the last cut.
-    let mut connects = 0;
+    // The proxy's number for the connection last cut.
+    let mut cut_conn = 0;
     for trigger in cuts {
         proxy.hold_at(trigger.clone());
+        // Not the wait's own timeout: a run that never makes the request is a failure to
+        // report with what the proxy saw.
+        let give_up = tokio::time::Instant::now() + PATIENCE / 2;
         let frame = wait_for("the proxy holds, or switchman ends", async || {
-            match proxy.held() {
-                Some(frame) => Some(Some(frame)),
-                None => a.try_wait().unwrap().map(|_| None),
+            // Held; or, on a loaded machine, the server was slow to answer the request
+            // whose reply is to be held and the client library gave up on the connection
+            // first, which is a cut too (a stall).
+            if let Some(frame) = proxy.held().or_else(|| proxy.abandoned()) {
+                return Some(Some(frame));
             }
+            let ended = a.try_wait().unwrap().is_some();
+            if ended || job.file("a.pid").exists() || tokio::time::Instant::now() > give_up {
+                return Some(None);
+            }
+            None
         })
         .await;
         let Some(frame) = frame else {
-            break; // the run ended without making the request: reported below
+            break; // the run ended, ran CMD or hangs without making the request: reported below
         };
-        connects = proxy.connects_answered();
         if cut == Cut::Stall {
             // A connection the proxy has not closed is given up only by the client
             // library's own timeout.
-            wait_until("the client library reconnects", || {
-                proxy.connects_answered() > connects
+            wait_until("the client library connects again", || {
+                proxy.abandoned().is_some()
             })
             .await;
         }
         proxy.reset_held();
+        cut_conn = frame.conn;
         held.push(frame.to_string());
     }
-    let progress = wait_for("CMD runs or switchman ends", async || {
-        if job.file("a.pid").exists() {
-            return Some(Progress::Running);
-        }
-        if a.try_wait().unwrap().is_some() {
-            return Some(Progress::Ended);
-        }
-        duplicate(&run_nodes(client, &job).await)
-            .map(|(x, y)| Progress::Duplicated(format!("{x} and {y}")))
-    })
-    .await;
+    let progress = if held.len() < cuts.len() {
+        Progress::Ended
+    } else {
+        wait_for("CMD runs or switchman ends", async || {
+            if job.file("a.pid").exists() {
+                return Some(Progress::Running);
+            }
+            if a.try_wait().unwrap().is_some() {
+                return Some(Progress::Ended);
+            }
+            duplicate(&run_nodes(client, &job).await)
+                .map(|(x, y)| Progress::Duplicated(format!("{x} and {y}")))
+        })
+        .await
+    };
     let during = match progress {
         Progress::Running => run_nodes(client, &job).await,
         _ => Vec::new(),
     };
     job.go("a");
     let (code, stderr) = match progress {
+        _ if held.len() < cuts.len() && a.try_wait().unwrap().is_none() => {
+            a.kill().await.unwrap();
+            (-1, "(killed: it never made the request)".to_string())
+        }
         Progress::Duplicated(_) => {
             a.kill().await.unwrap();
             (-1, String::new())
@@ -1044,7 +1063,15 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
         Progress::Duplicated(nodes) => Some(format!(
             "one session made a create twice and is stuck: {nodes}"
         )),
-        _ if held.len() < cuts.len() => Some("the run never made the request".to_string()),
+        _ if held.len() < cuts.len() => Some(format!(
+            "the run never made the request (exit {code}: {stderr}); the proxy saw:\n  {}",
+            proxy
+                .frames()
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )),
         Progress::Ended => Some(format!("exit {code} without running CMD: {stderr}")),
         Progress::Running if code != 0 => Some(format!("exit {code}: {stderr}")),
         Progress::Running
@@ -1058,7 +1085,11 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
         _ if !signals(&job, "a").is_empty() => {
             Some(format!("CMD was signalled: {:?}", signals(&job, "a")))
         }
-        _ if proxy.connects_answered() <= connects => {
+        _ if !proxy
+            .frames()
+            .iter()
+            .any(|f| f.index == 1 && f.conn > cut_conn) =>
+        {
             Some("it never connected again after the cut".to_string())
         }
         _ => None,

@@ -61,6 +61,8 @@ struct Hold {
     at: HoldAt,
     /// With [`HoldAt::Reply`]: the reply to `frame` has reached the proxy and is held.
     reply_held: bool,
+    /// [`ProxyState::connects_answered`] when the trigger fired.
+    connects_before: usize,
 }
 
 /// How many request frames [`Proxy::frames`] remembers.
@@ -353,10 +355,12 @@ impl ProxyShared {
             let frozen = st.conns.get(&id).is_none_or(|c| c.hold.is_some());
             if !frozen && let Some(trigger) = st.trigger.take_if(|t| t.fires_on(&frame)) {
                 last_through = trigger.at == HoldAt::Reply;
+                let connects_before = st.connects_answered;
                 st.conns.get_mut(&id).expect("a live connection").hold = Some(Hold {
                     frame,
                     at: trigger.at,
                     reply_held: false,
+                    connects_before,
                 });
                 self.cond.notify_all();
             }
@@ -554,6 +558,19 @@ impl Proxy {
             .values()
             .filter_map(|c| c.hold.as_ref())
             .find(|h| h.at == HoldAt::Request || h.reply_held)
+            .map(|h| h.frame.clone())
+    }
+
+    /// The frame a frozen connection fired on, once the client has established a session over
+    /// another connection since: it gave up on the frozen one by itself (its own timeout),
+    /// whether or not the hold was complete. (A held reply may never come: when a session
+    /// moves to a new connection, the server drops the old one with what it had not sent.)
+    pub fn abandoned(&self) -> Option<Frame> {
+        let st = lock(&self.shared.state);
+        st.conns
+            .values()
+            .filter_map(|c| c.hold.as_ref())
+            .find(|h| st.connects_answered > h.connects_before)
             .map(|h| h.frame.clone())
     }
 
