@@ -538,7 +538,7 @@ impl Proxy {
     /// the server never sees it; with [`HoldAt::Reply`] it goes through, and the proxy reads
     /// the server's replies, passing none on, until it holds the reply to that frame. Then
     /// the test ends the stall with [`Proxy::reset_held`], or leaves it until the client gives
-    /// up on the connection and opens another (awaited with [`Proxy::connects_answered`]).
+    /// up on the connection and opens another (awaited with [`Proxy::abandoned`]).
     /// The trigger fires once; arming another replaces one that has not fired.
     pub fn hold_at(&self, trigger: Trigger) {
         let mut st = lock(&self.shared.state);
