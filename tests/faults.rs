@@ -1175,16 +1175,10 @@ async fn stall_during_each_step_is_retried_and_the_run_goes_on() {
 
 /// Issue 8, the creates of sequential nodes (queue item, guard node, lease): the reply of the
 /// create is lost (the node exists), and the connection is cut again while the run looks for
-/// the node its session owns. The run must find its node in the end, not make a second one.
-///
-/// Ignored: it exposes a bug in src (every time, for all three nodes). `create_sequential`
-/// (src/zk/access.rs) makes the create again when the search for the node fails with its
-/// connection: the search's error leaves the retried closure by `?`, and the closure starts
-/// over with a create. The second node is then the run's, and the first stays, owned by the
-/// same live session: the run waits forever behind its own queue item or guard node (the
-/// guard blocks every other run of the resource too), or holds two leases.
+/// the node its session owns. The run must find its node in the end, not make a second one:
+/// a second node would leave the run waiting behind its own queue item or guard node (the
+/// guard blocking every other run of the resource too), or holding two leases.
 #[tokio::test]
-#[ignore = "bug in src: create_sequential makes a second node when the search for a node whose create reply was lost is cut too; see the doc comment"]
 async fn lost_create_reply_and_a_cut_search_make_no_second_node() {
     let (base, client) = step_prefix("search-cut").await;
     let mut failures = Vec::new();
