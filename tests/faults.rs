@@ -1160,15 +1160,11 @@ async fn reset_during_each_step_is_retried_and_the_run_goes_on() {
 /// connection until the client library's own timeout gives up on it and reconnects (0.4 of
 /// the session timeout after its last answer), well within the session.
 ///
-/// Ignored: it exposes a bug in src (one or two of the 26 cuts failed in 4 of 10 runs here).
-/// The library gives up on a stalled connection 0.4 T after its last answer; switchman
-/// refuses to start CMD (exit 69, step 9's check) or starts stopping it (exit 79) at
-/// `acked + T/2 + tick`, and `acked` trails the last answer by about a tick and two beats.
-/// Whether the run survives is a race between that deadline and the heartbeat's new proof
-/// after the reconnect, though the reconnect itself proves the session alive (the server that
-/// takes a session over revalidates it with the leader) and it has not expired.
+/// A race once: the library gave up on a stalled connection at 0.4 T, switchman began its stop
+/// (or refused to start CMD) at about the same moment, and the heartbeat's new proof came a
+/// few beats after the reconnect. Now the library gives up at T/5, the first answer after a
+/// lost beat is followed by another at once, and step 9 waits for a fresh proof.
 #[tokio::test]
-#[ignore = "bug in src: a stall the client library detects itself (0.4 T) may end the run with 69 (step 9: no proof) or 79 though the session lives; see the doc comment"]
 async fn stall_during_each_step_is_retried_and_the_run_goes_on() {
     cut_during_each_step(Cut::Stall).await;
 }

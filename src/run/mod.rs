@@ -210,11 +210,12 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
         },
     };
 
-    // 9. Start CMD and supervise it until it ends or something it depends on is lost. Not if
-    //    the leader may have given up on us while we waited (our server cut off from it, say):
-    //    the lock or a lease may be someone else's already, and CMD would only be stopped.
+    // 9. Start CMD and supervise it until it ends or something it depends on is lost. Not
+    //    before the leader is proven to know our session again, if a wait went stale (our
+    //    server cut off from it, say), and not at all if it may have given up on us: the lock
+    //    or a lease may be someone else's already.
     let liveness = session.liveness();
-    if now() >= liveness.stale_at() {
+    if !liveness.wait_fresh().await {
         return Err(Error::Unavailable(format!(
             "no proof for {:.1}s that ZooKeeper's leader still knows our session; CMD was not started",
             now().saturating_sub(liveness.acked_at()).as_secs_f64()
