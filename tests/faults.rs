@@ -1157,8 +1157,8 @@ async fn reset_during_each_step_is_retried_and_the_run_goes_on() {
 }
 
 /// Issue 8, cut by a stall: each step's request held, and nothing more passes on its
-/// connection until the client library's own timeout gives up on it and reconnects (0.4 of
-/// the session timeout after its last answer), well within the session.
+/// connection until the client library's own timeout gives up on it and reconnects (a fifth
+/// of the session timeout after its last answer), well within the session.
 ///
 /// A race once: the library gave up on a stalled connection at 0.4 T, switchman began its stop
 /// (or refused to start CMD) at about the same moment, and the heartbeat's new proof came a
