@@ -24,8 +24,8 @@ use serde_json::json;
 use support::{
     Ensemble, HoldAt, Job, PATIENCE, Proxy, QuorumEnsemble, Records, SESSION_TIMEOUT, Trigger,
     argv, await_item, cmd_noting_signals, cmd_touching, env_or, finish, finish_ok, guard_cmd,
-    is_dead, lock_argv, set_prefix_data, shared_ensemble3, until_go, wait_for, wait_until,
-    write_pid, zk,
+    is_dead, lock_argv, set_prefix_data, shared_ensemble3, until_go, until_go_maybe_stubborn,
+    wait_for, wait_until, write_pid, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -204,15 +204,12 @@ async fn cut_off_holder_is_dead_before_the_other_side_runs() {
     for round in 0..ROUNDS {
         let stubborn = round % 2 == 1;
         let a_name = format!("a{round}");
-        let body = if stubborn {
-            format!(
-                "trap 'echo TERM >> \"$JOB_DIR/{a_name}.signals\"' TERM\n{}",
-                until_go(&a_name)
-            )
-        } else {
-            until_go(&a_name)
-        };
-        let a_cmd = guard_cmd(&records, &a_name, 1, &body);
+        let a_cmd = guard_cmd(
+            &records,
+            &a_name,
+            1,
+            &until_go_maybe_stubborn(&a_name, stubborn),
+        );
         let (a, a_pid) = spawn_until_running(
             &a_job,
             &lock_argv("contended", &a_cmd),
@@ -631,15 +628,12 @@ async fn follower_isolation_never_overlaps() {
         let b_job = base.other_host(json!({"zkhosts": majority.join(",")}));
 
         let a_name = format!("a{round}");
-        let body = if stubborn {
-            format!(
-                "trap 'echo TERM >> \"$JOB_DIR/{a_name}.signals\"' TERM\n{}",
-                until_go(&a_name)
-            )
-        } else {
-            until_go(&a_name)
-        };
-        let a_cmd = guard_cmd(&records, &a_name, 1, &body);
+        let a_cmd = guard_cmd(
+            &records,
+            &a_name,
+            1,
+            &until_go_maybe_stubborn(&a_name, stubborn),
+        );
         let (a, a_pid) = spawn_until_running(
             &a_job,
             &lock_argv("job", &a_cmd),

@@ -39,7 +39,7 @@ pub use client::{await_children, await_item, children, has_item, seq, set_prefix
 #[allow(unused_imports)]
 pub use cmds::{
     cmd_noting_run, cmd_noting_signals, cmd_recording_start_end, cmd_touching, cmd_waiting, sh,
-    until_any_go, until_go, write_pid,
+    until_any_go, until_go, until_go_maybe_stubborn, write_pid,
 };
 #[allow(unused_imports)]
 pub use ensemble::{

@@ -690,17 +690,41 @@ fn handle_connection(client: TcpStream, upstream_port: u16, shared: Arc<ProxySha
             }
         }
     }
-    if lock(&shared.state).framed {
-        pump_framed_both(client, upstream, id, upstream_port, &shared, &dead);
-        shared.remove(id);
-        return;
-    }
+    let framed = lock(&shared.state).framed;
+    pump_both(
+        client,
+        upstream,
+        upstream_port,
+        &shared,
+        &dead,
+        move |from, to, dir, shared, dead| {
+            if framed {
+                pump_framed(from, to, dir, id, shared, dead)
+            } else {
+                pump(from, to, dir, shared, dead)
+            }
+        },
+    );
+    shared.remove(id);
+}
+
+/// Runs `pump` for both directions of a connection (replies on a thread of their own) until
+/// it ends.
+fn pump_both(
+    client: TcpStream,
+    upstream: TcpStream,
+    upstream_port: u16,
+    shared: &Arc<ProxyShared>,
+    dead: &Arc<AtomicBool>,
+    pump: impl Fn(TcpStream, TcpStream, Dir, &ProxyShared, &AtomicBool) + Clone + Send + 'static,
+) {
     let replies = {
-        let (from, to, shared, dead) = (
+        let (from, to, shared, dead, pump) = (
             upstream.try_clone(),
             client.try_clone(),
             shared.clone(),
             dead.clone(),
+            pump.clone(),
         );
         match (from, to) {
             (Ok(from), Ok(to)) => thread::Builder::new()
@@ -711,12 +735,11 @@ fn handle_connection(client: TcpStream, upstream_port: u16, shared: Arc<ProxySha
         }
     };
     if replies.is_some() {
-        pump(client, upstream, Dir::Requests, &shared, &dead);
+        pump(client, upstream, Dir::Requests, shared, dead);
     }
     if let Some(handle) = replies {
         let _ = handle.join();
     }
-    shared.remove(id);
 }
 
 /// Copies `from` -> `to` while `dir` is open.  Ends (closing both sockets) on EOF or error
@@ -745,39 +768,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: &ProxyShared, 
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
     shared.cond.notify_all();
-}
-
-/// Framed: pumps both directions of connection `id` (replies on a thread of their own) until
-/// it ends.
-fn pump_framed_both(
-    client: TcpStream,
-    upstream: TcpStream,
-    id: u64,
-    upstream_port: u16,
-    shared: &Arc<ProxyShared>,
-    dead: &Arc<AtomicBool>,
-) {
-    let replies = {
-        let (from, to, shared, dead) = (
-            upstream.try_clone(),
-            client.try_clone(),
-            shared.clone(),
-            dead.clone(),
-        );
-        match (from, to) {
-            (Ok(from), Ok(to)) => thread::Builder::new()
-                .name(format!("proxy-replies-{upstream_port}"))
-                .spawn(move || pump_framed(from, to, Dir::Replies, id, &shared, &dead))
-                .ok(),
-            _ => None,
-        }
-    };
-    if replies.is_some() {
-        pump_framed(client, upstream, Dir::Requests, id, shared, dead);
-    }
-    if let Some(handle) = replies {
-        let _ = handle.join();
-    }
 }
 
 /// Like [`pump`], a whole ZooKeeper frame at a time, each admitted by
