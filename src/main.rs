@@ -1,6 +1,7 @@
 use switchman::cli::Cli;
 use switchman::config::Config;
 use switchman::{logging, run};
+use tracing::field::Empty;
 
 fn main() {
     // A bug of ours is an internal error (70) with one line, not Rust's 101 and a backtrace.
@@ -10,23 +11,35 @@ fn main() {
     }));
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);
-    let result = logging::init(cli.debug(), config.as_ref().ok())
-        .and(config)
-        .and_then(|config| {
-            for warning in &config.warnings {
-                tracing::warn!("{warning}");
-            }
-            // One thread: CMD's parent-death signal fires when the thread that spawned it exits,
-            // so the spawning thread must live as long as switchman does.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(run::run(&cli, &config))
-        });
+    let logging = logging::init(cli.debug(), config.as_ref().ok());
+    // Every line of the run carries the job's name, and once known its lock and fencing token
+    // (recorded by `run`) and the exit code: structured fields in JSON lines and the journal,
+    // so that `journalctl JOB=backup` finds a job's lines. Entered for the rest of main: the
+    // runtime has one thread, so every task of the run runs inside it.
+    let job = cli.lockname.clone().unwrap_or_else(|| cli.cmd_basename());
+    let span =
+        tracing::info_span!("run", job = %job, lock = Empty, token = Empty, exit_code = Empty);
+    let _in_run = span.enter();
+    let result = logging.and(config).and_then(|config| {
+        for warning in &config.warnings {
+            tracing::warn!(target: logging::CONFIG_WARNINGS, "{warning}");
+        }
+        // One thread: CMD's parent-death signal fires when the thread that spawned it exits,
+        // so the spawning thread must live as long as switchman does.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(run::run(&cli, &config))
+    });
     match result {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => {
+            span.record("exit_code", code);
+            tracing::info!("exit code {code}");
+            std::process::exit(code)
+        }
         Err(e) => {
+            span.record("exit_code", e.exit_code());
             tracing::error!("{e}");
             std::process::exit(e.exit_code());
         }

@@ -46,11 +46,7 @@ async fn a_logfile_that_cannot_be_opened_is_reported_on_stderr() {
     for logfile in [missing_dir, a_directory] {
         let job = Job::new("bad-logfile", NOWHERE, json!({"logfile": logfile}));
         let ran = job.file("ran");
-        let out = output(switchman(
-            &job,
-            &["--", "touch", ran.to_str().unwrap()],
-        ))
-        .await;
+        let out = output(switchman(&job, &["--", "touch", ran.to_str().unwrap()])).await;
         assert_eq!(out.code, 78, "{logfile:?}: {}", out.stderr);
         assert_eq!(
             out.stderr.lines().count(),
@@ -173,11 +169,14 @@ async fn an_unknown_config_key_is_not_mailed_by_cron() {
         "in the logfile, as a warning: {log}"
     );
 
-    let out = output(switchman(&job, &["-v", "--lockname", "unknown-key", "true"])).await;
+    let out = output(switchman(
+        &job,
+        &["-v", "--lockname", "unknown-key", "true"],
+    ))
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains("switchman: warning: ")
+        out.stderr.contains("switchman: warning: ")
             && out.stderr.contains("unknown key \"from_the_future\""),
         "on stderr with -v: {}",
         out.stderr

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 use super::{
     Ctl, Outcome, PROBLEMS, display_name, load_config, parse_file, print, read_input,
@@ -323,7 +323,7 @@ fn is_assignment_word(word: &str) -> bool {
 /// Parses one invocation's arguments exactly as switchman parses its command line.
 fn read_invocation(words: &[String]) -> Vec<Found> {
     let argv = || std::iter::once("switchman").chain(words.iter().map(String::as_str));
-    let e = match Cli::try_parse_from(argv()) {
+    let e = match Cli::try_parse_args(argv()) {
         Ok(cli) => return cli.group.map(Found::Group).into_iter().collect(),
         // `--help` and `--version`: switchman prints and exits 0, running nothing.
         Err(e) if !e.use_stderr() => return Vec::new(),

@@ -13,6 +13,7 @@
 //! This module holds the command line, the dispatch and what the subcommands share; each
 //! subcommand's own logic is in a module of its own.
 
+mod check_config;
 mod crontab;
 mod data;
 mod groups;
@@ -21,7 +22,7 @@ mod hosts;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::error::Error;
@@ -40,8 +41,10 @@ pub use crontab::{Finding, Found, crontab_findings};
 #[derive(Debug, Parser)]
 #[command(name = "switchmanctl", version)]
 pub struct Ctl {
-    /// Config file (the same as switchman's).
-    #[arg(short = 'c', long, global = true, env = "SWITCHMAN_CONFIG", default_value = config::DEFAULT_PATH)]
+    /// Config file (the same as switchman's) [default: /etc/switchman.conf].
+    #[arg(short = 'c', long, value_name = "PATH", global = true, env = "SWITCHMAN_CONFIG",
+          default_value = config::DEFAULT_PATH, hide_default_value = true,
+          value_hint = clap::ValueHint::FilePath, value_parser = crate::cli::config_path_parser())]
     pub config: PathBuf,
 
     #[command(subcommand)]
@@ -66,6 +69,15 @@ pub enum Command {
         #[arg(long, value_name = "JSON")]
         data: Option<PathBuf>,
     },
+    /// Check the config file as switchman would read it, and report loudly what a run keeps out
+    /// of cron's mail.
+    ///
+    /// Prints `FILE: problem` for each: unknown keys (ignored by switchman: a typo, or a key of
+    /// a newer switchman), what switchman would refuse (exit 78), a logfile that cannot be
+    /// appended to (as the user running the check), and a journal that cannot be reached. Exits
+    /// 1 if anything is found, 66 if the file cannot be read. The file is the one of
+    /// `-c`/`--config`, which may also follow the subcommand.
+    CheckConfig,
     /// Check that every group has at least one host whose name resolves; list those that don't.
     CheckHosts,
     /// Show groups fully expanded, one per line: `GROUP: HOST HOST ...` (sorted).
@@ -121,7 +133,7 @@ type Outcome = std::result::Result<i32, Failure>;
 
 /// The whole program: parses the command line, runs the subcommand, returns the exit code.
 pub fn main() -> i32 {
-    let ctl = match Ctl::try_parse() {
+    let ctl = match Ctl::try_parse_args(std::env::args_os()) {
         Ok(ctl) => ctl,
         Err(e) => {
             let code = if e.use_stderr() { 64 } else { 0 };
@@ -142,12 +154,32 @@ pub fn main() -> i32 {
     }
 }
 
+impl Ctl {
+    /// Parses `args` (the program's name first): clap's parse, with an empty `SWITCHMAN_CONFIG`
+    /// taken as unset, as switchman takes it.
+    pub fn try_parse_args<I, T>(args: I) -> std::result::Result<Ctl, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = Ctl::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let mut ctl = Ctl::from_arg_matches(&matches)?;
+        let given = std::mem::take(&mut ctl.config);
+        // `--config` is global: after a subcommand, its source is in the subcommand's matches.
+        let matches = matches.subcommand().map_or(&matches, |(_, sub)| sub);
+        ctl.config = crate::cli::config_path(matches, "config", given, &mut cmd)?;
+        Ok(ctl)
+    }
+}
+
 /// Runs one subcommand.
 pub async fn run(ctl: &Ctl) -> Outcome {
     match &ctl.command {
         Command::CheckCrontab { files, data } => {
             crontab::check_crontab(ctl, files, data.as_deref()).await
         }
+        Command::CheckConfig => check_config::check_config(ctl),
         Command::CheckHosts => hosts::check_hosts(ctl).await,
         Command::Groups { names, json } => groups::groups(ctl, names, *json).await,
         Command::GetData => data::get_data(ctl).await,

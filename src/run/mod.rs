@@ -209,6 +209,13 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
             now().saturating_sub(liveness.acked_at()).as_secs_f64()
         )));
     }
+    // Fields of main's "run" span, so that CMD's lines and the exit code in the journal and
+    // the JSON log name the lock and the holder's fencing token.
+    if let Some(lock) = &lock {
+        tracing::Span::current()
+            .record("lock", lock.path.as_str())
+            .record("token", lock.czxid);
+    }
     let child = supervisor::spawn(&plan.cmd, &cmd_env(lock.as_ref(), &held))?;
     let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
     if let Some(lock) = &lock {
