@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use tracing::{Event, Level, Subscriber};
+use tracing_journald::{Priority, PriorityMappings};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -187,8 +188,16 @@ fn journald_layer(config: &Config) -> Result<Option<BoxedLayer>> {
             config.path.display()
         ))
     })?;
+    // Syslog's names for the levels `loglevel` uses, so that `journalctl -p info` means what
+    // `"loglevel": "info"` does (the crate's default makes info a notice, debug info).
+    let priorities = PriorityMappings {
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        ..PriorityMappings::new()
+    };
     Ok(Some(
         layer
+            .with_priority_mappings(priorities)
             .with_field_prefix(None)
             .with_syslog_identifier(SYSLOG_IDENTIFIER.to_string())
             .with_filter(sink_filter(config))

@@ -182,3 +182,138 @@ async fn an_unknown_config_key_is_not_mailed_by_cron() {
         out.stderr
     );
 }
+
+/// `logfile_format: json`: one JSON object per line for log shippers, each with switchman's
+/// pid, and the run's fields (job, then lock and fencing token, then exit code) as the span.
+#[tokio::test]
+async fn the_logfile_can_be_json_lines_with_the_runs_fields() {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new(
+        "json-log",
+        &zk_hosts,
+        json!({"loglevel": "info", "logfile_format": "json"}),
+    );
+    let cmd = support::sh(r#"echo "$SWITCHMAN_FENCING_TOKEN" > "$JOB_DIR/token"; exit 3"#);
+    let child = job.spawn(&support::lock_argv("json-job", &cmd));
+    let pid = child.id().unwrap();
+    let (code, stderr) = support::finish(child).await;
+    assert_eq!(code, 3, "{stderr}");
+    let token: i64 = job.read("token").trim().parse().unwrap();
+
+    let text = std::fs::read_to_string(job.log()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert_eq!(line["pid"], pid, "{line}");
+        assert!(line["timestamp"].as_str().is_some(), "{line}");
+        assert!(line["fields"]["message"].as_str().is_some(), "{line}");
+        assert_eq!(line["span"]["job"], "json-job", "{line}");
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "INFO", "{last}");
+    assert_eq!(last["fields"]["message"], "exit code 3", "{last}");
+    assert_eq!(last["span"]["exit_code"], 3, "{last}");
+    assert_eq!(last["span"]["lock"], job.lock_path("json-job"), "{last}");
+    assert_eq!(last["span"]["token"], token, "{last}");
+}
+
+/// Runs `script` with bash in a mount namespace of its own, where /run/systemd, /run/log and
+/// (if it exists) /var/log/journal are empty tmpfs: a journal of the test's own (or none),
+/// whatever the machine runs. /var/log/journal is never created: its presence makes a host's
+/// journald keep its journal on disk. Needs root, as the .deb test does.
+async fn with_private_journal_dirs(script: &str) -> Out {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "bash", "-euc"])
+        .arg(format!(
+            "mkdir -p /run/systemd /run/log
+             for d in /run/systemd /run/log /var/log/journal; do
+               if [ -d $d ]; then mount -t tmpfs tmpfs $d; fi
+             done
+             {script}"
+        ))
+        .env_remove("NO_COLOR")
+        .env_remove("DEBUG")
+        .stdin(Stdio::null());
+    output(cmd).await
+}
+
+/// Without a journal, `journald: true` is a config error with one line that says what to do,
+/// like a logfile that cannot be opened; nothing runs.
+#[tokio::test]
+async fn journald_without_a_journal_is_one_clear_line() {
+    let job = Job::new("no-journal", NOWHERE, json!({"journald": true}));
+    let ran = job.file("ran");
+    let out = with_private_journal_dirs(&format!(
+        "{} -c {} touch {}",
+        support::SWITCHMAN,
+        job.config.display(),
+        ran.display()
+    ))
+    .await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(
+        out.stderr.starts_with("switchman: config error: ")
+            && out.stderr.contains("\"journald\"")
+            && out.stderr.contains("/run/systemd/journal/socket")
+            && out.stderr.contains("systemd-journald running"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ran.exists());
+}
+
+/// With a real systemd-journald (started privately, see [`with_private_journal_dirs`]), a
+/// run's lines are in the journal under switchman's identifier, and `journalctl
+/// SYSLOG_IDENTIFIER=switchman JOB=NAME` finds them with the lock, the token and the exit code
+/// as fields of their own.
+#[tokio::test]
+async fn journald_gets_the_runs_lines_with_structured_fields() {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new(
+        "journal",
+        &zk_hosts,
+        json!({"journald": true, "loglevel": "info"}),
+    );
+    let journald = "/lib/systemd/systemd-journald";
+    assert!(
+        std::path::Path::new(journald).exists(),
+        "{journald} is missing: scripts/install-deps installs systemd"
+    );
+    let out = with_private_journal_dirs(&format!(
+        r#"{journald} >/dev/null 2>&1 &
+           journald=$!
+           trap 'kill $journald' EXIT
+           for _ in $(seq 300); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+           code=0
+           JOB_DIR={dir} {switchman} -c {config} --lockname backup -- \
+             sh -c 'echo "$SWITCHMAN_FENCING_TOKEN" > "$JOB_DIR/token"; exit 3' || code=$?
+           echo "exit $code" >&2
+           journalctl --sync
+           journalctl --no-pager -o json SYSLOG_IDENTIFIER=switchman JOB=backup"#,
+        dir = job.dir.path().display(),
+        switchman = support::SWITCHMAN,
+        config = job.config.display(),
+    ))
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("exit 3"), "{}", out.stderr);
+    let token = job.read("token").trim().to_string();
+    let entries: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let last = entries.last().expect("the run's lines are in the journal");
+    for entry in &entries {
+        assert_eq!(entry["JOB"], "backup", "{entry}");
+    }
+    assert_eq!(last["MESSAGE"], "exit code 3", "{last}");
+    assert_eq!(last["EXIT_CODE"], "3", "{last}");
+    assert_eq!(last["LOCK"], job.lock_path("backup"), "{last}");
+    assert_eq!(last["TOKEN"], token, "{last}");
+    assert_eq!(last["PRIORITY"], "6", "info is syslog's 6: {last}");
+}
