@@ -18,6 +18,7 @@ mod crontab;
 mod data;
 mod groups;
 mod hosts;
+mod invocation;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -53,13 +54,16 @@ pub struct Ctl {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check that every `switchman --group G` in crontab files names a defined group, and that
-    /// switchman would accept each of its command lines at all.
+    /// Check every switchman line of crontab files as a run would check it before connecting.
     ///
-    /// Prints `FILE:LINE: group "G" is not defined`, or `FILE:LINE: switchman would refuse
-    /// this (exit 64): REASON`, for each offending line and exits 1 if there is any. Understands
-    /// comments, variable lines, @reboot/@daily schedules, system crontabs with a user column,
-    /// switchman called by any path, and `%` (stdin) in commands.
+    /// Each line is parsed with switchman's own command line: unknown options, bad lock names,
+    /// lease specs that do not parse or whose COUNT exceeds TOTAL with this host's macros (the
+    /// message names the values that are this host's), resources the prefix data does not
+    /// list, groups it does not define, a TOTAL that divides outside int(...) (which the
+    /// original switchman refuses), and a default lock name that unrelated jobs share (`sh`,
+    /// `sudo`, `python3`, ...). Prints `FILE:LINE: problem` for each and exits 1 if there is
+    /// any. Understands comments, variable lines, @reboot/@daily schedules, system crontabs
+    /// with a user column, switchman called by any path, and `%` (stdin) in commands.
     CheckCrontab {
         /// Crontab files; `-` reads standard input (e.g. `crontab -l | switchmanctl check-crontab -`).
         #[arg(required = true, value_name = "FILE")]

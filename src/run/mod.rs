@@ -17,7 +17,7 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::host;
-use crate::lease_spec::{LeaseSpec, Macros};
+use crate::lease_spec::{LeaseSpec, Macros, in_resource_order};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::lock::{self, Lock};
@@ -295,31 +295,10 @@ fn cmd_env(lock: Option<&Lock>, held: &[Lease]) -> Vec<(String, String)> {
 /// The leases in the order of the prefix data's `resources` list (macros expanded), a global
 /// order that keeps two runs from each holding what the other waits for.
 fn order_leases(plan: &Plan, data: &PrefixData) -> Result<Vec<LeaseSpec>> {
-    let Some(macros) = &plan.macros else {
-        return Ok(Vec::new());
-    };
-    let known: Vec<String> = data.resources.iter().map(|r| macros.expand(r)).collect();
-    let unknown: Vec<&str> = plan
-        .leases
-        .iter()
-        .filter(|l| !known.contains(&l.resource))
-        .map(|l| l.resource.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Error::Config(format!(
-            "resource {} not listed in \"resources\" of {} (listed, after macros: {:?})",
-            unknown.join(", "),
-            plan.paths.prefix(),
-            known
-        )));
+    match &plan.macros {
+        None => Ok(Vec::new()),
+        Some(macros) => {
+            in_resource_order(&plan.leases, &data.resources, macros, plan.paths.prefix())
+        }
     }
-    let mut leases = plan.leases.clone();
-    leases.sort_by_key(|l| known.iter().position(|k| *k == l.resource));
-    if let Some(w) = leases.windows(2).find(|w| w[0].resource == w[1].resource) {
-        return Err(Error::Usage(format!(
-            "--lease names resource {:?} twice",
-            w[0].resource
-        )));
-    }
-    Ok(leases)
 }
