@@ -151,6 +151,15 @@ impl Cli {
         Ok(Some(name))
     }
 
+    /// The job's name, which every log line of the run carries: the lock name, or CMD's
+    /// basename with `--no-lock` (as given, even if it is not a valid lock name).
+    pub fn job_name(&self) -> String {
+        match (&self.lockname, self.no_lock) {
+            (Some(name), false) => name.clone(),
+            _ => self.cmd_basename(),
+        }
+    }
+
     /// CMD's basename: the default lock name, and the job's name with `--no-lock`.
     pub fn cmd_basename(&self) -> String {
         Path::new(&self.cmd[0])

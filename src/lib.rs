@@ -13,4 +13,5 @@ pub mod manual;
 pub mod prefix_data;
 pub mod recipes;
 pub mod run;
+pub mod timestamp;
 pub mod zk;

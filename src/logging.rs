@@ -11,10 +11,11 @@ use std::sync::Mutex;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_journald::{Priority, PriorityMappings};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
+use tracing_subscriber::fmt::format::{DefaultFields, Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry, fmt};
@@ -84,6 +85,7 @@ fn stderr_layer(debug: bool) -> BoxedLayer {
     fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
+        .fmt_fields(StderrFields(DefaultFields::new()))
         .event_format(StderrFormat)
         .with_filter(
             Targets::new()
@@ -126,6 +128,7 @@ fn logfile_layer(config: &Config) -> Result<Option<BoxedLayer>> {
     let layer = match config.logfile_format {
         LogFormat::Text => fmt::layer()
             .with_writer(writer)
+            .fmt_fields(TextFileFields(DefaultFields::new()))
             .with_ansi(false)
             .with_target(false)
             .with_timer(TimeAndPid)
@@ -228,6 +231,47 @@ where
         }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+/// Stderr's field formatter: tracing-subscriber's default under a type of its own. Layers whose
+/// field formatters share a type share each span's formatted fields, formatted by whichever
+/// layer saw the span first and appended to by both when a field is recorded later: with colour
+/// on a terminal, the text logfile got stderr's escapes in `run{job=...}`, and `lock` and
+/// `token` twice.
+struct StderrFields(DefaultFields);
+
+impl<'writer> FormatFields<'writer> for StderrFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+}
+
+/// The text logfile's field formatter: the default, except that fields recorded on a span after
+/// it was created (the lock, the token, the exit code: see `main`) are left out of its
+/// `run{job=...}`, since the line's own words say them already (`started: lock ... (token N)`,
+/// `ended: exit code N`). JSON lines and the journal carry them as fields.
+struct TextFileFields(DefaultFields);
+
+impl<'writer> FormatFields<'writer> for TextFileFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+
+    fn add_fields(
+        &self,
+        _current: &'writer mut FormattedFields<Self>,
+        _fields: &tracing::span::Record<'_>,
+    ) -> std::fmt::Result {
+        Ok(())
     }
 }
 

@@ -12,13 +12,18 @@ fn main() {
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);
     let logging = logging::init(cli.debug(), config.as_ref().ok());
-    // Every line of the run carries the job's name, and once known its lock and fencing token
-    // (recorded by `run`) and the exit code: structured fields in JSON lines and the journal,
-    // so that `journalctl JOB=backup` finds a job's lines. Entered for the rest of main: the
-    // runtime has one thread, so every task of the run runs inside it.
-    let job = cli.lockname.clone().unwrap_or_else(|| cli.cmd_basename());
-    let span =
-        tracing::info_span!("run", job = %job, lock = Empty, token = Empty, exit_code = Empty);
+    // Every line of the run carries the job's name, errors included, and once known its lock
+    // and fencing token (recorded by `run`) and the exit code: structured fields in JSON lines
+    // and the journal, so that `journalctl JOB=backup` finds a job's lines (README: "Logging").
+    // Entered for the rest of main: the runtime has one thread, so every task of the run runs
+    // inside it.
+    let span = tracing::info_span!(
+        "run",
+        job = %cli.job_name(),
+        lock = Empty,
+        token = Empty,
+        exit_code = Empty
+    );
     let _in_run = span.enter();
     let result = logging.and(config).and_then(|config| {
         for warning in &config.warnings {
@@ -33,12 +38,10 @@ fn main() {
         runtime.block_on(run::run(&cli, &config))
     });
     match result {
-        Ok(code) => {
-            span.record("exit_code", code);
-            tracing::info!("exit code {code}");
-            std::process::exit(code)
-        }
+        // `run` logged how it ended, with the exit code.
+        Ok(code) => std::process::exit(code),
         Err(e) => {
+            // The error is the run's last line: it carries the exit code, whatever failed.
             span.record("exit_code", e.exit_code());
             tracing::error!("{e}");
             std::process::exit(e.exit_code());

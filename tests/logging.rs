@@ -84,8 +84,9 @@ async fn debug_output_is_plain_text_when_stderr_is_not_a_terminal() {
     );
 }
 
-/// On a terminal, colour is welcome, unless NO_COLOR says otherwise. `script` gives switchman
-/// a pseudo-terminal for stdout and stderr alike, and copies what it writes to its own stdout.
+/// On a terminal, colour is welcome, unless NO_COLOR says otherwise; in the logfile, never.
+/// `script` gives switchman a pseudo-terminal for stdout and stderr alike, and copies what it
+/// writes to its own stdout.
 #[tokio::test]
 async fn colour_only_on_a_terminal_and_never_with_no_color() {
     let zk_hosts = shared_ensemble().connect_string();
@@ -117,6 +118,11 @@ async fn colour_only_on_a_terminal_and_never_with_no_color() {
             "NO_COLOR={no_color:?}: {:?}",
             out.stdout
         );
+        // Stderr's colour stays on stderr: the logfile's span fields (`run{job=tty}`) are
+        // formatted apart from stderr's.
+        let log = job.read("switchman.log");
+        assert!(log.contains("run{job=tty"), "{log}");
+        assert!(!log.contains('\x1b'), "no escapes in the logfile: {log:?}");
     }
 }
 
@@ -184,7 +190,8 @@ async fn an_unknown_config_key_is_not_mailed_by_cron() {
 }
 
 /// `logfile_format: json`: one JSON object per line for log shippers, each with switchman's
-/// pid, and the run's fields (job, then lock and fencing token, then exit code) as the span.
+/// pid, and the run's fields (job, then lock and fencing token, then on the line that says how
+/// the run ended, the exit code) as the span.
 #[tokio::test]
 async fn the_logfile_can_be_json_lines_with_the_runs_fields() {
     let zk_hosts = shared_ensemble().connect_string();
@@ -214,7 +221,12 @@ async fn the_logfile_can_be_json_lines_with_the_runs_fields() {
     }
     let last = lines.last().unwrap();
     assert_eq!(last["level"], "INFO", "{last}");
-    assert_eq!(last["fields"]["message"], "exit code 3", "{last}");
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ended: exit code 3 ")),
+        "the line that says how the run ended: {last}"
+    );
     assert_eq!(last["span"]["exit_code"], 3, "{last}");
     assert_eq!(last["span"]["lock"], job.lock_path("json-job"), "{last}");
     assert_eq!(last["span"]["token"], token, "{last}");
@@ -311,7 +323,12 @@ async fn journald_gets_the_runs_lines_with_structured_fields() {
     for entry in &entries {
         assert_eq!(entry["JOB"], "backup", "{entry}");
     }
-    assert_eq!(last["MESSAGE"], "exit code 3", "{last}");
+    assert!(
+        last["MESSAGE"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ended: exit code 3 ")),
+        "the line that says how the run ended: {last}"
+    );
     assert_eq!(last["EXIT_CODE"], "3", "{last}");
     assert_eq!(last["LOCK"], job.lock_path("backup"), "{last}");
     assert_eq!(last["TOKEN"], token, "{last}");

@@ -21,15 +21,39 @@ async fn read_versioned(
         .map(|(data, stat)| (data, stat.version)))
 }
 
-pub(super) async fn get_data(ctl: &Ctl) -> Outcome {
+pub(super) async fn get_data(ctl: &Ctl, json: bool) -> Outcome {
     let config = load_config(ctl)?;
     let session = Session::connect(&config).await?;
     let read = read_versioned(&session, &config.prefix).await;
     session.close().await;
     let (data, version) = read?.unwrap_or((Vec::new(), -1));
-    print(&data)?;
-    eprintln!("{version}");
+    if json {
+        print(envelope(&config.prefix, &data, version))?;
+    } else {
+        print(&data)?;
+        eprintln!("{version}");
+    }
     Ok(0)
+}
+
+/// `{"version": N, "data": DATA}`, DATA as stored (its keys in their order, its formatting) so
+/// that what a script writes back differs only by its edit. Empty or absent data is `{}`, as
+/// switchman reads it; data that is not JSON at all (the Perl original writes `"{fqdn} {pid}"`
+/// into a prefix it creates) is `null`, with the text as `raw` and a warning.
+fn envelope(prefix: &str, data: &[u8], version: i32) -> String {
+    let text = String::from_utf8_lossy(data);
+    if text.trim().is_empty() {
+        return format!("{{\"version\": {version}, \"data\": {{}}}}\n");
+    }
+    if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+        return format!(
+            "{{\"version\": {version}, \"data\": {}}}\n",
+            text.trim_end()
+        );
+    }
+    eprintln!("switchmanctl: warning: the data of {prefix} is not JSON; it is given as \"raw\"");
+    let raw = serde_json::Value::from(text.as_ref());
+    format!("{{\"version\": {version}, \"data\": null, \"raw\": {raw}}}\n")
 }
 
 pub(super) async fn set_data(ctl: &Ctl, file: &Path, if_version: Option<i32>) -> Outcome {

@@ -1,12 +1,13 @@
-//! `switchmanctl`: the operators' companion to `switchman`, for the groups and resources kept in
-//! the prefix znode (README: "ZooKeeper layout", "Groups" and "switchmanctl, for operators").
+//! `switchmanctl`: the operators' companion to `switchman`: what holds and waits under the
+//! prefix, stopping a lock's holder, and the groups and resources kept in the prefix znode
+//! (README: "ZooKeeper layout", "Groups" and "switchmanctl, for operators").
 //!
 //! A second binary rather than subcommands of `switchman`, so that `switchman -- CMD` (and
 //! `switchman CMD` with any CMD, even one called `groups`) stays unambiguous.
 //!
 //! Exit codes follow switchman's (README: "Exit codes") where they apply: 0 all well; 1 a check
 //! found problems, or `set-data` found that someone else changed the data first (nothing
-//! written); 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or
+//! written), or `stop` found nothing to stop; 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or
 //! ZooKeeper error; 74 stdout cannot be written; 78 config error, or prefix data that does not
 //! parse.
 //!
@@ -19,6 +20,8 @@ mod data;
 mod groups;
 mod hosts;
 mod invocation;
+mod status;
+mod stop;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,10 +36,12 @@ use crate::zk::Session;
 
 pub use crontab::{Finding, Found, crontab_findings};
 
-/// Companion of switchman for operators: check crontabs and hosts against the groups in
-/// ZooKeeper, show the groups, and read or safely write the prefix data.
+/// Companion of switchman for operators: see who holds and waits for what, stop a lock's holder,
+/// check crontabs and hosts against the groups in ZooKeeper, show the groups, and read or safely
+/// write the prefix data.
 ///
-/// Exit codes: 0 all well; 1 a check found problems, or set-data lost a race (nothing written);
+/// Exit codes: 0 all well; 1 a check found problems, set-data lost a race (nothing written), or
+/// stop found nothing to stop;
 /// 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or ZooKeeper
 /// error; 74 stdout cannot be written; 78 config error or invalid prefix data.
 #[derive(Debug, Parser)]
@@ -54,6 +59,38 @@ pub struct Ctl {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show who holds each lock, who waits in each queue (in queue order), how much of each
+    /// semaphore is leased, and the groups, all read in one pass.
+    ///
+    /// Ages are measured against this host's clock; `--json` gives creation times as the servers
+    /// recorded them (RFC 3339, UTC) and each lock's fencing token.
+    Status {
+        /// Print one JSON object for scripts instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Only this job: its lock, and its items in every queue.
+        #[arg(long, value_name = "NAME")]
+        lock: Option<String>,
+        /// Only this resource: its queue and its semaphore.
+        #[arg(long, value_name = "RES")]
+        resource: Option<String>,
+        /// Show it again whenever something shown changes (ZooKeeper watches, no polling),
+        /// until interrupted. With --json, one object per line.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Delete a lock node, so that the switchman holding it stops its CMD (exit 79 there).
+    ///
+    /// Exits 0 if it deleted a holder, 1 if there was none (or, with --if-token, another).
+    Stop {
+        /// The lock name, as given to `switchman --lockname`.
+        #[arg(value_name = "LOCK")]
+        lock: String,
+        /// Only the holder with this fencing token (its SWITCHMAN_FENCING_TOKEN, the `token` of
+        /// `status`), so that a stop aimed at a hung run never hits the run that replaced it.
+        #[arg(long, value_name = "TOKEN")]
+        if_token: Option<i64>,
+    },
     /// Check every switchman line of crontab files as a run would check it before connecting.
     ///
     /// Each line is parsed with switchman's own command line: unknown options, bad lock names,
@@ -97,7 +134,12 @@ pub enum Command {
     ///
     /// A missing prefix node prints nothing and version -1. Edit, then write back with
     /// `set-data FILE --if-version VERSION`.
-    GetData,
+    GetData {
+        /// Print `{"version": N, "data": {...}}` on stdout instead, so that scripts need not
+        /// read stderr.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a JSON file and write it as the prefix data, refusing to overwrite a change made
     /// by someone else meanwhile (compare-and-set on the znode's version).
     SetData {
@@ -186,7 +228,20 @@ pub async fn run(ctl: &Ctl) -> Outcome {
         Command::CheckConfig => check_config::check_config(ctl),
         Command::CheckHosts => hosts::check_hosts(ctl).await,
         Command::Groups { names, json } => groups::groups(ctl, names, *json).await,
-        Command::GetData => data::get_data(ctl).await,
+        Command::Status {
+            json,
+            lock,
+            resource,
+            watch,
+        } => {
+            let filter = status::Filter {
+                lock: lock.clone(),
+                resource: resource.clone(),
+            };
+            status::status(ctl, &filter, *json, *watch).await
+        }
+        Command::Stop { lock, if_token } => stop::stop(ctl, lock, *if_token).await,
+        Command::GetData { json } => data::get_data(ctl, *json).await,
         Command::SetData { file, if_version } => data::set_data(ctl, file, *if_version).await,
     }
 }

@@ -10,8 +10,10 @@
 
 use zookeeper_client::OneshotWatcher;
 
+use super::holder::Holder;
 use crate::error::Result;
 use crate::zk::Session;
+use crate::zk::access::Created;
 
 /// A lock we hold.
 #[derive(Debug, Clone)]
@@ -21,12 +23,19 @@ pub struct Lock {
     pub czxid: i64,
 }
 
-/// Tries to take the lock at `path` once. `Ok(None)` means another holder has it: skip.
-pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Option<Lock>> {
-    Ok(session.create_own(path, data).await?.map(|stat| Lock {
-        path: path.to_string(),
-        czxid: stat.czxid,
-    }))
+/// Why a run could not have the lock: another holder has it. `None` when the holder was gone
+/// again by the time we read who it was.
+pub type Taken = Option<Holder>;
+
+/// Tries to take the lock at `path` once. `Err` means another holder has it: skip.
+pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Result<Lock, Taken>> {
+    Ok(match session.create_own(path, data).await? {
+        Created::Ours(stat) => Ok(Lock {
+            path: path.to_string(),
+            czxid: stat.czxid,
+        }),
+        Created::Theirs(found) => Err(found.map(|(data, stat)| Holder::new(&data, &stat))),
+    })
 }
 
 impl Lock {
@@ -39,11 +48,20 @@ impl Lock {
     }
 }
 
-/// Step 4 of a run with leases: `None` if the lock is held (skip); otherwise a watch that fires
-/// when someone takes it while we wait in the queues.
-pub async fn watch_free(session: &Session, path: &str) -> Result<Option<OneshotWatcher>> {
+/// Step 4 of a run with leases: `Err` if the lock is held (skip), with its holder, read only
+/// then, so the extra request is made only by runs that skip; otherwise a watch that fires when
+/// someone takes the lock while we wait in the queues.
+pub async fn watch_free(session: &Session, path: &str) -> Result<Result<OneshotWatcher, Taken>> {
     Ok(match session.stat_and_watch(path).await? {
-        (None, watcher) => Some(watcher),
-        (Some(_), _) => None,
+        (None, watcher) => Ok(watcher),
+        (Some(_), _) => Err(Holder::read(session, path).await?),
     })
+}
+
+/// The end of a skip message: `is held by web1.example pid 4242 since 03:00:00Z (token 42)`.
+pub fn held_by(taken: &Taken) -> String {
+    match taken {
+        Some(h) => format!("is held by {} (token {})", h.describe(), h.czxid),
+        None => "is held elsewhere (its holder left as we looked)".to_string(),
+    }
 }

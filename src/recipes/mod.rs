@@ -2,6 +2,7 @@
 //! queue, the counting semaphore, and group membership.
 
 pub mod groups;
+pub mod holder;
 pub mod lock;
 pub mod queue;
 pub mod semaphore;

@@ -29,14 +29,21 @@ pub async fn join(session: &Session, stem: &str, data: &[u8]) -> Result<Item> {
     })
 }
 
-/// True if the queue folder already holds an item `{name}-{digits}` (another host is waiting
-/// to run the same task).
-pub async fn has_item_named(session: &Session, folder: &str, name: &str) -> Result<bool> {
-    Ok(session.children(folder).await?.iter().any(|c| {
-        c.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-    }))
+/// The path of an item `{name}-{digits}` in the queue folder, if there is one (another host is
+/// waiting to run the same task).
+pub async fn item_named(session: &Session, folder: &str, name: &str) -> Result<Option<String>> {
+    Ok(session
+        .children(folder)
+        .await?
+        .into_iter()
+        .find(|c| task_of(c) == Some(name))
+        .map(|c| format!("{folder}/{c}")))
+}
+
+/// The task an item `{task}-{digits}` is queued for; `None` for a name of another shape.
+pub fn task_of(item: &str) -> Option<&str> {
+    let (task, digits) = item.rsplit_once('-')?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(task)
 }
 
 impl Item {

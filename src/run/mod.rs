@@ -20,9 +20,11 @@ use crate::host;
 use crate::lease_spec::{LeaseSpec, Macros, in_resource_order};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
+use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::semaphore::{self, Lease};
+use crate::timestamp;
 use crate::zk::{Paths, Session, now};
 use supervisor::Ending;
 
@@ -116,6 +118,7 @@ type Watch<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let prefix = plan.paths.prefix();
     let skip = |why: String| {
+        record_exit_code(plan.busy_code);
         tracing::info!("skipped: {why}");
         Ok(plan.busy_code)
     };
@@ -149,8 +152,8 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let mut lock_taken_elsewhere = None;
     if let (Some(path), false) = (&lock_path, plan.leases.is_empty()) {
         match lock::watch_free(session, path).await? {
-            Some(watch) => lock_taken_elsewhere = Some(watch),
-            None => return skip(format!("lock {path} is held elsewhere")),
+            Ok(watch) => lock_taken_elsewhere = Some(watch),
+            Err(taken) => return skip(format!("lock {path} {}", lock::held_by(&taken))),
         }
     }
 
@@ -161,8 +164,17 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let mut items = Vec::new();
     for spec in &leases {
         let folder = plan.paths.queue(&spec.resource);
-        if plan.lock && queue::has_item_named(session, &folder, &plan.task).await? {
-            return skip(format!("task {} is already queued in {folder}", plan.task));
+        if plan.lock
+            && let Some(item) = queue::item_named(session, &folder, &plan.task).await?
+        {
+            let by = match Holder::read(session, &item).await? {
+                Some(h) => format!(" by {}", h.describe()),
+                None => String::new(),
+            };
+            return skip(format!(
+                "task {} is already queued as {item}{by}",
+                plan.task
+            ));
         }
         let stem = plan.paths.queue_item_stem(&spec.resource, &plan.task);
         items.push(queue::join(session, &stem, plan.owner.as_bytes()).await?);
@@ -194,8 +206,8 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let lock = match &lock_path {
         None => None,
         Some(path) => match lock::acquire(session, path, plan.owner.as_bytes()).await? {
-            Some(lock) => Some(lock),
-            None => return skip(format!("lock {path} is held elsewhere")),
+            Ok(lock) => Some(lock),
+            Err(taken) => return skip(format!("lock {path} {}", lock::held_by(&taken))),
         },
     };
 
@@ -217,6 +229,12 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
             .record("token", lock.czxid);
     }
     let child = supervisor::spawn(&plan.cmd, &cmd_env(lock.as_ref(), &held))?;
+    tracing::info!(
+        "started: {}, CMD pid {}",
+        describe_hold(lock.as_ref(), &held),
+        child.pid()
+    );
+    let started = now();
     let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
     if let Some(lock) = &lock {
         losses.push(Box::pin(lock.lost(session)));
@@ -236,8 +254,58 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     // packets instead of 5), so they are left to the process's exit.
     std::mem::forget(loss);
     match ending {
-        Ending::Exited(code) => Ok(code),
-        Ending::Stopped(reason) => Err(Error::Lost(format!("{reason}; CMD was stopped"))),
+        Ending::Exited(code) => {
+            record_exit_code(code);
+            tracing::info!(
+                "ended: {} after {}",
+                describe_code(code),
+                timestamp::took(now().saturating_sub(started))
+            );
+            Ok(code)
+        }
+        Ending::Stopped(stop) => {
+            let how = if stop.killed {
+                "SIGKILL was needed"
+            } else {
+                "after SIGTERM, no SIGKILL needed"
+            };
+            let lost = Error::Lost(format!("{}; CMD was stopped", stop.reason));
+            record_exit_code(lost.exit_code());
+            tracing::info!(
+                "stopped: {}; CMD ended {} after the stop began, {how}",
+                stop.reason,
+                timestamp::took(stop.took)
+            );
+            Err(lost)
+        }
+    }
+}
+
+/// Records the exit code on main's "run" span before the line that says how the run ends, so
+/// that the line carries it (`EXIT_CODE` in the journal, `span.exit_code` in JSON lines).
+fn record_exit_code(code: i32) {
+    tracing::Span::current().record("exit_code", code);
+}
+
+/// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`
+fn describe_hold(lock: Option<&Lock>, held: &[Lease]) -> String {
+    let lock = match lock {
+        Some(l) => format!("lock {} (token {})", l.path, l.czxid),
+        None => "no lock".to_string(),
+    };
+    if held.is_empty() {
+        return format!("{lock}, no leases");
+    }
+    let leases: Vec<&str> = held.iter().map(|l| l.path.as_str()).collect();
+    format!("{lock}, leases {}", leases.join(" "))
+}
+
+/// `exit code 0`, or `exit code 143 (128+SIGTERM)`: a code above 128 usually, though not
+/// surely, means CMD died of a signal, and the supervisor reports both the same way.
+fn describe_code(code: i32) -> String {
+    match nix::sys::signal::Signal::try_from(code - 128) {
+        Ok(sig) if code > 128 => format!("exit code {code} (128+{sig})"),
+        _ => format!("exit code {code}"),
     }
 }
 

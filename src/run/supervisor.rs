@@ -34,7 +34,18 @@ pub enum Ending {
     /// CMD exited on its own (or of a signal passed on to it); the code to exit with.
     Exited(i32),
     /// CMD was stopped because of this loss.
-    Stopped(String),
+    Stopped(Stopped),
+}
+
+/// How a stop went, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// What was lost.
+    pub reason: String,
+    /// From the start of the stop to CMD's end.
+    pub took: Duration,
+    /// Whether SIGKILL was needed (CMD outlived its grace, or the session had expired).
+    pub killed: bool,
 }
 
 /// A running CMD.
@@ -205,7 +216,7 @@ impl Child {
                 let silent = t.saturating_sub(liveness.acked_at());
                 stop = Some(self.begin_stop(
                     format!(
-                        "no answer from ZooKeeper for {:.1}s, so the session may expire",
+                        "no answer from ZooKeeper for {:.1}s that proves its leader still knows the session, so it may expire",
                         silent.as_secs_f64()
                     ),
                     liveness,
@@ -234,7 +245,11 @@ impl Child {
                         Some(s) => {
                             // Whatever CMD left running in its group must not outlive the lock.
                             let _ = killpg(self.group, Signal::SIGKILL);
-                            Ending::Stopped(s.reason)
+                            Ending::Stopped(Stopped {
+                                took: now().saturating_sub(s.began),
+                                reason: s.reason,
+                                killed: s.killed,
+                            })
                         }
                         None => Ending::Exited(code),
                     };
@@ -264,6 +279,7 @@ impl Child {
         tracing::warn!("stopping CMD: {reason}");
         let mut stop = Stop {
             reason,
+            began: now(),
             grace_ends: now() + termination_timeout,
             killed: false,
         };
@@ -284,6 +300,7 @@ impl Child {
 /// grace or at the session's kill deadline, whichever is first.
 struct Stop {
     reason: String,
+    began: Duration,
     grace_ends: Duration,
     killed: bool,
 }
@@ -299,5 +316,12 @@ impl Stop {
             let _ = killpg(group, Signal::SIGKILL);
             self.killed = true;
         }
+    }
+}
+
+impl Child {
+    /// CMD's pid (also its process group's id), for the log.
+    pub fn pid(&self) -> i32 {
+        self.group.as_raw()
     }
 }

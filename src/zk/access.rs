@@ -16,13 +16,31 @@
 use std::cell::Cell;
 use std::future::Future;
 
-use zookeeper_client::{Acls, CreateMode, CreateSequence, EventType, OneshotWatcher, Stat};
+use futures::{StreamExt, TryStreamExt};
+use zookeeper_client::{
+    Acls, AddWatchMode, CreateMode, CreateSequence, EventType, OneshotWatcher, PersistentWatcher,
+    Stat,
+};
 
 use super::liveness::now;
 use super::session::Session;
 use crate::error::{Error, Result};
 
 type ZkResult<T> = std::result::Result<T, zookeeper_client::Error>;
+
+/// Requests a pipelined read keeps in flight: enough to hide the round trip, and no more than a
+/// server queues for all its clients before it stops reading from them (`globalOutstandingLimit`).
+const PIPELINE: usize = 1000;
+
+/// What [`Session::create_own`] found.
+#[derive(Debug)]
+pub enum Created {
+    /// Our node: created now, or by an attempt whose reply was lost.
+    Ours(Stat),
+    /// Another session's node, with its data and stat; `None` if it was gone again by the time
+    /// we read it.
+    Theirs(Option<(Vec<u8>, Stat)>),
+}
 
 /// Whether `e` is about the connection rather than the request: the library fails requests in
 /// flight with `ConnectionLoss`, `Timeout`, or a message of its own ("no response from
@@ -97,19 +115,20 @@ impl Session {
         }
     }
 
-    /// Creates our ephemeral node at `path`. `None`: it exists and belongs to another session.
-    /// A create whose reply was lost is repeated; "node exists" then may mean it was ours all
-    /// along, which its ephemeral owner tells.
-    pub async fn create_own(&self, path: &str, data: &[u8]) -> Result<Option<Stat>> {
+    /// Creates our ephemeral node at `path`. A create whose reply was lost is repeated; "node
+    /// exists" then may mean it was ours all along, which its ephemeral owner tells. Reading the
+    /// existing node's data rather than only its stat costs the same one request, and names
+    /// the holder of a lock we could not take.
+    pub async fn create_own(&self, path: &str, data: &[u8]) -> Result<Created> {
         match self
             .retry(|| self.create_once(path, data, CreateMode::Ephemeral))
             .await
         {
-            Ok((stat, _)) => Ok(Some(stat)),
-            Err(zookeeper_client::Error::NodeExists) => Ok(self
-                .stat(path)
-                .await?
-                .filter(|s| s.ephemeral_owner == self.id())),
+            Ok((stat, _)) => Ok(Created::Ours(stat)),
+            Err(zookeeper_client::Error::NodeExists) => Ok(match self.data(path).await? {
+                Some((_, stat)) if stat.ephemeral_owner == self.id() => Created::Ours(stat),
+                found => Created::Theirs(found),
+            }),
             Err(e) => Err(create_error(path, e)),
         }
     }
@@ -186,6 +205,24 @@ impl Session {
         }
     }
 
+    /// Deletes `path` if it is still at `version`. `false`: it is not, or it is gone. When a
+    /// first attempt's reply was lost, finding the node gone on the next counts as deleted.
+    pub async fn delete_at_version(&self, path: &str, version: i32) -> Result<bool> {
+        let attempts = Cell::new(0);
+        match self
+            .retry(|| {
+                attempts.set(attempts.get() + 1);
+                self.client.delete(path, Some(version))
+            })
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(zookeeper_client::Error::NoNode) => Ok(attempts.get() > 1),
+            Err(zookeeper_client::Error::BadVersion) => Ok(false),
+            Err(e) => Err(zk_error("delete", path, e)),
+        }
+    }
+
     /// Replaces the data of `path` if it is at `version`. `None`: it is not (or is gone). When a
     /// first attempt's reply was lost, our data at the next version counts as ours.
     pub async fn set_data(&self, path: &str, data: &[u8], version: i32) -> Result<Option<Stat>> {
@@ -211,11 +248,8 @@ impl Session {
 
     /// The children of `folder`; none if it does not exist.
     pub async fn children(&self, folder: &str) -> Result<Vec<String>> {
-        match self.retry(|| self.client.list_children(folder)).await {
-            Ok(children) => Ok(children),
-            Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-            Err(e) => Err(zk_error("list", folder, e)),
-        }
+        let children = self.retry(|| self.client.list_children(folder)).await;
+        empty_if_absent(children).map_err(|e| zk_error("list", folder, e))
     }
 
     /// The children of `first` and then of `second`, asked at once: the servers answer a
@@ -226,26 +260,24 @@ impl Session {
         first: &str,
         second: &str,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        let absent_is_empty = |r: ZkResult<Vec<String>>| match r {
-            Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-            other => other,
-        };
-        let both = self
+        let (a, b) = self
             .retry(|| async {
                 // Each request is sent when it is made, not when awaited.
                 let a = self.client.list_children(first);
                 let b = self.client.list_children(second);
                 let (a, b) = futures::join!(a, b);
-                match (absent_is_empty(a), absent_is_empty(b)) {
-                    (Ok(a), Ok(b)) => Ok(Ok((a, b))),
-                    (Err(e), _) if is_transient(&e) => Err(e),
-                    (_, Err(e)) if is_transient(&e) => Err(e),
-                    (Err(e), _) => Ok(Err(zk_error("list", first, e))),
-                    (_, Err(e)) => Ok(Err(zk_error("list", second, e))),
+                let (a, b) = (empty_if_absent(a), empty_if_absent(b));
+                match (&a, &b) {
+                    (Err(e), _) | (_, Err(e)) if is_transient(e) => Err(e.clone()),
+                    _ => Ok((a, b)),
                 }
             })
-            .await;
-        both.map_err(|e| zk_error("list", first, e))?
+            .await
+            .map_err(|e| zk_error("list", first, e))?;
+        Ok((
+            a.map_err(|e| zk_error("list", first, e))?,
+            b.map_err(|e| zk_error("list", second, e))?,
+        ))
     }
 
     /// The children of `folder` and a watch that fires when they change. `None` if the folder
@@ -285,6 +317,70 @@ impl Session {
             Ok(found) => Ok(Some(found)),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
             Err(e) => Err(zk_error("read", path, e)),
+        }
+    }
+
+    /// Each node's data and stat, in the order of `paths`; `None` where a node does not exist.
+    /// The requests are pipelined, so thousands of nodes cost about one round trip, not one each.
+    pub async fn data_of_each(&self, paths: &[String]) -> Result<Vec<Option<(Vec<u8>, Stat)>>> {
+        self.each("read", paths, |p| self.client.get_data(p)).await
+    }
+
+    /// Each folder's children, in the order of `folders`; `None` where a folder does not exist.
+    /// Pipelined like [`Session::data_of_each`].
+    pub async fn children_of_each(&self, folders: &[String]) -> Result<Vec<Option<Vec<String>>>> {
+        self.each("list", folders, |p| self.client.list_children(p))
+            .await
+    }
+
+    /// Makes `request` for every path at once (up to [`PIPELINE`] in flight), each under the
+    /// retry rule. A request is sent when its future is first polled, and the stream polls
+    /// every future it starts before awaiting any answer.
+    async fn each<'a, T, Fut>(
+        &'a self,
+        op: &'a str,
+        paths: &'a [String],
+        request: impl Fn(&'a str) -> Fut,
+    ) -> Result<Vec<Option<T>>>
+    where
+        Fut: Future<Output = ZkResult<T>>,
+    {
+        let request = &request;
+        futures::stream::iter(paths)
+            .map(|path| async move {
+                match self.retry(|| request(path)).await {
+                    Ok(found) => Ok(Some(found)),
+                    Err(zookeeper_client::Error::NoNode) => Ok(None),
+                    Err(e) => Err(zk_error(op, path, e)),
+                }
+            })
+            .buffered(PIPELINE)
+            .try_collect()
+            .await
+    }
+
+    /// Has the server we talk to catch up with the leader before it answers the requests sent
+    /// after this one: the servers answer a session's requests in the order they were sent.
+    pub async fn sync(&self, path: &str) -> Result<()> {
+        self.retry(|| self.client.sync(path))
+            .await
+            .map_err(|e| zk_error("sync", path, e))
+    }
+
+    /// A watch on `path` and every node below it, firing on each creation, deletion and data
+    /// change (and on session events) until it is dropped, when the library asks the servers to
+    /// remove it, or the session ends. Needs ZooKeeper 3.6 or later.
+    pub async fn watch_tree(&self, path: &str) -> Result<PersistentWatcher> {
+        match self
+            .retry(|| self.client.watch(path, AddWatchMode::PersistentRecursive))
+            .await
+        {
+            Ok(watcher) => Ok(watcher),
+            Err(zookeeper_client::Error::Unimplemented) => Err(Error::Unavailable(format!(
+                "watch {path}: the ZooKeeper servers do not support persistent recursive \
+                 watches (they need version 3.6 or later)"
+            ))),
+            Err(e) => Err(zk_error("watch", path, e)),
         }
     }
 
@@ -332,6 +428,14 @@ impl Session {
                 Err(e) => return format!("cannot watch {what} {path}: {e}"),
             }
         }
+    }
+}
+
+/// A folder that does not exist has no children.
+fn empty_if_absent(listed: ZkResult<Vec<String>>) -> ZkResult<Vec<String>> {
+    match listed {
+        Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
+        other => other,
     }
 }
 

@@ -27,6 +27,21 @@ impl Paths {
         }
     }
 
+    /// `{prefix}/locks`: the folder of the lock nodes.
+    pub fn locks(&self) -> String {
+        format!("{}/locks", self.prefix)
+    }
+
+    /// `{prefix}/queues`: one queue folder per resource.
+    pub fn queues(&self) -> String {
+        format!("{}/queues", self.prefix)
+    }
+
+    /// `{prefix}/semaphores`: one folder per resource.
+    pub fn semaphores(&self) -> String {
+        format!("{}/semaphores", self.prefix)
+    }
+
     /// `{prefix}/locks/{lock}`: ephemeral, data `"{fqdn} {pid}"`.
     pub fn lock(&self, lock: &str) -> String {
         format!("{}/locks/{lock}", self.prefix)
@@ -117,6 +132,9 @@ mod tests {
             "/a/b/semaphores/cpu/leases/2_5_"
         );
         assert_eq!(Paths::new("/").lock("x"), "/locks/x");
+        assert_eq!(p.locks(), "/a/b/locks");
+        assert_eq!(p.queues(), "/a/b/queues");
+        assert_eq!(p.semaphores(), "/a/b/semaphores");
     }
 
     #[test]

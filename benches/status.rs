@@ -1,0 +1,152 @@
+//! `switchmanctl status` on a big prefix: 200 locks and 5,000 queue items (10 resources of 500
+//! waiters each), with a lease per resource, on a private ZooKeeper. Prints the wall time of the
+//! whole command (connect to exit) and of its pass alone ("read in N ms"), median and worst
+//! over a number of runs, for the people view and for `--json`; then what `status --watch` costs
+//! while nothing changes (packets per idle second, from the server's `mntr`).
+//!
+//!     cargo bench --bench status
+//!     STATUS_ITEMS=20000 cargo bench --bench status
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use zookeeper_client::{Acls, Client, CreateMode};
+
+use support::{Ensemble, Job, env_or, set_prefix_data, zk};
+
+const LOCKS: usize = 200;
+const RESOURCES: usize = 10;
+const RUNS: usize = 7;
+
+/// Creates `paths` (sequential if asked) with `"{fqdn} {pid}"` data, many requests in flight.
+/// Persistent, unlike real holders', so that the bench's client can leave before the idle
+/// watcher is measured; `status` reads them the same.
+async fn create_all(client: &Client, paths: &[String], sequential: bool) {
+    let mode = if sequential {
+        CreateMode::PersistentSequential
+    } else {
+        CreateMode::Persistent
+    };
+    let options = mode.with_acls(Acls::anyone_all());
+    for chunk in paths.chunks(500) {
+        try_join_all(chunk.iter().enumerate().map(|(i, p)| {
+            let data = format!("host{}.example {}", i % 97, 1000 + i);
+            let options = &options;
+            async move { client.create(p, data.as_bytes(), options).await }
+        }))
+        .await
+        .expect("create");
+    }
+}
+
+fn summary(label: &str, mut times: Vec<Duration>) {
+    times.sort();
+    println!(
+        "{label}: median {:.0} ms, worst {:.0} ms over {} runs",
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times.last().unwrap().as_secs_f64() * 1e3,
+        times.len()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let items: usize = env_or("STATUS_ITEMS", 5000);
+    let ensemble = Ensemble::start(1);
+    let job = Job::new(
+        "status-bench",
+        &ensemble.connect_string(),
+        json!({"session_timeout": 10}),
+    );
+    let client = zk(&ensemble.connect_string()).await;
+    let resources: Vec<String> = (0..RESOURCES).map(|r| format!("res{r}")).collect();
+    set_prefix_data(
+        &client,
+        &job.prefix,
+        &json!({"resources": resources}).to_string(),
+    )
+    .await;
+    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    for r in &resources {
+        client.mkdir(&job.queue_path(r), &folder).await.unwrap();
+        client.mkdir(&job.leases_path(r), &folder).await.unwrap();
+    }
+    client.mkdir(&job.locks_path(), &folder).await.unwrap();
+    let locks: Vec<String> = (0..LOCKS)
+        .map(|i| job.lock_path(&format!("job{i}")))
+        .collect();
+    let queued: Vec<String> = (0..items)
+        .map(|i| format!("{}/task{i}-", job.queue_path(&resources[i % RESOURCES])))
+        .collect();
+    let leases: Vec<String> = resources
+        .iter()
+        .map(|r| format!("{}/1_4_", job.leases_path(r)))
+        .collect();
+    let made = Instant::now();
+    create_all(&client, &locks, false).await;
+    create_all(&client, &queued, true).await;
+    create_all(&client, &leases, true).await;
+    println!(
+        "made {LOCKS} locks, {items} queue items in {RESOURCES} queues and {RESOURCES} leases in {:.1} s",
+        made.elapsed().as_secs_f64()
+    );
+
+    for (label, args) in [
+        ("status", &["status"][..]),
+        ("status --json", &["status", "--json"][..]),
+    ] {
+        let (mut whole, mut pass) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let began = Instant::now();
+            let out = job.ctl_command(args).output().await.unwrap();
+            whole.push(began.elapsed());
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(ms) = text
+                .lines()
+                .next()
+                .and_then(|l| l.split("(read in ").nth(1))
+                .and_then(|r| r.split(' ').next())
+                .and_then(|ms| ms.parse::<u64>().ok())
+            {
+                pass.push(Duration::from_millis(ms));
+            }
+        }
+        summary(&format!("{label}, the whole command"), whole);
+        if !pass.is_empty() {
+            summary(&format!("{label}, its pass alone"), pass);
+        }
+    }
+
+    // An idle watcher: only the session's pings reach the server, no reads.
+    let mut watcher = job.ctl_command(&["status", "--watch"]).spawn().unwrap();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("GROUP") || line.starts_with("no groups") {
+            break;
+        }
+    }
+    drop(client);
+    let packets = || -> u64 { ensemble.mntr(0)["zk_packets_received"].parse().unwrap() };
+    let idle = Duration::from_secs(10);
+    let before = packets();
+    tokio::time::sleep(idle).await;
+    // The first mntr is counted by the second.
+    let after = packets() - 1;
+    println!(
+        "status --watch, idle: {} packets in {} s (the client library pings every 0.15 x session_timeout, here 1.5 s)",
+        after - before,
+        idle.as_secs()
+    );
+    watcher.kill().await.unwrap();
+}
