@@ -29,9 +29,9 @@ use crate::zk::paths::check_component;
 )]
 pub struct Cli {
     /// Config file [default: /etc/switchman.conf].
-    #[arg(short = 'c', long, value_name = "PATH", env = "SWITCHMAN_CONFIG", default_value = config::DEFAULT_PATH,
-          hide_default_value = true, value_hint = ValueHint::FilePath,
-          value_parser = config_path_parser())]
+    #[arg(short = 'c', long, value_name = "PATH", env = "SWITCHMAN_CONFIG",
+          default_value = config::DEFAULT_PATH, hide_default_value = true,
+          value_hint = ValueHint::FilePath, value_parser = config_path_parser())]
     pub config: PathBuf,
 
     /// Lock name [default: the basename of CMD].

@@ -61,7 +61,7 @@ pub struct Config {
     pub busy_exit_code: i32,
     /// Overrides this host's FQDN (containers, tests).
     pub fqdn: Option<String>,
-    /// Keys this switchman does not know, in the file's order.
+    /// Keys this switchman does not know, sorted.
     pub unknown_keys: Vec<String>,
     /// The unknown keys as messages, for the logfile (and stderr only with `-v`, so that a
     /// config newer than some binaries does not make cron mail every run).
