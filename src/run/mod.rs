@@ -17,7 +17,7 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::host;
-use crate::lease_spec::{LeaseSpec, Macros};
+use crate::lease_spec::{LeaseSpec, Macros, in_resource_order};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
@@ -118,6 +118,7 @@ type Watch<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let prefix = plan.paths.prefix();
     let skip = |why: String| {
+        record_exit_code(plan.busy_code);
         tracing::info!("skipped: {why}");
         Ok(plan.busy_code)
     };
@@ -221,6 +222,13 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
             now().saturating_sub(liveness.acked_at()).as_secs_f64()
         )));
     }
+    // Fields of main's "run" span, so that CMD's lines and the exit code in the journal and
+    // the JSON log name the lock and the holder's fencing token.
+    if let Some(lock) = &lock {
+        tracing::Span::current()
+            .record("lock", lock.path.as_str())
+            .record("token", lock.czxid);
+    }
     let child = supervisor::spawn(&plan.cmd, &cmd_env(lock.as_ref(), &held))?;
     tracing::info!(
         "started: {}, CMD pid {}",
@@ -248,6 +256,7 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     std::mem::forget(loss);
     match ending {
         Ending::Exited(code) => {
+            record_exit_code(code);
             tracing::info!(
                 "ended: {} after {}",
                 describe_code(code),
@@ -261,14 +270,22 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
             } else {
                 "after SIGTERM, no SIGKILL needed"
             };
+            let lost = Error::Lost(format!("{}; CMD was stopped", stop.reason));
+            record_exit_code(lost.exit_code());
             tracing::info!(
                 "stopped: {}; CMD ended {} after the stop began, {how}",
                 stop.reason,
                 timestamp::took(stop.took)
             );
-            Err(Error::Lost(format!("{}; CMD was stopped", stop.reason)))
+            Err(lost)
         }
     }
+}
+
+/// Records the exit code on main's "run" span before the line that says how the run ends, so
+/// that the line carries it (`EXIT_CODE` in the journal, `span.exit_code` in JSON lines).
+fn record_exit_code(code: i32) {
+    tracing::Span::current().record("exit_code", code);
 }
 
 /// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`
@@ -347,31 +364,10 @@ fn cmd_env(lock: Option<&Lock>, held: &[Lease]) -> Vec<(String, String)> {
 /// The leases in the order of the prefix data's `resources` list (macros expanded), a global
 /// order that keeps two runs from each holding what the other waits for.
 fn order_leases(plan: &Plan, data: &PrefixData) -> Result<Vec<LeaseSpec>> {
-    let Some(macros) = &plan.macros else {
-        return Ok(Vec::new());
-    };
-    let known: Vec<String> = data.resources.iter().map(|r| macros.expand(r)).collect();
-    let unknown: Vec<&str> = plan
-        .leases
-        .iter()
-        .filter(|l| !known.contains(&l.resource))
-        .map(|l| l.resource.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Error::Config(format!(
-            "resource {} not listed in \"resources\" of {} (listed, after macros: {:?})",
-            unknown.join(", "),
-            plan.paths.prefix(),
-            known
-        )));
+    match &plan.macros {
+        None => Ok(Vec::new()),
+        Some(macros) => {
+            in_resource_order(&plan.leases, &data.resources, macros, plan.paths.prefix())
+        }
     }
-    let mut leases = plan.leases.clone();
-    leases.sort_by_key(|l| known.iter().position(|k| *k == l.resource));
-    if let Some(w) = leases.windows(2).find(|w| w[0].resource == w[1].resource) {
-        return Err(Error::Usage(format!(
-            "--lease names resource {:?} twice",
-            w[0].resource
-        )));
-    }
-    Ok(leases)
 }
