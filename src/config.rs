@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::security::{self, Security};
 use crate::zk::paths::check_component;
 
 /// Where the config lives when neither `-c` nor `SWITCHMAN_CONFIG` says otherwise.
@@ -49,6 +50,8 @@ pub struct Config {
     pub busy_exit_code: i32,
     /// Overrides this host's FQDN (containers, tests).
     pub fqdn: Option<String>,
+    /// `auth`, `acl`, `acl_extra` and `tls`, their files read (README: "Securing it").
+    pub security: Security,
     /// Unknown keys, reported as warnings once logging is up.
     pub warnings: Vec<String>,
 }
@@ -150,11 +153,12 @@ impl Config {
                 )));
             }
         };
-        let warnings = map
+        let mut warnings: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !security::KEYS.contains(&k.as_str()))
             .map(|k| format!("{file}: unknown key {k:?} ignored"))
             .collect();
+        let security = security::parse(&file, &map, &mut warnings)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -177,6 +181,7 @@ impl Config {
             server_tick_time,
             busy_exit_code,
             fqdn,
+            security,
             warnings,
         })
     }

@@ -12,4 +12,5 @@ pub mod logging;
 pub mod prefix_data;
 pub mod recipes;
 pub mod run;
+pub mod security;
 pub mod zk;

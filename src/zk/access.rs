@@ -48,7 +48,10 @@ pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
             ))
         }
         zookeeper_client::Error::NoAuth => {
-            Error::Config(format!("{op} {path}: not authorized by the znode's ACL"))
+            Error::NoPerm(format!("{op} {path}: the znode's ACL does not allow it"))
+        }
+        zookeeper_client::Error::AuthFailed => {
+            Error::NoPerm(format!("{op} {path}: ZooKeeper refused our authentication"))
         }
         // Anything else we did not plan for is internal (70), with the operation and znode.
         other => Error::Internal(format!("{op} {path}: {other}")),
@@ -56,6 +59,26 @@ pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
 }
 
 impl Session {
+    /// [`zk_error`], with who we are for a refusal, and the config for an ACL the servers
+    /// refuse to set.
+    fn zk_error(&self, op: &str, path: &str, err: zookeeper_client::Error) -> Error {
+        match err {
+            zookeeper_client::Error::NoAuth | zookeeper_client::Error::AuthFailed => {
+                Error::NoPerm(format!(
+                    "{op} {path}: denied to {} by the ACL of the znode (or, to create or \
+                     delete, of its parent); check the user and password, or give that identity \
+                     access (README: \"Securing it\")",
+                    self.identity
+                ))
+            }
+            zookeeper_client::Error::InvalidAcl => Error::Config(format!(
+                "{op} {path}: ZooKeeper refuses the ACL made from \"acl\" and \"acl_extra\" in {}",
+                self.config_path.display()
+            )),
+            e => zk_error(op, path, e),
+        }
+    }
+
     /// The retry rule: `attempt` again while it fails with its connection and the session may
     /// still be alive. Its last error is returned as is (the caller maps it with [`zk_error`]).
     async fn retry<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> ZkResult<T>
@@ -83,12 +106,12 @@ impl Session {
         data: &[u8],
         mode: CreateMode,
     ) -> ZkResult<(Stat, CreateSequence)> {
-        let options = mode.with_acls(Acls::anyone_all());
+        let options = mode.with_acls(Acls::new(&self.acls));
         match self.client.create(path, data, &options).await {
             Err(zookeeper_client::Error::NoNode) => {
                 let parent = &path[..path.rfind('/').unwrap_or(0)];
                 if !parent.is_empty() {
-                    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                    let folder = CreateMode::Persistent.with_acls(Acls::new(&self.acls));
                     self.client.mkdir(parent, &folder).await?;
                 }
                 self.client.create(path, data, &options).await
@@ -110,7 +133,7 @@ impl Session {
                 .stat(path)
                 .await?
                 .filter(|s| s.ephemeral_owner == self.id())),
-            Err(e) => Err(create_error(path, e)),
+            Err(e) => Err(self.create_error(path, e)),
         }
     }
 
@@ -133,7 +156,7 @@ impl Session {
                 .await?
                 .filter(|(d, s)| d == data && s.version == 0)
                 .map(|(_, s)| s)),
-            Err(e) => Err(create_error(path, e)),
+            Err(e) => Err(self.create_error(path, e)),
         }
     }
 
@@ -157,7 +180,18 @@ impl Session {
                 }
             })
             .await;
-        created.map_err(|e| create_error(stem, e))
+        created.map_err(|e| self.create_error(stem, e))
+    }
+
+    /// A create's errors: a missing parent after the folders were made means the chroot is
+    /// missing.
+    fn create_error(&self, path: &str, e: zookeeper_client::Error) -> Error {
+        match e {
+            zookeeper_client::Error::NoNode => Error::Config(format!(
+                "cannot create {path}: the chroot in zkhosts does not exist in ZooKeeper"
+            )),
+            e => self.zk_error("create", path, e),
+        }
     }
 
     /// The child of `folder` named `{base}...` whose ephemeral owner is our session, if any.
@@ -182,7 +216,7 @@ impl Session {
     pub async fn delete_own(&self, path: &str) -> Result<()> {
         match self.retry(|| self.client.delete(path, None)).await {
             Ok(()) | Err(zookeeper_client::Error::NoNode) => Ok(()),
-            Err(e) => Err(zk_error("delete", path, e)),
+            Err(e) => Err(self.zk_error("delete", path, e)),
         }
     }
 
@@ -205,7 +239,7 @@ impl Session {
                 .filter(|(d, s)| d == data && s.version == version + 1)
                 .map(|(_, s)| s)),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_error("write", path, e)),
+            Err(e) => Err(self.zk_error("write", path, e)),
         }
     }
 
@@ -214,7 +248,7 @@ impl Session {
         match self.retry(|| self.client.list_children(folder)).await {
             Ok(children) => Ok(children),
             Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-            Err(e) => Err(zk_error("list", folder, e)),
+            Err(e) => Err(self.zk_error("list", folder, e)),
         }
     }
 
@@ -240,12 +274,12 @@ impl Session {
                     (Ok(a), Ok(b)) => Ok(Ok((a, b))),
                     (Err(e), _) if is_transient(&e) => Err(e),
                     (_, Err(e)) if is_transient(&e) => Err(e),
-                    (Err(e), _) => Ok(Err(zk_error("list", first, e))),
-                    (_, Err(e)) => Ok(Err(zk_error("list", second, e))),
+                    (Err(e), _) => Ok(Err(self.zk_error("list", first, e))),
+                    (_, Err(e)) => Ok(Err(self.zk_error("list", second, e))),
                 }
             })
             .await;
-        both.map_err(|e| zk_error("list", first, e))?
+        both.map_err(|e| self.zk_error("list", first, e))?
     }
 
     /// The children of `folder` and a watch that fires when they change. `None` if the folder
@@ -260,7 +294,7 @@ impl Session {
         {
             Ok((children, _, watcher)) => Ok(Some((children, watcher))),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_error("watch", folder, e)),
+            Err(e) => Err(self.zk_error("watch", folder, e)),
         }
     }
 
@@ -268,7 +302,7 @@ impl Session {
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
         self.retry(|| self.client.check_stat(path))
             .await
-            .map_err(|e| zk_error("stat", path, e))
+            .map_err(|e| self.zk_error("stat", path, e))
     }
 
     /// The stat of `path` (`None` if it does not exist) and a watch that fires when it is
@@ -276,7 +310,7 @@ impl Session {
     pub async fn stat_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatcher)> {
         self.retry(|| self.client.check_and_watch_stat(path))
             .await
-            .map_err(|e| zk_error("watch", path, e))
+            .map_err(|e| self.zk_error("watch", path, e))
     }
 
     /// The data and stat of `path`, `None` if it does not exist.
@@ -284,7 +318,7 @@ impl Session {
         match self.retry(|| self.client.get_data(path)).await {
             Ok(found) => Ok(Some(found)),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_error("read", path, e)),
+            Err(e) => Err(self.zk_error("read", path, e)),
         }
     }
 
@@ -300,7 +334,7 @@ impl Session {
                     }
                     // Created between the two requests: read its data after all.
                 }
-                Err(e) => return Err(zk_error("read", path, e)),
+                Err(e) => return Err(self.zk_error("read", path, e)),
             }
         }
     }
@@ -332,16 +366,6 @@ impl Session {
                 Err(e) => return format!("cannot watch {what} {path}: {e}"),
             }
         }
-    }
-}
-
-/// A create's errors: a missing parent after the folders were made means the chroot is missing.
-fn create_error(path: &str, e: zookeeper_client::Error) -> Error {
-    match e {
-        zookeeper_client::Error::NoNode => Error::Config(format!(
-            "cannot create {path}: the chroot in zkhosts does not exist in ZooKeeper"
-        )),
-        e => zk_error("create", path, e),
     }
 }
 
