@@ -14,6 +14,8 @@
 //! - `proxy`: [`Proxy`], for cutting the network between a client and the servers.
 //! - `quorum`: [`QuorumEnsemble`], three servers whose links to one another run through
 //!   proxies, for cutting one server off from its peers.
+//! - `secured`: servers with SASL or TLS (and a test PKI made with `openssl`), and clients
+//!   with credentials, for tests/secure.rs.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
 //! - `cmds`: the CMDs the tests run under switchman, which leave records in the job's dir.
 //! - `guard`: the CMD that checks, from its own side, that no two holders overlap.
@@ -29,6 +31,7 @@ mod job;
 mod ports;
 mod proxy;
 mod quorum;
+mod secured;
 mod server;
 mod util;
 
@@ -42,8 +45,8 @@ pub use cmds::{
 };
 #[allow(unused_imports)]
 pub use ensemble::{
-    Ensemble, ZOOKEEPER_JAR, four_letter_word, parse_mntr, require_zookeeper, shared_ensemble,
-    shared_ensemble3,
+    Ensemble, Extras, NETTY_TLS_JARS, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
+    require_zookeeper, shared_ensemble, shared_ensemble3,
 };
 #[allow(unused_imports)]
 pub use guard::{Records, guard_cmd};
@@ -56,6 +59,11 @@ pub use job::{
 pub use proxy::Proxy;
 #[allow(unused_imports)]
 pub use quorum::QuorumEnsemble;
+#[allow(unused_imports)]
+pub use secured::{
+    Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_tls_server,
+    tls_connect_string, zk_as, zk_tls,
+};
 #[allow(unused_imports)]
 pub use util::{
     PATIENCE, env_or, is_dead, poll_until_blocking, wait_for, wait_for_file, wait_until,
