@@ -17,41 +17,19 @@ use support::{
 };
 use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Permission};
 
-/// Makes `/t`, where every job's prefix lives, open to all: a job that created it with its own
-/// identity's ACL would keep every other identity's jobs out.
-fn with_open_t(ensemble: Ensemble) -> Ensemble {
-    let connect = ensemble.connect_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let client = zk(&connect).await;
-            let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
-            client.mkdir("/t", &open).await.unwrap();
-        })
-    })
-    .join()
-    .unwrap();
-    ensemble
-}
-
 fn auth_server() -> &'static Ensemble {
     static SERVER: OnceLock<Ensemble> = OnceLock::new();
-    SERVER.get_or_init(|| with_open_t(start_auth_server()))
+    SERVER.get_or_init(start_auth_server)
 }
 
 fn tls_server() -> &'static (Ensemble, Pki) {
     static SERVER: OnceLock<(Ensemble, Pki)> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let (ensemble, pki) = start_tls_server("none");
-        (with_open_t(ensemble), pki)
-    })
+    SERVER.get_or_init(|| start_tls_server("none", false))
 }
 
 fn mtls_server() -> &'static (Ensemble, Pki) {
     static SERVER: OnceLock<(Ensemble, Pki)> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let (ensemble, pki) = start_tls_server("need");
-        (with_open_t(ensemble), pki)
-    })
+    SERVER.get_or_init(|| start_tls_server("need", false))
 }
 
 const ALICE: &str = "alice:digest-pw";

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use zookeeper_client::{Client, TlsOptions};
+use zookeeper_client::{Acls, Client, CreateMode, TlsOptions};
 
 use super::ensemble::{Ensemble, Extras, NETTY_TLS_JARS};
 
@@ -101,36 +101,41 @@ impl Pki {
     }
 }
 
+/// The lines and JVM options that make a server know SASL DIGEST-MD5 user [`SASL_USER`] from
+/// a JAAS file written in `dir`.
+fn sasl_extras(dir: &Path) -> Extras {
+    let jaas = dir.join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        format!(
+            "Server {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+             user_{SASL_USER}=\"{SASL_PASSWORD}\";\n}};\n"
+        ),
+    )
+    .unwrap();
+    Extras {
+        cfg: vec![
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider".into(),
+        ],
+        jvm: vec![format!(
+            "-Djava.security.auth.login.config={}",
+            jaas.display()
+        )],
+        classpath: Vec::new(),
+    }
+}
+
 /// A plain server whose digest auth needs nothing (the scheme is built in), and which also
-/// knows SASL DIGEST-MD5 user [`SASL_USER`] from a JAAS file.
+/// knows SASL DIGEST-MD5 user [`SASL_USER`].
 pub fn start_auth_server() -> Ensemble {
-    Ensemble::start_standalone_with(|dir, _| {
-        let jaas = dir.join("jaas.conf");
-        std::fs::write(
-            &jaas,
-            format!(
-                "Server {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
-                 user_{SASL_USER}=\"{SASL_PASSWORD}\";\n}};\n"
-            ),
-        )
-        .unwrap();
-        Extras {
-            cfg: vec![
-                "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider".into(),
-            ],
-            jvm: vec![format!(
-                "-Djava.security.auth.login.config={}",
-                jaas.display()
-            )],
-            classpath: Vec::new(),
-        }
-    })
+    open_t(Ensemble::start_standalone_with(|dir, _| sasl_extras(dir)))
 }
 
 /// A server with TLS on its `secureClientPort` (the ensemble's spare port), Netty's
 /// connection factory, and PEM key and trust stores from a PKI made in its directory.
 /// `client_auth`: `none` or `need` (mutual TLS; identities from certificates, scheme x509).
-pub fn start_tls_server(client_auth: &str) -> (Ensemble, Pki) {
+/// With `sasl`, it knows [`SASL_USER`] too.
+pub fn start_tls_server(client_auth: &str, sasl: bool) -> (Ensemble, Pki) {
     for jar in NETTY_TLS_JARS {
         assert!(
             Path::new(jar).exists(),
@@ -138,30 +143,49 @@ pub fn start_tls_server(client_auth: &str) -> (Ensemble, Pki) {
         );
     }
     let mut pki = None;
-    let ensemble =
-        Ensemble::start_standalone_with(|dir, port| {
-            let made = Pki::create(&dir.join("pki"));
-            let extras =
-                Extras {
-                    cfg: vec![
-                "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".into(),
-                format!("secureClientPort={port}"),
-                "secureClientPortAddress=127.0.0.1".into(),
-                format!("ssl.keyStore.location={}", made.file("server-keystore.pem").display()),
-                "ssl.keyStore.type=PEM".into(),
-                format!("ssl.trustStore.location={}", made.file("ca.pem").display()),
-                "ssl.trustStore.type=PEM".into(),
-                format!("ssl.clientAuth={client_auth}"),
-                "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider"
-                    .into(),
-            ],
-                    jvm: Vec::new(),
-                    classpath: NETTY_TLS_JARS.iter().map(|j| j.to_string()).collect(),
-                };
-            pki = Some(made);
-            extras
-        });
-    (ensemble, pki.expect("the server was configured"))
+    let ensemble = Ensemble::start_standalone_with(|dir, port| {
+        let made = Pki::create(&dir.join("pki"));
+        let mut extras = if sasl {
+            sasl_extras(dir)
+        } else {
+            Extras::default()
+        };
+        extras.cfg.extend([
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".into(),
+            format!("secureClientPort={port}"),
+            "secureClientPortAddress=127.0.0.1".into(),
+            format!(
+                "ssl.keyStore.location={}",
+                made.file("server-keystore.pem").display()
+            ),
+            "ssl.keyStore.type=PEM".into(),
+            format!("ssl.trustStore.location={}", made.file("ca.pem").display()),
+            "ssl.trustStore.type=PEM".into(),
+            format!("ssl.clientAuth={client_auth}"),
+            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider".into(),
+        ]);
+        extras.classpath = NETTY_TLS_JARS.iter().map(|j| j.to_string()).collect();
+        pki = Some(made);
+        extras
+    });
+    (open_t(ensemble), pki.expect("the server was configured"))
+}
+
+/// Makes `/t`, where every job's prefix lives, open to all: a job that created it with its own
+/// identity's creator ACL would keep every other identity's jobs out.
+fn open_t(ensemble: Ensemble) -> Ensemble {
+    let connect = ensemble.connect_string();
+    // Its own thread and runtime: this may be called from inside a test's runtime.
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let client = zk_as(&connect, None).await;
+            let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+            client.mkdir("/t", &open).await.unwrap();
+        })
+    })
+    .join()
+    .unwrap();
+    ensemble
 }
 
 /// `127.0.0.1:{secure port}` of a server from [`start_tls_server`].
