@@ -41,6 +41,7 @@ pub fn connector(config: &Config) -> Result<Connector> {
         };
     }
     if let Some(tls) = &security.tls {
+        use_ring();
         let bad = |what: &str, e: zookeeper_client::Error| {
             Error::Config(format!(
                 "{}: key \"tls\": {what}: {e}",
@@ -60,6 +61,16 @@ pub fn connector(config: &Config) -> Result<Connector> {
         connector = connector.with_tls(options).with_fail_eagerly();
     }
     Ok(connector)
+}
+
+/// Makes rustls use *ring* for this process (the library's connections and our own check),
+/// not aws-lc-rs, which the library's rustls also builds: aws-lc seeds its random generator
+/// from CPU jitter, which costs every switchman run over 20 ms of CPU before its first
+/// handshake (measured with perf; `cargo bench --bench secure`), and a cron job's run is a
+/// process of its own each time.
+fn use_ring() {
+    // Already installed (a second connect in one process) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Connects: over TLS to every server in `zkhosts` if `tls` is set (a server without TLS is

@@ -207,6 +207,8 @@ pub async fn zk_as(connect: &str, auth: Option<(&str, &str)>) -> Client {
 
 /// The test's own TLS client to the secure port.
 pub async fn zk_tls(ensemble: &Ensemble, pki: &Pki, client: Option<&str>) -> Client {
+    // rustls is built with two providers (see src/zk/secure.rs), so one must be chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = std::fs::read_to_string(pki.file("ca.pem")).unwrap();
     let mut options = TlsOptions::new().with_pem_ca(&ca).unwrap();
     if let Some(c) = client {
