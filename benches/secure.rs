@@ -9,7 +9,9 @@
 //! (session_timeout 10 s), each on a prefix of its own whose folders a warm-up run made; so a
 //! variant's cost is the median, over the rounds, of its wall time less the open plain run's of
 //! the same round. Requests are `zk_packets_received` of the server's `mntr`, before and after,
-//! less the bench's own `mntr`. `SECURE_RUNS` rounds (default 30).
+//! less the bench's own `mntr`. Failed connects are the connection attempts the client library
+//! gave up on and retried (its warnings in the job's log), warm-up included. `SECURE_RUNS`
+//! rounds (default 30).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -118,17 +120,24 @@ fn main() {
         "{runs} rounds; cost = median over rounds of (variant - open plain TCP, same round)\n"
     );
     println!(
-        "{:<22} {:>13} {:>10} {:>12}",
-        "variant", "requests/run", "median ms", "cost ms"
+        "{:<22} {:>13} {:>10} {:>12} {:>16}",
+        "variant", "requests/run", "median ms", "cost ms", "failed connects"
     );
     for (v, (name, _, _)) in variants.iter().enumerate() {
         let paired: Vec<f64> = ms[v].iter().zip(&ms[0]).map(|(a, b)| a - b).collect();
+        // The client library logs each connection attempt that failed (a warning).
+        let failed = jobs[v]
+            .read("switchman.log")
+            .lines()
+            .filter(|l| l.contains("fails to establish session"))
+            .count();
         println!(
-            "{:<22} {:>13.0} {:>10.1} {:>+12.1}",
+            "{:<22} {:>13.0} {:>10.1} {:>+12.1} {:>16}",
             name,
             median(&requests[v]),
             median(&ms[v]),
-            median(&paired)
+            median(&paired),
+            failed
         );
     }
 }

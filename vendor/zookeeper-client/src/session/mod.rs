@@ -489,6 +489,7 @@ impl Session {
     async fn serve_connecting(
         &mut self,
         conn: &mut Connection,
+        host: &str,
         buf: &mut Vec<u8>,
         depot: &mut Depot,
     ) -> Result<(), Error> {
@@ -512,6 +513,17 @@ impl Session {
                 },
             }
             if self.session_state.is_connected() && !pinged {
+                // Authenticate only now that the connect response is in: ZooKeeper's Netty
+                // server (3.8.0 at least) may answer an auth or SASL packet that arrives right
+                // behind the connect request before it answers the connect request, which
+                // then reads as a malformed connect response and fails the attempt. Watches
+                // follow the authes, as before, for "zookeeper.enforce.auth.enabled".
+                #[cfg(any(feature = "sasl-digest-md5", feature = "sasl-gssapi"))]
+                self.send_sasl(depot, host)?;
+                #[cfg(not(any(feature = "sasl-digest-md5", feature = "sasl-gssapi")))]
+                let _ = host;
+                self.send_authes(depot);
+                self.watch_manager.resend_watches(self.last_zxid, depot);
                 // Send opcode other than `auth` and `sasl` to get possible AuthFailed if
                 // "zookeeper.enforce.auth.enabled".
                 pinged = true;
@@ -653,15 +665,12 @@ impl Session {
         depot.reset();
         buf.clear();
         self.send_connect(depot);
-        #[cfg(any(feature = "sasl-digest-md5", feature = "sasl-gssapi"))]
-        self.send_sasl(depot, endpoint.host)?;
-        self.send_authes(depot);
-        self.watch_manager.resend_watches(self.last_zxid, depot);
+        // SASL, authes and watches go once the session is established: see serve_connecting.
         self.last_send = Instant::now();
         self.last_recv = self.last_send;
         self.last_ping = None;
         self.change_state(SessionState::Disconnected);
-        match self.serve_connecting(&mut conn, buf, depot).await {
+        match self.serve_connecting(&mut conn, endpoint.host, buf, depot).await {
             Err(err) => {
                 warn!("fails to establish session to {} due to {}", endpoint, err);
                 Err(err)
