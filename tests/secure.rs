@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 use serde_json::json;
 use support::{
     Ensemble, Job, Pki, SASL_PASSWORD, SASL_USER, argv, credentials_file, finish, lock_argv,
-    run_command, set_prefix_data, sh, start_auth_server, start_tls_server, tls_connect_string,
-    tree, until_go, wait_for_file, write_pid, zk, zk_as, zk_tls,
+    run_command, set_prefix_data, sh, start_auth_server, start_enforcing_server, start_tls_server,
+    tls_connect_string, tree, until_go, wait_for_file, write_pid, zk, zk_as, zk_tls,
 };
 use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Permission};
 
@@ -477,4 +477,32 @@ async fn auth_over_tls_needs_no_second_connect_attempt() {
         .filter(|l| l.contains("fails to establish session"))
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[tokio::test]
+async fn a_server_enforcing_auth_lets_digest_in_and_turns_the_rest_away_with_77() {
+    static SERVER: OnceLock<Ensemble> = OnceLock::new();
+    let zkhosts = SERVER.get_or_init(start_enforcing_server).connect_string();
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), "alice", ALICE, 0o600);
+    let job = Job::new(
+        "enforced",
+        &zkhosts,
+        json!({"auth": auth("digest", &creds)}),
+    );
+    let (code, stderr) = job.run(&["--lockname", "j", "true"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let anonymous = Job::new("enforced-anon", &zkhosts, json!({}));
+    let (code, stderr) = anonymous
+        .run(&[
+            "--lockname",
+            "j",
+            "touch",
+            anonymous.file("ran").to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(code, 77, "{stderr}");
+    assert!(stderr.contains("requires authentication"), "{stderr}");
+    assert!(!anonymous.file("ran").exists());
 }

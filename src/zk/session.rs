@@ -48,11 +48,18 @@ impl Session {
             match tokio::time::timeout_at(give_up, connecting).await {
                 Ok(Ok(client)) => break (client, sent),
                 Ok(Err(zookeeper_client::Error::AuthFailed)) => {
-                    return Err(Error::NoPerm(format!(
-                        "ZooKeeper at {} refused to authenticate {identity}; check the user and \
-                         password, and the servers' auth settings",
-                        config.zkhosts
-                    )));
+                    return Err(Error::NoPerm(match config.security.auth {
+                        Some(_) => format!(
+                            "ZooKeeper at {} refused to authenticate {identity}; check the user \
+                             and password, and the servers' auth settings",
+                            config.zkhosts
+                        ),
+                        None => format!(
+                            "ZooKeeper at {} requires authentication; set \"auth\" in {}",
+                            config.zkhosts,
+                            config.path.display()
+                        ),
+                    }));
                 }
                 Ok(Err(
                     e @ (zookeeper_client::Error::Timeout

@@ -61,8 +61,8 @@ pub use proxy::Proxy;
 pub use quorum::QuorumEnsemble;
 #[allow(unused_imports)]
 pub use secured::{
-    Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_tls_server,
-    tls_connect_string, zk_as, zk_tls,
+    Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_enforcing_server,
+    start_tls_server, tls_connect_string, zk_as, zk_tls,
 };
 #[allow(unused_imports)]
 pub use util::{

@@ -131,6 +131,18 @@ pub fn start_auth_server() -> Ensemble {
     open_t(Ensemble::start_standalone_with(|dir, _| sasl_extras(dir)))
 }
 
+/// A plain server that turns away every client that has not authenticated with `digest`
+/// (ZooKeeper's `enforce.auth`).
+pub fn start_enforcing_server() -> Ensemble {
+    open_t(Ensemble::start_standalone_with(|_, _| Extras {
+        cfg: vec![
+            "enforce.auth.enabled=true".into(),
+            "enforce.auth.schemes=digest".into(),
+        ],
+        ..Extras::default()
+    }))
+}
+
 /// A server with TLS on its `secureClientPort` (the ensemble's spare port), Netty's
 /// connection factory, and PEM key and trust stores from a PKI made in its directory.
 /// `client_auth`: `none` or `need` (mutual TLS; identities from certificates, scheme x509).
@@ -178,7 +190,8 @@ fn open_t(ensemble: Ensemble) -> Ensemble {
     // Its own thread and runtime: this may be called from inside a test's runtime.
     std::thread::spawn(move || {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let client = zk_as(&connect, None).await;
+            // Authenticated, for a server that enforces it; harmless elsewhere.
+            let client = zk_as(&connect, Some(("digest", "harness:harness"))).await;
             let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
             client.mkdir("/t", &open).await.unwrap();
         })
