@@ -7,8 +7,8 @@
 //! Exit codes follow switchman's (README: "Exit codes") where they apply: 0 all well; 1 a check
 //! found problems, or `set-data` found that someone else changed the data first (nothing
 //! written); 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or
-//! ZooKeeper error; 74 stdout cannot be written; 78 config error, or prefix data that does not
-//! parse.
+//! ZooKeeper error; 74 stdout cannot be written; 77 ZooKeeper refused us (credentials, ACL,
+//! TLS); 78 config error, or prefix data that does not parse.
 //!
 //! This module holds the command line, the dispatch and what the subcommands share; each
 //! subcommand's own logic is in a module of its own.
@@ -36,7 +36,8 @@ pub use crontab::{Finding, Found, crontab_findings};
 ///
 /// Exit codes: 0 all well; 1 a check found problems, or set-data lost a race (nothing written);
 /// 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or ZooKeeper
-/// error; 74 stdout cannot be written; 78 config error or invalid prefix data.
+/// error; 74 stdout cannot be written; 77 ZooKeeper refused us (credentials, ACL, TLS); 78 config
+/// error or invalid prefix data.
 #[derive(Debug, Parser)]
 #[command(name = "switchmanctl", version)]
 pub struct Ctl {
