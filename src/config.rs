@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::security::{self, Security};
 use crate::zk::paths::check_component;
 
 /// Where the config lives when neither `-c` nor `SWITCHMAN_CONFIG` says otherwise.
@@ -61,10 +62,13 @@ pub struct Config {
     pub busy_exit_code: i32,
     /// Overrides this host's FQDN (containers, tests).
     pub fqdn: Option<String>,
+    /// `auth`, `acl`, `acl_extra` and `tls`, their files read (README: "Securing it").
+    pub security: Security,
     /// Keys this switchman does not know, sorted.
     pub unknown_keys: Vec<String>,
-    /// The unknown keys as messages, for the logfile (and stderr only with `-v`, so that a
-    /// config newer than some binaries does not make cron mail every run).
+    /// The unknown keys as messages, and warnings about the security keys, for the logfile
+    /// (and stderr only with `-v`, so that a config newer than some binaries does not make cron
+    /// mail every run).
     pub warnings: Vec<String>,
 }
 
@@ -178,13 +182,14 @@ impl Config {
         };
         let unknown_keys: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !security::KEYS.contains(&k.as_str()))
             .cloned()
             .collect();
-        let warnings = unknown_keys
+        let mut warnings: Vec<String> = unknown_keys
             .iter()
             .map(|k| format!("{file}: unknown key {k:?} ignored"))
             .collect();
+        let security = security::parse(&file, &map, &mut warnings)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -209,6 +214,7 @@ impl Config {
             server_tick_time,
             busy_exit_code,
             fqdn,
+            security,
             unknown_keys,
             warnings,
         })
