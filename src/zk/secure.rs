@@ -68,11 +68,10 @@ pub fn connector(config: &Config) -> Result<Connector> {
     Ok(connector)
 }
 
-/// Makes rustls use *ring* for this process (the library's connections and our own check),
-/// not aws-lc-rs, which the library's rustls also builds: aws-lc seeds its random generator
-/// from CPU jitter, which costs every switchman run over 20 ms of CPU before its first
-/// handshake (measured with perf; `cargo bench --bench secure`), and a cron job's run is a
-/// process of its own each time.
+/// Makes rustls use *ring* for this process (the library's connections and our own check). The
+/// build has no other provider (aws-lc-rs, rustls's default, is left out: it seeds its random
+/// generator from CPU jitter, over 20 ms of CPU in every run before its first handshake,
+/// measured with perf, and its C build doubled the compile time), but rustls wants one chosen.
 fn use_ring() {
     // Already installed (a second connect in one process) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
