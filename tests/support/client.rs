@@ -7,10 +7,12 @@ use zookeeper_client::{Acls, Client, CreateMode};
 
 use super::util::PATIENCE;
 
-/// A plain client for the test's own look at ZooKeeper.
+/// A plain client for the test's own look at ZooKeeper. Its session is long, so that a server
+/// slowed by a loaded machine does not make the test's own look fail (the library gives up on
+/// a connection silent for 2/5 of the session timeout).
 pub async fn zk(connect: &str) -> Client {
     Client::connector()
-        .with_session_timeout(Duration::from_secs(2))
+        .with_session_timeout(Duration::from_secs(10))
         .connect(connect)
         .await
         .expect("test client connects")
@@ -34,13 +36,22 @@ pub fn seq(name: &str) -> u64 {
 
 /// The children of `path` in sequence order; none if it does not exist.
 pub async fn children(client: &Client, path: &str) -> Vec<String> {
-    match client.list_children(path).await {
-        Ok(mut c) => {
-            c.sort_by_key(|n| seq(n));
-            c
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match client.list_children(path).await {
+            Ok(mut c) => {
+                c.sort_by_key(|n| seq(n));
+                return c;
+            }
+            Err(zookeeper_client::Error::NoNode) => return Vec::new(),
+            // The library reconnects with the same session; a read can be asked again.
+            Err(
+                zookeeper_client::Error::ConnectionLoss
+                | zookeeper_client::Error::Timeout
+                | zookeeper_client::Error::Custom(_),
+            ) if tokio::time::Instant::now() < deadline => {}
+            Err(e) => panic!("list {path}: {e}"),
         }
-        Err(zookeeper_client::Error::NoNode) => Vec::new(),
-        Err(e) => panic!("list {path}: {e}"),
     }
 }
 
