@@ -7,26 +7,11 @@ mod support;
 use std::process::Stdio;
 
 use serde_json::json;
-use support::{Job, SWITCHMANCTL, finish, shared_ensemble, zk};
+use support::{Job, Out, SWITCHMANCTL, finish, output, shared_ensemble, zk};
 use tokio::process::Command;
 
 const CRONTAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/crontab");
 const PREFIX_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/prefix-data.json");
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn output(mut cmd: Command) -> Out {
-    let out = cmd.output().await.unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 async fn ctl(job: &Job, args: &[&str]) -> Out {
     output(job.ctl_command(args)).await

@@ -6,27 +6,12 @@ mod support;
 use std::process::Stdio;
 
 use serde_json::json;
-use support::{Job, shared_ensemble};
+use support::{Job, Out, output, shared_ensemble};
 use tokio::process::Command;
 
 /// A config whose ZooKeeper is never reached: every case here fails or is decided before the
 /// run connects.
 const NOWHERE: &str = "127.0.0.1:1";
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn output(mut cmd: Command) -> Out {
-    let out = cmd.output().await.unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// `switchman ARGS` for `job` with no colour or debug settings inherited from whoever runs the
 /// tests.

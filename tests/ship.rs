@@ -4,23 +4,8 @@
 mod support;
 
 use serde_json::json;
-use support::{Job, SWITCHMAN, SWITCHMANCTL};
+use support::{Job, SWITCHMAN, SWITCHMANCTL, output};
 use tokio::process::Command;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn output(mut cmd: Command) -> Out {
-    let out = cmd.output().await.unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// `BINARY ARGS` with `SWITCHMAN_CONFIG` as given (`None`: not set at all).
 fn with_config_env(binary: &str, args: &[&str], value: Option<&str>) -> Command {

@@ -53,8 +53,8 @@ pub use ensemble::{
 pub use guard::{Records, guard_cmd};
 #[allow(unused_imports)]
 pub use job::{
-    Job, SERVER_TICK_TIME, SESSION_TIMEOUT, SWITCHMAN, SWITCHMANCTL, argv, finish, finish_ok,
-    lock_argv, run_command, spawn_command,
+    Job, Out, SERVER_TICK_TIME, SESSION_TIMEOUT, SWITCHMAN, SWITCHMANCTL, argv, finish, finish_ok,
+    lock_argv, output, run_command, spawn_command,
 };
 #[allow(unused_imports)]
 pub use proxy::{Frame, HoldAt, Proxy, Trigger};
