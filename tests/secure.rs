@@ -201,14 +201,7 @@ async fn a_wrong_password_is_77_and_creates_nothing() {
 
     let bad = credentials_file(secrets.path(), "bad", "alice:not-the-password", 0o600);
     let wrong = job.other_host(json!({"auth": auth("digest", &bad)}));
-    let (code, stderr) = wrong
-        .run(&[
-            "--lockname",
-            "second",
-            "touch",
-            wrong.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let (code, stderr) = run_without_cmd(&wrong, "second").await;
     assert_eq!(code, 77, "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(
@@ -220,7 +213,6 @@ async fn a_wrong_password_is_77_and_creates_nothing() {
         "names the node: {stderr}"
     );
     assert!(!stderr.contains("not-the-password"), "{stderr}");
-    assert!(!wrong.file("ran").exists(), "CMD did not run");
     assert_eq!(
         tree(&anyone, &job.prefix).await,
         before,
@@ -241,21 +233,13 @@ async fn a_credentials_file_others_can_read_is_78() {
     let secrets = tempfile::tempdir().unwrap();
     let creds = credentials_file(secrets.path(), "loose", ALICE, 0o644);
     let job = Job::new("loose", &zkhosts, json!({"auth": auth("digest", &creds)}));
-    let (code, stderr) = job
-        .run(&[
-            "--lockname",
-            "x",
-            "touch",
-            job.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let (code, stderr) = run_without_cmd(&job, "x").await;
     assert_eq!(code, 78, "{stderr}");
     assert!(
         stderr.contains(creds.to_str().unwrap()) && stderr.contains("0644"),
         "{stderr}"
     );
     assert!(!stderr.contains("digest-pw"), "{stderr}");
-    assert!(!job.file("ran").exists());
     let (code, stderr) = run_command(job.ctl_command(&["get-data"])).await;
     assert_eq!(code, 78, "{stderr}");
     let anyone = zk(&zkhosts).await;
@@ -292,17 +276,9 @@ async fn sasl_digest_md5_authenticates_and_a_bad_password_is_77() {
         &zkhosts,
         json!({"auth": auth("sasl-digest", &bad)}),
     );
-    let (code, stderr) = wrong
-        .run(&[
-            "--lockname",
-            "job",
-            "touch",
-            wrong.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let (code, stderr) = run_without_cmd(&wrong, "job").await;
     assert_eq!(code, 77, "{stderr}");
     assert!(stderr.contains(&format!("sasl:{SASL_USER}")), "{stderr}");
-    assert!(!wrong.file("ran").exists());
     assert_eq!(tree(&anyone, &wrong.prefix).await, Vec::<String>::new());
 }
 
@@ -341,14 +317,7 @@ async fn a_server_certificate_the_ca_does_not_vouch_for_is_77_and_nothing_is_wri
         &tls_connect_string(server),
         json!({"tls": pki.tls_config("other-ca.pem", None)}),
     );
-    let (code, stderr) = job
-        .run(&[
-            "--lockname",
-            "job",
-            "touch",
-            job.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let (code, stderr) = run_without_cmd(&job, "job").await;
     assert_eq!(code, 77, "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(
@@ -356,7 +325,6 @@ async fn a_server_certificate_the_ca_does_not_vouch_for_is_77_and_nothing_is_wri
         "names the server: {stderr}"
     );
     assert!(stderr.contains("unknown issuer"), "says why: {stderr}");
-    assert!(!job.file("ran").exists());
     let plain = zk(&server.connect_string()).await;
     assert_eq!(tree(&plain, &job.prefix).await, Vec::<String>::new());
 }
@@ -370,17 +338,9 @@ async fn tls_is_never_downgraded_to_plain_tcp() {
         &server.connect_string(),
         json!({"tls": pki.tls_config("ca.pem", None)}),
     );
-    let (code, stderr) = job
-        .run(&[
-            "--lockname",
-            "job",
-            "touch",
-            job.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let (code, stderr) = run_without_cmd(&job, "job").await;
     assert_eq!(code, 77, "{stderr}");
     assert!(stderr.contains("secureClientPort"), "{stderr}");
-    assert!(!job.file("ran").exists());
     let plain = zk(&server.connect_string()).await;
     assert_eq!(tree(&plain, &job.prefix).await, Vec::<String>::new());
 }
@@ -415,20 +375,12 @@ async fn mutual_tls_runs_with_a_client_certificate_and_refuses_without_one() {
         ),
     ] {
         let refused = Job::new("mtls-refused", &zkhosts, json!({"tls": tls}));
-        let (code, stderr) = refused
-            .run(&[
-                "--lockname",
-                "job",
-                "touch",
-                refused.file("ran").to_str().unwrap(),
-            ])
-            .await;
+        let (code, stderr) = run_without_cmd(&refused, "job").await;
         assert_eq!(code, 77, "{what}: {stderr}");
         assert!(
             stderr.contains(&zkhosts) && stderr.contains("client certificate"),
             "{what}: {stderr}"
         );
-        assert!(!refused.file("ran").exists(), "{what}");
         assert_eq!(tree(&client, &refused.prefix).await, Vec::<String>::new());
     }
 }
@@ -494,15 +446,18 @@ async fn a_server_enforcing_auth_lets_digest_in_and_turns_the_rest_away_with_77(
     assert_eq!(code, 0, "{stderr}");
 
     let anonymous = Job::new("enforced-anon", &zkhosts, json!({}));
-    let (code, stderr) = anonymous
-        .run(&[
-            "--lockname",
-            "j",
-            "touch",
-            anonymous.file("ran").to_str().unwrap(),
-        ])
-        .await;
+    let (code, stderr) = run_without_cmd(&anonymous, "j").await;
     assert_eq!(code, 77, "{stderr}");
     assert!(stderr.contains("requires authentication"), "{stderr}");
-    assert!(!anonymous.file("ran").exists());
+}
+
+/// Runs `job` under lock `lock` with a CMD that would leave a file behind, and checks that it
+/// left none: whatever went wrong, CMD did not run. Returns the exit code and stderr.
+async fn run_without_cmd(job: &Job, lock: &str) -> (i32, String) {
+    let ran = job.file("ran");
+    let (code, stderr) = job
+        .run(&["--lockname", lock, "touch", ran.to_str().unwrap()])
+        .await;
+    assert!(!ran.exists(), "CMD ran: {stderr}");
+    (code, stderr)
 }
