@@ -49,6 +49,8 @@ pub struct Config {
     pub busy_exit_code: i32,
     /// Overrides this host's FQDN (containers, tests).
     pub fqdn: Option<String>,
+    /// Write a run record for every run with a lock, not only with `--min-interval`.
+    pub record_runs: bool,
     /// Unknown keys, reported as warnings once logging is up.
     pub warnings: Vec<String>,
 }
@@ -66,6 +68,7 @@ const KNOWN_KEYS: &[&str] = &[
     "server_tick_time",
     "busy_exit_code",
     "fqdn",
+    "record_runs",
 ];
 
 impl Config {
@@ -177,6 +180,7 @@ impl Config {
             server_tick_time,
             busy_exit_code,
             fqdn,
+            record_runs: keys.boolean("record_runs")?.unwrap_or(false),
             warnings,
         })
     }
@@ -201,6 +205,14 @@ impl Keys<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v) => Err(self.wrong(key, "a string", v)),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.wrong(key, "true or false", v)),
         }
     }
 
@@ -309,7 +321,19 @@ mod tests {
         assert_eq!(c.busy_exit_code, 0);
         assert_eq!(c.loglevel, LogLevel::Info);
         assert_eq!(c.server_tick_time, Duration::from_secs(2));
+        assert!(!c.record_runs);
         assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn record_runs_is_a_boolean() {
+        let c = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "record_runs": true}"#).unwrap();
+        assert!(c.record_runs);
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "record_runs": "yes"}"#);
+        assert!(
+            e.contains("record_runs") && e.contains("/etc/sm.conf"),
+            "{e}"
+        );
     }
 
     #[test]
