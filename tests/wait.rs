@@ -198,7 +198,7 @@ async fn a_wait_for_the_lock_that_runs_out_exits_75_naming_the_holder() {
     let lock = job.lock_path("j");
     for part in [
         "switchman: timed out: --wait 0.3s ran out waiting for lock ",
-        &format!("{lock}, is held by "),
+        &format!("{lock}, held by "),
         &format!(" pid {h_pid} since "),
         "; nothing was left queued",
     ] {

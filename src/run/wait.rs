@@ -10,7 +10,6 @@ use crate::duration::Wait;
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
 use crate::recipes::holder::Holder;
-use crate::recipes::lock;
 use crate::recipes::queue::Item;
 use crate::recipes::waiters;
 use crate::zk::Session;
@@ -158,7 +157,11 @@ async fn describe(plan: &Plan, session: &Session, now: &For) -> Result<String> {
                 n => format!(", {n} runs ahead of us in line"),
             };
             match Holder::read(session, &path).await? {
-                Some(h) => format!("{what}, {}{in_line}", lock::held_by(&Some(h))),
+                Some(h) => format!(
+                    "{what}, held by {} (token {}){in_line}",
+                    h.describe(),
+                    h.czxid
+                ),
                 None => format!("{what}, free as we gave up{in_line}"),
             }
         }
