@@ -129,12 +129,13 @@ pub(super) async fn timed_out(plan: &Plan, session: &Session, waiting: &Waiting)
 
 /// What we waited for, without asking ZooKeeper who holds it.
 fn plain(plan: &Plan, now: &For) -> String {
-    match now {
-        For::Start | For::Turn(_) | For::Lock => {
-            format!("lock {}", plan.lock_path().unwrap_or_default())
+    match (now, plan.lock_path()) {
+        (For::Start, None) => "the leases".to_string(),
+        (For::Start | For::Turn(_) | For::Lock, path) => {
+            format!("lock {}", path.unwrap_or_default())
         }
-        For::Task(item) => format!("task {}, queued as {item}", plan.task),
-        For::Lease(spec) => format!(
+        (For::Task(item), _) => format!("task {}, queued as {item}", plan.task),
+        (For::Lease(spec), _) => format!(
             "{} of {} units of resource {}",
             spec.count, spec.total, spec.resource
         ),
@@ -145,6 +146,7 @@ fn plain(plan: &Plan, now: &For) -> String {
 async fn describe(plan: &Plan, session: &Session, now: &For) -> Result<String> {
     let what = plain(plan, now);
     Ok(match now {
+        For::Start if !plan.lock => what,
         For::Start | For::Turn(_) | For::Lock => {
             let path = plan.lock_path().unwrap_or_default();
             let ahead = match now {
