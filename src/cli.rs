@@ -3,24 +3,36 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::builder::{OsStringValueParser, TypedValueParser, ValueHint};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::config;
 use crate::duration::{self, Wait};
 use crate::error::{Error, Result};
+use crate::manual;
 use crate::zk::paths::check_component;
 
 /// Run a command on one host at a time, with fair leases on shared resources, coordinated
 /// through ZooKeeper.
 ///
-/// Exit codes: CMD's own when it ran; 0 (or the busy code) when skipped; 64 usage; 69 ZooKeeper
-/// unavailable; 70 internal; 75 wait timed out; 78 config; 79 CMD stopped because the lock,
-/// session, lease or group membership was lost.
+/// flock(1) for a data centre: CMD runs on at most one host at a time (a lock in ZooKeeper; the
+/// other hosts skip quietly), leases shared resources fairly, runs only on the hosts its group
+/// allows, and is stopped when the lock, the session or the group membership is lost. CMD is
+/// executed directly (no shell); everything after the first word that is not an option, or
+/// after `--`, belongs to CMD.
 #[derive(Debug, Parser)]
-#[command(name = "switchman", version)]
+#[command(
+    name = "switchman",
+    version,
+    override_usage = "switchman [OPTIONS] [--] CMD [ARGS]...",
+    after_long_help = manual::long_help(),
+)]
 pub struct Cli {
-    /// Config file.
-    #[arg(short = 'c', long, env = "SWITCHMAN_CONFIG", default_value = config::DEFAULT_PATH)]
+    /// Config file [default: /etc/switchman.conf].
+    #[arg(short = 'c', long, value_name = "PATH", env = "SWITCHMAN_CONFIG",
+          default_value = config::DEFAULT_PATH, hide_default_value = true,
+          value_hint = ValueHint::FilePath, value_parser = config_path_parser())]
     pub config: PathBuf,
 
     /// Lock name [default: the basename of CMD].
@@ -58,15 +70,52 @@ pub struct Cli {
     pub verbose: bool,
 
     /// The command and its arguments, run directly (no shell).
-    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD",
+          value_hint = ValueHint::CommandWithArguments)]
     pub cmd: Vec<OsString>,
+}
+
+/// The value parser of `-c`/`--config` (switchman's and switchmanctl's): lets an empty value
+/// through, so that [`config_path`] can tell an empty `SWITCHMAN_CONFIG` from an empty `-c`.
+pub fn config_path_parser() -> impl TypedValueParser<Value = PathBuf> {
+    OsStringValueParser::new().map(PathBuf::from)
+}
+
+/// The config path of parsed arguments whose `-c`/`--config` is the argument `id`. An empty
+/// `SWITCHMAN_CONFIG` counts as unset, as `SWITCHMAN_FQDN` does, rather than as a `--config`
+/// nobody gave; an empty `-c` on the command line is a mistake worth a usage error.
+pub fn config_path(
+    matches: &ArgMatches,
+    id: &str,
+    given: PathBuf,
+    cmd: &mut clap::Command,
+) -> std::result::Result<PathBuf, clap::Error> {
+    if !given.as_os_str().is_empty() {
+        return Ok(given);
+    }
+    match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => Err(cmd.error(
+            clap::error::ErrorKind::InvalidValue,
+            "--config: the path is empty",
+        )),
+        _ => Ok(PathBuf::from(config::DEFAULT_PATH)),
+    }
+}
+
+/// Whether an environment variable's value means "yes": `1` (any whole number above 0),
+/// `true`, `yes`, `on` or `y`, in any case. `DEBUG` is shared with other programs (`DEBUG=0`,
+/// `DEBUG=false`, Node's `DEBUG=express:*`), so anything else means no.
+pub fn means_yes(value: &str) -> bool {
+    let value = value.trim().to_ascii_lowercase();
+    matches!(value.as_str(), "true" | "yes" | "on" | "y")
+        || value.parse::<u64>().is_ok_and(|n| n > 0)
 }
 
 impl Cli {
     /// Parses the process's arguments. Help and version exit 0; anything else wrong exits 64,
     /// not clap's 2, because 2 means something else to cron users of the original.
     pub fn parse_or_exit() -> Cli {
-        match Cli::try_parse() {
+        match Cli::try_parse_args(std::env::args_os()) {
             Ok(cli) => cli,
             Err(e) => {
                 let code = if e.use_stderr() { 64 } else { 0 };
@@ -74,6 +123,25 @@ impl Cli {
                 std::process::exit(code);
             }
         }
+    }
+
+    /// Parses `args` (the program's name first) as switchman does: clap's parse, with an empty
+    /// `SWITCHMAN_CONFIG` taken as unset.
+    pub fn try_parse_args<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.config = config_path(
+            &matches,
+            "config",
+            std::mem::take(&mut cli.config),
+            &mut cmd,
+        )?;
+        Ok(cli)
     }
 
     /// The lock name to take, `None` with `--no-lock`. Defaults to CMD's basename.
@@ -112,7 +180,7 @@ impl Cli {
     }
 
     pub fn debug(&self) -> bool {
-        self.verbose || std::env::var("DEBUG").is_ok_and(|v| !v.is_empty() && v != "0")
+        self.verbose || std::env::var("DEBUG").is_ok_and(|v| means_yes(&v))
     }
 }
 
@@ -121,7 +189,46 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("switchman").chain(args.iter().copied()))
+        Cli::try_parse_args(std::iter::once("switchman").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn debug_means_yes_only_for_yes() {
+        for yes in ["1", "2", "true", "TRUE", "yes", "on", "y", " 1 "] {
+            assert!(means_yes(yes), "{yes:?}");
+        }
+        for no in [
+            "",
+            "0",
+            "00",
+            "false",
+            "no",
+            "off",
+            "n",
+            "express:*",
+            "*",
+            "-1",
+            "yes please",
+        ] {
+            assert!(!means_yes(no), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_config_path_on_the_command_line_is_refused() {
+        let e = parse(&["-c", "", "true"]).unwrap_err();
+        assert!(e.use_stderr());
+        assert!(e.to_string().contains("--config: the path is empty"), "{e}");
+        assert_eq!(
+            parse(&["-c", "/x", "true"]).unwrap().config,
+            Path::new("/x")
+        );
+    }
+
+    #[test]
+    fn usage_shows_the_separator() {
+        let usage = Cli::command().render_usage().to_string();
+        assert_eq!(usage, "Usage: switchman [OPTIONS] [--] CMD [ARGS]...");
     }
 
     #[test]

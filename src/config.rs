@@ -24,6 +24,15 @@ pub enum LogLevel {
     Critical,
 }
 
+/// How `logfile` lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event: timestamp, `[pid]`, level, message; read by people.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// A parsed and validated config file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,6 +42,9 @@ pub struct Config {
     /// `host:port,...` with an optional `/chroot`, handed to the client as it is.
     pub zkhosts: String,
     pub logfile: Option<PathBuf>,
+    pub logfile_format: LogFormat,
+    /// Also send lines at `loglevel` and above to the systemd journal, with structured fields.
+    pub journald: bool,
     pub loglevel: LogLevel,
     /// `None` waits forever (the original's 0).
     pub resources_wait_timeout: Option<Duration>,
@@ -51,7 +63,10 @@ pub struct Config {
     pub fqdn: Option<String>,
     /// Write a run record for every run with a lock, not only with `--min-interval`.
     pub record_runs: bool,
-    /// Unknown keys, reported as warnings once logging is up.
+    /// Keys this switchman does not know, sorted.
+    pub unknown_keys: Vec<String>,
+    /// The unknown keys as messages, for the logfile (and stderr only with `-v`, so that a
+    /// config newer than some binaries does not make cron mail every run).
     pub warnings: Vec<String>,
 }
 
@@ -59,6 +74,8 @@ const KNOWN_KEYS: &[&str] = &[
     "prefix",
     "zkhosts",
     "logfile",
+    "logfile_format",
+    "journald",
     "loglevel",
     "resources_wait_timeout",
     "termination_timeout",
@@ -153,9 +170,22 @@ impl Config {
                 )));
             }
         };
-        let warnings = map
+        let logfile_format = match keys.string("logfile_format")?.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "{file}: key \"logfile_format\": {other:?} is not one of text, json"
+                )));
+            }
+        };
+        let unknown_keys: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        let warnings = unknown_keys
+            .iter()
             .map(|k| format!("{file}: unknown key {k:?} ignored"))
             .collect();
 
@@ -164,6 +194,8 @@ impl Config {
             prefix: normalise_prefix(&prefix),
             zkhosts,
             logfile: keys.string("logfile")?.map(PathBuf::from),
+            logfile_format,
+            journald: keys.boolean("journald")?.unwrap_or(false),
             loglevel,
             resources_wait_timeout,
             termination_timeout: keys
@@ -181,6 +213,7 @@ impl Config {
             busy_exit_code,
             fqdn,
             record_runs: keys.boolean("record_runs")?.unwrap_or(false),
+            unknown_keys,
             warnings,
         })
     }
@@ -322,6 +355,8 @@ mod tests {
         assert_eq!(c.loglevel, LogLevel::Info);
         assert_eq!(c.server_tick_time, Duration::from_secs(2));
         assert!(!c.record_runs);
+        assert_eq!(c.logfile_format, LogFormat::Text);
+        assert!(!c.journald);
         assert!(c.warnings.is_empty());
     }
 
@@ -334,6 +369,24 @@ mod tests {
             e.contains("record_runs") && e.contains("/etc/sm.conf"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn log_sinks_are_chosen_in_the_config() {
+        let c = parse(
+            r#"{"prefix": "/p", "zkhosts": "z:1", "logfile": "/l", "logfile_format": "json",
+                "journald": true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.logfile_format, LogFormat::Json);
+        assert!(c.journald);
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "logfile_format": "xml"}"#);
+        assert!(
+            e.contains("logfile_format") && e.contains("text, json"),
+            "{e}"
+        );
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "journald": "yes"}"#);
+        assert!(e.contains("\"journald\" must be true or false"), "{e}");
     }
 
     #[test]
@@ -363,6 +416,7 @@ mod tests {
         assert_eq!(c.data_read_len, 100);
         assert_eq!(c.session_timeout, Duration::from_millis(1500));
         assert_eq!(c.busy_exit_code, 75);
+        assert_eq!(c.unknown_keys, ["whatever"]);
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].contains("whatever"));
     }

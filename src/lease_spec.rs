@@ -171,6 +171,39 @@ impl LeaseSpec {
     }
 }
 
+/// `leases` in the order of the prefix data's `resources` (macros expanded), a global order that
+/// keeps two runs from each holding what the other waits for. A resource not listed is a config
+/// error naming `listed_in` (the prefix znode, or a file of prefix data); one leased twice is a
+/// usage error.
+pub fn in_resource_order(
+    leases: &[LeaseSpec],
+    resources: &[String],
+    macros: &Macros,
+    listed_in: &str,
+) -> Result<Vec<LeaseSpec>> {
+    let known: Vec<String> = resources.iter().map(|r| macros.expand(r)).collect();
+    let unknown: Vec<&str> = leases
+        .iter()
+        .filter(|l| !known.contains(&l.resource))
+        .map(|l| l.resource.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::Config(format!(
+            "resource {} not listed in \"resources\" of {listed_in} (listed, after macros: {known:?})",
+            unknown.join(", "),
+        )));
+    }
+    let mut leases = leases.to_vec();
+    leases.sort_by_key(|l| known.iter().position(|k| *k == l.resource));
+    if let Some(w) = leases.windows(2).find(|w| w[0].resource == w[1].resource) {
+        return Err(Error::Usage(format!(
+            "--lease names resource {:?} twice",
+            w[0].resource
+        )));
+    }
+    Ok(leases)
+}
+
 /// Evaluates COUNT or TOTAL, and names it for messages: as given, and after the macros when
 /// they changed it, since `int(MEMMB/0)` alone would hide which number the host supplied (and
 /// positions in the message count in the expanded text).

@@ -10,6 +10,7 @@ pub mod error;
 pub mod host;
 pub mod lease_spec;
 pub mod logging;
+pub mod manual;
 pub mod prefix_data;
 pub mod recipes;
 pub mod run;

@@ -1,6 +1,7 @@
 use switchman::cli::Cli;
 use switchman::config::Config;
 use switchman::{logging, run};
+use tracing::field::Empty;
 
 fn main() {
     // A bug of ours is an internal error (70) with one line, not Rust's 101 and a backtrace.
@@ -11,13 +12,22 @@ fn main() {
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);
     let logging = logging::init(cli.debug(), config.as_ref().ok());
-    // Every line of the run names its job, errors included (README: "The logfile"). Entered for the
-    // rest of main: the runtime has one thread, so every task of the run runs inside it.
-    let job = tracing::info_span!("run", job = %cli.job_name());
-    let _in_job = job.enter();
+    // Every line of the run carries the job's name, errors included, and once known its lock
+    // and fencing token (recorded by `run`) and the exit code: structured fields in JSON lines
+    // and the journal, so that `journalctl JOB=backup` finds a job's lines (README: "Logging").
+    // Entered for the rest of main: the runtime has one thread, so every task of the run runs
+    // inside it.
+    let span = tracing::info_span!(
+        "run",
+        job = %cli.job_name(),
+        lock = Empty,
+        token = Empty,
+        exit_code = Empty
+    );
+    let _in_run = span.enter();
     let result = logging.and(config).and_then(|config| {
         for warning in &config.warnings {
-            tracing::warn!("{warning}");
+            tracing::warn!(target: logging::CONFIG_WARNINGS, "{warning}");
         }
         // One thread: CMD's parent-death signal fires when the thread that spawned it exits,
         // so the spawning thread must live as long as switchman does.
@@ -28,8 +38,11 @@ fn main() {
         runtime.block_on(run::run(&cli, &config))
     });
     match result {
+        // `run` logged how it ended, with the exit code.
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            // The error is the run's last line: it carries the exit code, whatever failed.
+            span.record("exit_code", e.exit_code());
             tracing::error!("{e}");
             std::process::exit(e.exit_code());
         }

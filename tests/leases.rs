@@ -1,5 +1,6 @@
-//! End-to-end tests of leases (contract sections 3, 4 and 4.1): FIFO queues and counting
-//! semaphores, run as the real binary against a real ZooKeeper started by the harness.
+//! End-to-end tests of leases (README: "ZooKeeper layout", "How a run goes", "Leases"): FIFO
+//! queues and counting semaphores, run as the real binary against a real ZooKeeper started by
+//! the harness.
 //!
 //! Every test works under a prefix of its own on the shared single-node ensemble, whose data
 //! lists the resources it leases. Synchronisation is by what can be observed, never by sleeping

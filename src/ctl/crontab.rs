@@ -1,6 +1,8 @@
 //! `check-crontab`: reads every switchman invocation in crontab files the way switchman itself
-//! would, and reports those that switchman would refuse or whose `--group` names a group the
-//! prefix data does not define (README: "Groups" and "switchmanctl, for operators").
+//! would, and reports what a run would refuse before connecting: unknown options, bad lock
+//! names, lease specs that do not parse or add up on this host, resources the prefix data does
+//! not list, and groups it does not define; and default lock names that unrelated jobs share
+//! (README: "switchmanctl, for operators").
 //!
 //! The invocation's words are parsed by switchman's own [`Cli`], not by a copy of its options
 //! here, so the check cannot drift from what switchman accepts.
@@ -8,13 +10,17 @@
 use std::path::{Path, PathBuf};
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
+use super::invocation::{is_generic, lease_problems};
 use super::{
-    Ctl, Outcome, PROBLEMS, display_name, load_config, parse_file, print, read_input,
+    Ctl, Failure, Outcome, PROBLEMS, display_name, load_config, parse_file, print, read_input,
     read_prefix_data,
 };
 use crate::cli::Cli;
+use crate::config::Config;
+use crate::host;
+use crate::lease_spec::Macros;
 use crate::prefix_data::PrefixData;
 
 pub(super) async fn check_crontab(
@@ -30,33 +36,61 @@ pub(super) async fn check_crontab(
             findings.push((display_name(file), finding));
         }
     }
-    let names_a_group = findings
-        .iter()
-        .any(|(_, f)| matches!(f.found, Found::Group(_)));
-    let data = match data_file {
+    let needs = |f: fn(&Found) -> bool| findings.iter().any(|(_, finding)| f(&finding.found));
+    let leases = needs(|f| matches!(f, Found::Leases(_)));
+    let needs_data = leases || needs(|f| matches!(f, Found::Group(_)));
+    let (config, data, listed_in) = match data_file {
         Some(path) => {
             let bytes = read_input(path)?;
-            parse_file(&display_name(path), &bytes)?
+            let name = display_name(path);
+            // No config needed; if there is one, its `fqdn` is this host's name for the macros.
+            let config = Config::load(&ctl.config).ok();
+            (
+                config,
+                parse_file(&name, &bytes)?,
+                format!("prefix data in {name}"),
+            )
         }
         None => {
             let config = load_config(ctl)?;
-            if names_a_group {
-                read_prefix_data(&config).await?
-            } else {
-                // No line names a group: nothing to look up.
-                PrefixData::default()
-            }
+            // Nothing to look up unless a line names a group or leases.
+            let data = match needs_data {
+                true => read_prefix_data(&config).await?,
+                false => PrefixData::default(),
+            };
+            let listed_in = format!("prefix znode {}", config.prefix);
+            (Some(config), data, listed_in)
         }
+    };
+    let macros = match leases {
+        true => {
+            let fqdn = host::fqdn(config.as_ref().and_then(|c| c.fqdn.as_deref()));
+            Some(Macros::for_host(&fqdn).map_err(Failure::from)?)
+        }
+        false => None,
     };
     let mut report = String::new();
     for (file, Finding { line, found }) in &findings {
-        let problem = match found {
+        let problems = match found {
             Found::Group(group) if data.groups.contains_key(group) => continue,
-            Found::Group(group) => format!("group {group:?} is not defined"),
-            Found::GroupWithoutName => "--group without a group name".to_string(),
-            Found::Refused(reason) => format!("switchman would refuse this (exit 64): {reason}"),
+            Found::Group(group) => vec![format!("group {group:?} is not defined")],
+            Found::GroupWithoutName => vec!["--group without a group name".to_string()],
+            Found::Refused(reason) => {
+                vec![format!("switchman would refuse this (exit 64): {reason}")]
+            }
+            Found::Leases(specs) => {
+                let macros = macros.as_ref().expect("macros are read when a line leases");
+                lease_problems(specs, macros, &data, &listed_in)
+            }
+            Found::GenericLockName(name) => vec![format!(
+                "the lock name defaults to CMD's basename {name:?}, which every job run through \
+                 {name} shares: while one runs, the others are skipped silently; give this job \
+                 its own --lockname"
+            )],
         };
-        report.push_str(&format!("{file}:{line}: {problem}\n"));
+        for problem in problems {
+            report.push_str(&format!("{file}:{line}: {problem}\n"));
+        }
     }
     print(&report)?;
     Ok(if report.is_empty() { 0 } else { PROBLEMS })
@@ -71,7 +105,7 @@ pub struct Finding {
 }
 
 /// What a switchman invocation says that the check must look at. An invocation that switchman
-/// accepts and that has no `--group` says nothing.
+/// accepts, with no `--group`, no `--lease` and a lock name of its own, says nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// `--group NAME`: NAME must be a group of the prefix data.
@@ -79,8 +113,15 @@ pub enum Found {
     /// `--group` with nothing after it. Switchman refuses this like any other usage error; it
     /// has a message of its own because it is the likely slip of a half-edited line.
     GroupWithoutName,
-    /// Switchman would refuse the invocation as a usage error, for this reason (clap's).
+    /// Switchman would refuse the invocation as a usage error, for this reason (clap's, or the
+    /// lock name's).
     Refused(String),
+    /// `--lease` specs, to be checked with this host's macros against the prefix data's
+    /// resources.
+    Leases(Vec<String>),
+    /// No `--lockname`, and CMD's basename (the default lock name) is a command that runs
+    /// other commands, such as `sh` or `sudo`, which unrelated jobs share.
+    GenericLockName(String),
 }
 
 /// Every switchman invocation in the crontab `text` that names a group or that switchman
@@ -323,8 +364,8 @@ fn is_assignment_word(word: &str) -> bool {
 /// Parses one invocation's arguments exactly as switchman parses its command line.
 fn read_invocation(words: &[String]) -> Vec<Found> {
     let argv = || std::iter::once("switchman").chain(words.iter().map(String::as_str));
-    let e = match Cli::try_parse_from(argv()) {
-        Ok(cli) => return cli.group.map(Found::Group).into_iter().collect(),
+    let e = match Cli::try_parse_args(argv()) {
+        Ok(cli) => return read_accepted(&cli),
         // `--help` and `--version`: switchman prints and exits 0, running nothing.
         Err(e) if !e.use_stderr() => return Vec::new(),
         Err(e) => e,
@@ -343,6 +384,24 @@ fn read_invocation(words: &[String]) -> Vec<Found> {
         && let Ok(cli) = Cli::from_arg_matches(&matches)
     {
         found.extend(cli.group.map(Found::Group));
+    }
+    found
+}
+
+/// What the check must look at in an invocation that parses.
+fn read_accepted(cli: &Cli) -> Vec<Found> {
+    let mut found = Vec::new();
+    if let Err(e) = cli.lock_name() {
+        found.push(Found::Refused(match e {
+            crate::error::Error::Usage(m) => m,
+            other => other.to_string(),
+        }));
+    } else if cli.lockname.is_none() && !cli.no_lock && is_generic(&cli.cmd_basename()) {
+        found.push(Found::GenericLockName(cli.cmd_basename()));
+    }
+    found.extend(cli.group.clone().map(Found::Group));
+    if !cli.leases.is_empty() {
+        found.push(Found::Leases(cli.leases.clone()));
     }
     found
 }
@@ -394,14 +453,14 @@ fn reason(e: &clap::Error) -> String {
 mod tests {
     use super::*;
 
-    /// The `--group` values found, `None` for a `--group` without one; refusals left out.
+    /// The `--group` values found, `None` for a `--group` without one; the rest left out.
     fn groups_of(text: &str) -> Vec<(usize, Option<String>)> {
         crontab_findings(text)
             .into_iter()
             .filter_map(|f| match f.found {
                 Found::Group(g) => Some((f.line, Some(g))),
                 Found::GroupWithoutName => Some((f.line, None)),
-                Found::Refused(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -563,6 +622,31 @@ mod tests {
     }
 
     #[test]
+    fn lock_names_and_leases_are_read_as_a_run_reads_them() {
+        assert_eq!(
+            found("0 * * * * switchman --lockname a/b job"),
+            [Found::Refused(
+                "--lockname \"a/b\" may not contain / (it must be a single ZooKeeper path \
+                 component)"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            found("0 * * * * switchman -- sh -c 'backup --all'"),
+            [Found::GenericLockName("sh".to_string())]
+        );
+        assert_eq!(found("0 * * * * switchman --lockname b sh -c x"), []);
+        assert_eq!(found("0 * * * * switchman --no-lock /usr/bin/sudo x"), []);
+        assert_eq!(
+            found("0 * * * * switchman -g a --lease r=1:2 --lease s=1:CPU job"),
+            [
+                Found::Group("a".to_string()),
+                Found::Leases(vec!["r=1:2".to_string(), "s=1:CPU".to_string()])
+            ]
+        );
+    }
+
+    #[test]
     fn lines_naming_switchman_without_running_it_are_not_refused() {
         assert_eq!(found("0 * * * * pkill switchman"), []);
         assert_eq!(found("0 * * * * ls /usr/bin/switchman >/dev/null"), []);
@@ -631,7 +715,12 @@ mod tests {
             };
             for args in uses {
                 let line = format!("0 * * * * switchman {args}");
-                assert_eq!(found(&line), expected, "{line}");
+                // What an option's own value leads to (`--lease 1`) is another test's business.
+                let read: Vec<Found> = found(&line)
+                    .into_iter()
+                    .filter(|f| !matches!(f, Found::Leases(_)))
+                    .collect();
+                assert_eq!(read, expected, "{line}");
             }
         }
         assert!(group_seen, "switchman has no --group any more?");

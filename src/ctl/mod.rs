@@ -14,17 +14,19 @@
 //! This module holds the command line, the dispatch and what the subcommands share; each
 //! subcommand's own logic is in a module of its own.
 
+mod check_config;
 mod crontab;
 mod data;
 mod groups;
 mod hosts;
+mod invocation;
 mod status;
 mod stop;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::error::Error;
@@ -45,8 +47,10 @@ pub use crontab::{Finding, Found, crontab_findings};
 #[derive(Debug, Parser)]
 #[command(name = "switchmanctl", version)]
 pub struct Ctl {
-    /// Config file (the same as switchman's).
-    #[arg(short = 'c', long, global = true, env = "SWITCHMAN_CONFIG", default_value = config::DEFAULT_PATH)]
+    /// Config file (the same as switchman's) [default: /etc/switchman.conf].
+    #[arg(short = 'c', long, value_name = "PATH", global = true, env = "SWITCHMAN_CONFIG",
+          default_value = config::DEFAULT_PATH, hide_default_value = true,
+          value_hint = clap::ValueHint::FilePath, value_parser = crate::cli::config_path_parser())]
     pub config: PathBuf,
 
     #[command(subcommand)]
@@ -87,13 +91,16 @@ pub enum Command {
         #[arg(long, value_name = "TOKEN")]
         if_token: Option<i64>,
     },
-    /// Check that every `switchman --group G` in crontab files names a defined group, and that
-    /// switchman would accept each of its command lines at all.
+    /// Check every switchman line of crontab files as a run would check it before connecting.
     ///
-    /// Prints `FILE:LINE: group "G" is not defined`, or `FILE:LINE: switchman would refuse
-    /// this (exit 64): REASON`, for each offending line and exits 1 if there is any. Understands
-    /// comments, variable lines, @reboot/@daily schedules, system crontabs with a user column,
-    /// switchman called by any path, and `%` (stdin) in commands.
+    /// Each line is parsed with switchman's own command line: unknown options, bad lock names,
+    /// lease specs that do not parse or whose COUNT exceeds TOTAL with this host's macros (the
+    /// message names the values that are this host's), resources the prefix data does not
+    /// list, groups it does not define, a TOTAL that divides outside int(...) (which the
+    /// original switchman refuses), and a default lock name that unrelated jobs share (`sh`,
+    /// `sudo`, `python3`, ...). Prints `FILE:LINE: problem` for each and exits 1 if there is
+    /// any. Understands comments, variable lines, @reboot/@daily schedules, system crontabs
+    /// with a user column, switchman called by any path, and `%` (stdin) in commands.
     CheckCrontab {
         /// Crontab files; `-` reads standard input (e.g. `crontab -l | switchmanctl check-crontab -`).
         #[arg(required = true, value_name = "FILE")]
@@ -103,6 +110,15 @@ pub enum Command {
         #[arg(long, value_name = "JSON")]
         data: Option<PathBuf>,
     },
+    /// Check the config file as switchman would read it, and report loudly what a run keeps out
+    /// of cron's mail.
+    ///
+    /// Prints `FILE: problem` for each: unknown keys (ignored by switchman: a typo, or a key of
+    /// a newer switchman), what switchman would refuse (exit 78), a logfile that cannot be
+    /// appended to (as the user running the check), and a journal that cannot be reached. Exits
+    /// 1 if anything is found, 66 if the file cannot be read. The file is the one of
+    /// `-c`/`--config`, which may also follow the subcommand.
+    CheckConfig,
     /// Check that every group has at least one host whose name resolves; list those that don't.
     CheckHosts,
     /// Show groups fully expanded, one per line: `GROUP: HOST HOST ...` (sorted).
@@ -163,7 +179,7 @@ type Outcome = std::result::Result<i32, Failure>;
 
 /// The whole program: parses the command line, runs the subcommand, returns the exit code.
 pub fn main() -> i32 {
-    let ctl = match Ctl::try_parse() {
+    let ctl = match Ctl::try_parse_args(std::env::args_os()) {
         Ok(ctl) => ctl,
         Err(e) => {
             let code = if e.use_stderr() { 64 } else { 0 };
@@ -184,12 +200,32 @@ pub fn main() -> i32 {
     }
 }
 
+impl Ctl {
+    /// Parses `args` (the program's name first): clap's parse, with an empty `SWITCHMAN_CONFIG`
+    /// taken as unset, as switchman takes it.
+    pub fn try_parse_args<I, T>(args: I) -> std::result::Result<Ctl, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = Ctl::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let mut ctl = Ctl::from_arg_matches(&matches)?;
+        let given = std::mem::take(&mut ctl.config);
+        // `--config` is global: after a subcommand, its source is in the subcommand's matches.
+        let matches = matches.subcommand().map_or(&matches, |(_, sub)| sub);
+        ctl.config = crate::cli::config_path(matches, "config", given, &mut cmd)?;
+        Ok(ctl)
+    }
+}
+
 /// Runs one subcommand.
 pub async fn run(ctl: &Ctl) -> Outcome {
     match &ctl.command {
         Command::CheckCrontab { files, data } => {
             crontab::check_crontab(ctl, files, data.as_deref()).await
         }
+        Command::CheckConfig => check_config::check_config(ctl),
         Command::CheckHosts => hosts::check_hosts(ctl).await,
         Command::Groups { names, json } => groups::groups(ctl, names, *json).await,
         Command::Status {

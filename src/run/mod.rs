@@ -64,6 +64,7 @@ enum Taken {
 async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let prefix = plan.paths.prefix();
     let skip = |why: String| {
+        record_exit_code(plan.busy_code);
         tracing::info!("skipped: {why}");
         Ok(plan.busy_code)
     };
@@ -254,10 +255,10 @@ async fn join_queues(
     Ok(None)
 }
 
-/// Step 10: starts CMD, unless the leader may have given up on us while we waited (our server
-/// cut off from it, say): the lock or a lease may be someone else's already, and CMD would only
-/// be stopped. Then supervises it until it ends (its exit code) or something it depends on is
-/// lost (exit 79).
+/// Step 10: starts CMD, not before the leader is proven to know our session again if a wait
+/// went stale (our server cut off from it, say), and not at all if it may have given up on us:
+/// the lock or a lease may be someone else's already. Then supervises it until it ends (its
+/// exit code) or something it depends on is lost (exit 79).
 async fn run_cmd(
     plan: &Plan,
     session: &Session,
@@ -266,11 +267,18 @@ async fn run_cmd(
     group_left: Watch<'_, Loss>,
 ) -> Result<i32> {
     let liveness = session.liveness();
-    if now() >= liveness.stale_at() {
+    if !liveness.wait_fresh().await {
         return Err(Error::Unavailable(format!(
             "no proof for {:.1}s that ZooKeeper's leader still knows our session; CMD was not started",
             now().saturating_sub(liveness.acked_at()).as_secs_f64()
         )));
+    }
+    // Fields of main's "run" span, so that CMD's lines and the exit code in the journal and
+    // the JSON log name the lock and the holder's fencing token.
+    if let Some(lock) = lock {
+        tracing::Span::current()
+            .record("lock", lock.path.as_str())
+            .record("token", lock.czxid);
     }
     let child = supervisor::spawn(&plan.cmd, &cmd_env(lock, held))?;
     tracing::info!(
@@ -299,6 +307,7 @@ async fn run_cmd(
     std::mem::forget(loss);
     match ending {
         Ending::Exited(code) => {
+            record_exit_code(code);
             tracing::info!(
                 "ended: {} after {}",
                 describe_code(code),
@@ -312,14 +321,22 @@ async fn run_cmd(
             } else {
                 "after SIGTERM, no SIGKILL needed"
             };
+            let lost = Error::Lost(format!("{}; CMD was stopped", stop.reason));
+            record_exit_code(lost.exit_code());
             tracing::info!(
                 "stopped: {}; CMD ended {} after the stop began, {how}",
                 stop.reason,
                 timestamp::took(stop.took)
             );
-            Err(Error::Lost(format!("{}; CMD was stopped", stop.reason)))
+            Err(lost)
         }
     }
+}
+
+/// Records the exit code on main's "run" span before the line that says how the run ends, so
+/// that the line carries it (`EXIT_CODE` in the journal, `span.exit_code` in JSON lines).
+fn record_exit_code(code: i32) {
+    tracing::Span::current().record("exit_code", code);
 }
 
 /// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`

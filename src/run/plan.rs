@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::duration::Wait;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host;
-use crate::lease_spec::{LeaseSpec, Macros};
+use crate::lease_spec::{LeaseSpec, Macros, in_resource_order};
 use crate::prefix_data::PrefixData;
 use crate::zk::Paths;
 
@@ -93,32 +93,11 @@ impl Plan {
     /// The leases in the order of the prefix data's `resources` list (macros expanded), a
     /// global order that keeps two runs from each holding what the other waits for.
     pub fn order_leases(&self, data: &PrefixData) -> Result<Vec<LeaseSpec>> {
-        let Some(macros) = &self.macros else {
-            return Ok(Vec::new());
-        };
-        let known: Vec<String> = data.resources.iter().map(|r| macros.expand(r)).collect();
-        let unknown: Vec<&str> = self
-            .leases
-            .iter()
-            .filter(|l| !known.contains(&l.resource))
-            .map(|l| l.resource.as_str())
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Error::Config(format!(
-                "resource {} not listed in \"resources\" of {} (listed, after macros: {:?})",
-                unknown.join(", "),
-                self.paths.prefix(),
-                known
-            )));
+        match &self.macros {
+            None => Ok(Vec::new()),
+            Some(macros) => {
+                in_resource_order(&self.leases, &data.resources, macros, self.paths.prefix())
+            }
         }
-        let mut leases = self.leases.clone();
-        leases.sort_by_key(|l| known.iter().position(|k| *k == l.resource));
-        if let Some(w) = leases.windows(2).find(|w| w[0].resource == w[1].resource) {
-            return Err(Error::Usage(format!(
-                "--lease names resource {:?} twice",
-                w[0].resource
-            )));
-        }
-        Ok(leases)
     }
 }

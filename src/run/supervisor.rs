@@ -216,7 +216,7 @@ impl Child {
                 let silent = t.saturating_sub(liveness.acked_at());
                 stop = Some(self.begin_stop(
                     format!(
-                        "no answer from ZooKeeper for {:.1}s, so the session may expire",
+                        "no answer from ZooKeeper for {:.1}s that proves its leader still knows the session, so it may expire",
                         silent.as_secs_f64()
                     ),
                     liveness,

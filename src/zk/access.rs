@@ -161,18 +161,25 @@ impl Session {
     /// create twice), we look for a node under the stem that our session owns.
     pub async fn create_sequential(&self, stem: &str, data: &[u8]) -> Result<String> {
         let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
+        // Once a create has failed with its connection, it may have happened: every attempt
+        // after that looks first, however many times the looking itself is cut short.
+        let maybe_created = Cell::new(false);
         let created = self
             .retry(|| async {
+                if maybe_created.get()
+                    && let Some(path) = self.find_own_child(folder, base).await?
+                {
+                    return Ok(path);
+                }
                 match self
                     .create_once(stem, data, CreateMode::EphemeralSequential)
                     .await
                 {
                     Ok((_, seq)) => Ok(format!("{stem}{seq}")),
-                    Err(e) if is_transient(&e) => match self.find_own_child(folder, base).await? {
-                        Some(path) => Ok(path),
-                        None => Err(e),
-                    },
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        maybe_created.set(maybe_created.get() || is_transient(&e));
+                        Err(e)
+                    }
                 }
             })
             .await;

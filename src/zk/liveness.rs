@@ -47,6 +47,8 @@ pub fn now() -> Duration {
 #[derive(Clone, Debug)]
 pub struct Liveness {
     acked_at_ns: Arc<AtomicU64>,
+    /// Woken whenever `acked` moves.
+    renewed: Arc<tokio::sync::Notify>,
     /// Set once the servers have told us the session expired: nothing is left to wait for.
     expired: Arc<AtomicBool>,
     /// The negotiated session timeout.
@@ -59,6 +61,7 @@ impl Liveness {
     pub(super) fn new(timeout: Duration, tick: Duration, acked_at: Duration) -> Liveness {
         Liveness {
             acked_at_ns: Arc::new(AtomicU64::new(acked_at.as_nanos() as u64)),
+            renewed: Arc::new(tokio::sync::Notify::new()),
             expired: Arc::new(AtomicBool::new(false)),
             timeout,
             tick,
@@ -69,6 +72,26 @@ impl Liveness {
     pub fn acknowledged(&self, at: Duration) {
         self.acked_at_ns
             .fetch_max(at.as_nanos() as u64, Ordering::SeqCst);
+        self.renewed.notify_waiters();
+    }
+
+    /// Waits until the record is fresh (short of [`Liveness::stale_at`]); `false` if the
+    /// session may expire first. A run that waited through a stall takes the lock with a stale
+    /// record, and a proof comes within a few beats of the reconnect: CMD starts then, rather
+    /// than not at all.
+    pub async fn wait_fresh(&self) -> bool {
+        loop {
+            // Made before the check, so that a renewal between the two is not missed.
+            let renewed = self.renewed.notified();
+            let t = now();
+            if t < self.stale_at() {
+                return true;
+            }
+            if t >= self.expires_at() {
+                return false;
+            }
+            let _ = tokio::time::timeout(self.expires_at() - t, renewed).await;
+        }
     }
 
     /// Records that the servers reported the session expired. The lock may already be someone
@@ -146,6 +169,9 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut in_flight = futures::stream::FuturesUnordered::new();
+        // Set by a beat lost with its connection: the first answer after it is followed by
+        // another beat at once, which completes the chain a tick sooner after a reconnect.
+        let mut recovering = false;
         loop {
             let pause = tokio::select! {
                 _ = ticks.tick() => Some(Duration::ZERO),
@@ -154,7 +180,7 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
                         if let Some(heard) = chain.answered(sent, now()) {
                             liveness.acknowledged(heard);
                         }
-                        None
+                        std::mem::take(&mut recovering).then_some(Duration::ZERO)
                     }
                     Err(zookeeper_client::Error::SessionExpired) => {
                         liveness.expired();
@@ -169,7 +195,10 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
                     // Lost with its connection (the library reports a reset, a timeout or a
                     // loss): again, after a pause short enough not to matter and long enough
                     // that an error that came at once cannot make this a busy loop.
-                    Err(_) => Some(every / 5),
+                    Err(_) => {
+                        recovering = true;
+                        Some(every / 5)
+                    }
                 },
             };
             if let Some(pause) = pause

@@ -33,6 +33,11 @@ impl Session {
             let sent = now();
             let connecting = Client::connector()
                 .with_session_timeout(config.session_timeout)
+                // A connection silent this long is given up for another (the library's default
+                // is 2/5 of the timeout): after a stall, the heartbeat's proof must come back
+                // before the stop begins, at acked + T/2 + tick, which is about 0.4 T after the
+                // last answer.
+                .with_connection_timeout(config.session_timeout / 5)
                 .connect(&config.zkhosts);
             match tokio::time::timeout_at(give_up, connecting).await {
                 Ok(Ok(client)) => break (client, sent),

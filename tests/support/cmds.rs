@@ -25,6 +25,19 @@ pub fn until_go(name: &str) -> String {
     until_any_go(&[name])
 }
 
+/// Shell code that waits until `$JOB_DIR/NAME.go` exists, noting each SIGTERM in
+/// `NAME.signals` and carrying on when `stubborn`, or ending on SIGTERM as shells do.
+pub fn until_go_maybe_stubborn(name: &str, stubborn: bool) -> String {
+    if stubborn {
+        format!(
+            "trap 'echo TERM >> \"$JOB_DIR/{name}.signals\"' TERM\n{}",
+            until_go(name)
+        )
+    } else {
+        until_go(name)
+    }
+}
+
 /// Shell code that waits until one of `$JOB_DIR/NAME.go` for `names` exists.
 pub fn until_any_go(names: &[&str]) -> String {
     let none = names

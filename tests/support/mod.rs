@@ -11,7 +11,8 @@
 //!
 //! - `ensemble`: ZooKeeper servers ([`Ensemble`], [`shared_ensemble`], four-letter words),
 //!   with `server` (one server process and its cleanup) and `ports` (where they listen).
-//! - `proxy`: [`Proxy`], for cutting the network between a client and the servers.
+//! - `proxy`: [`Proxy`], for cutting the network between a client and the servers, and (framed)
+//!   for freezing one connection at a chosen ZooKeeper request ([`Trigger`]).
 //! - `quorum`: [`QuorumEnsemble`], three servers whose links to one another run through
 //!   proxies, for cutting one server off from its peers.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
@@ -40,7 +41,7 @@ pub use client::{
 #[allow(unused_imports)]
 pub use cmds::{
     cmd_noting_run, cmd_noting_signals, cmd_recording_start_end, cmd_touching, cmd_waiting, sh,
-    until_any_go, until_go, write_pid,
+    until_any_go, until_go, until_go_maybe_stubborn, write_pid,
 };
 #[allow(unused_imports)]
 pub use ensemble::{
@@ -55,7 +56,7 @@ pub use job::{
     lock_argv, run_command, spawn_command,
 };
 #[allow(unused_imports)]
-pub use proxy::Proxy;
+pub use proxy::{Frame, HoldAt, Proxy, Trigger};
 #[allow(unused_imports)]
 pub use quorum::QuorumEnsemble;
 #[allow(unused_imports)]

@@ -2,8 +2,16 @@
 //!
 //! [`Proxy`] forwards one local port per upstream server port; see its docs for the
 //! semantics of `blackhole`, `block_requests`, `block_replies`, `heal` and `reset_all`.
+//!
+//! A proxy started with [`Proxy::start_framed`] also reads the ZooKeeper client protocol as it
+//! passes, so that a test can cut one connection at a chosen request: see [`Trigger`] and
+//! [`Proxy::hold_at`]. The frames are the client protocol's: each is a 4-byte big-endian length
+//! and a body. A connection's first frame each way is the connect request and its response
+//! (no header); every later request starts with a header (`xid`, then the opcode, both i32),
+//! every later reply with one (`xid` i32, `zxid` i64, `err` i32). A reply carries its
+//! request's `xid`; pings (`xid` -2) and watch notifications (`xid` -1) have their own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,12 +37,200 @@ struct ProxyState {
     conns: HashMap<u64, Conn>,
     next_id: u64,
     shutdown: bool,
+    /// Whether connections are read as ZooKeeper client frames ([`Proxy::start_framed`]).
+    framed: bool,
+    /// Armed by [`Proxy::hold_at`]; fires once, on the first frame that matches it.
+    trigger: Option<Trigger>,
+    /// The request frames seen, oldest first (at most [`FRAMES_LOGGED`]).
+    frames: VecDeque<Frame>,
+    /// Connect responses passed on to clients: sessions established or re-established.
+    connects_answered: usize,
 }
 
 struct Conn {
     client: TcpStream,
     upstream: Option<TcpStream>,
     dead: Arc<AtomicBool>,
+    /// Set when a [`Trigger`] fired on this connection: it is frozen (see [`Proxy::hold_at`]).
+    hold: Option<Hold>,
+}
+
+/// A frozen connection's state.
+struct Hold {
+    frame: Frame,
+    at: HoldAt,
+    /// With [`HoldAt::Reply`]: the reply to `frame` has reached the proxy and is held.
+    reply_held: bool,
+    /// [`ProxyState::connects_answered`] when the trigger fired.
+    connects_before: usize,
+}
+
+/// How many request frames [`Proxy::frames`] remembers.
+const FRAMES_LOGGED: usize = 4096;
+
+/// The request opcodes whose body starts with a path (`CreateRequest`, `GetDataRequest`, ...).
+const PATH_FIRST: [i32; 20] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15, 17, 18, 19, 20, 21, 103, 104, 106,
+];
+
+/// One request frame that went through a framed proxy (or was held by it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The proxy's number for the connection (1, 2, ... in the order they were accepted).
+    pub conn: u64,
+    /// The frame's place in its connection, from 1 (the connect request).
+    pub index: usize,
+    /// The request header's `xid`; `None` for the connect request.
+    pub xid: Option<i32>,
+    /// The request header's opcode (`create2` 15, `getChildren` 8, `sync` 9, ...); `None` for
+    /// the connect request.
+    pub op: Option<i32>,
+    /// The path the request names, for the opcodes whose body starts with one.
+    pub path: Option<String>,
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.op {
+            None => write!(f, "conn {} #{} connect", self.conn, self.index),
+            Some(op) => write!(
+                f,
+                "conn {} #{} xid {} op {op} {}",
+                self.conn,
+                self.index,
+                self.xid.unwrap_or_default(),
+                self.path.as_deref().unwrap_or("-")
+            ),
+        }
+    }
+}
+
+impl Frame {
+    /// Reads the frame `body` (without its length), the `index`th request of connection `conn`.
+    fn parse(conn: u64, index: usize, body: &[u8]) -> Frame {
+        let int = |at: usize| {
+            body.get(at..at + 4)
+                .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+        };
+        let (xid, op) = if index == 1 {
+            (None, None)
+        } else {
+            (int(0), int(4))
+        };
+        let path = op.filter(|op| PATH_FIRST.contains(op)).and_then(|_| {
+            let len = usize::try_from(int(8)?).ok()?;
+            let bytes = body.get(12..12 + len)?;
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        });
+        Frame {
+            conn,
+            index,
+            xid,
+            op,
+            path,
+        }
+    }
+}
+
+/// Which frame a [`Trigger`] fires on.
+#[derive(Clone, Debug)]
+enum Match {
+    /// The `n`th frame of a connection (1 is the connect request).
+    Nth(usize),
+    /// The first frame with this opcode (and a path containing `path`, if given).
+    Op { op: i32, path: Option<String> },
+}
+
+/// Where a fired [`Trigger`] stops the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldAt {
+    /// Before the frame: the request never reaches the server.
+    Request,
+    /// After it: the server gets the request and answers; the answer is held.
+    Reply,
+}
+
+/// A request frame at which [`Proxy::hold_at`] freezes its connection.
+#[derive(Clone, Debug)]
+pub struct Trigger {
+    matching: Match,
+    at: HoldAt,
+    /// Fire on the `occurrence`th matching frame (counted across connections), from 1.
+    occurrence: usize,
+    /// Matching frames seen so far.
+    seen: usize,
+}
+
+impl Trigger {
+    /// The `n`th frame of a connection, counting the connect request as the first.
+    pub fn nth_frame(n: usize) -> Trigger {
+        assert!(n >= 1, "frames are counted from 1");
+        Trigger {
+            matching: Match::Nth(n),
+            at: HoldAt::Request,
+            occurrence: 1,
+            seen: 0,
+        }
+    }
+
+    /// The first request with opcode `op` (after a connection's connect request).
+    pub fn op(op: i32) -> Trigger {
+        Trigger {
+            matching: Match::Op { op, path: None },
+            at: HoldAt::Request,
+            occurrence: 1,
+            seen: 0,
+        }
+    }
+
+    /// Only a request whose path contains `fragment` (see [`Frame::path`]).
+    pub fn path_containing(mut self, fragment: &str) -> Trigger {
+        match &mut self.matching {
+            Match::Op { path, .. } => *path = Some(fragment.to_string()),
+            Match::Nth(_) => panic!("a frame picked by its place has no path to match"),
+        }
+        self
+    }
+
+    /// Fire on the `k`th matching frame instead of the first (counted across connections).
+    pub fn occurrence(mut self, k: usize) -> Trigger {
+        assert!(k >= 1, "occurrences are counted from 1");
+        self.occurrence = k;
+        self
+    }
+
+    /// Where to stop: before the frame (the default) or after it, holding its reply.
+    pub fn holding(mut self, at: HoldAt) -> Trigger {
+        self.at = at;
+        self
+    }
+
+    /// Whether `frame` is the one to fire on (counting it if it matches).
+    fn fires_on(&mut self, frame: &Frame) -> bool {
+        if self.matches(frame) {
+            self.seen += 1;
+        }
+        self.seen == self.occurrence
+    }
+
+    fn matches(&self, frame: &Frame) -> bool {
+        match &self.matching {
+            Match::Nth(n) => frame.index == *n,
+            Match::Op { op, path } => {
+                frame.op == Some(*op)
+                    && path
+                        .as_ref()
+                        .is_none_or(|p| frame.path.as_deref().is_some_and(|f| f.contains(p)))
+            }
+        }
+    }
+}
+
+/// What a framed pump does with one complete frame.
+enum Verdict {
+    Forward,
+    Hold,
+    Stop,
 }
 
 impl Conn {
@@ -109,6 +305,95 @@ impl ProxyShared {
         }
     }
 
+    /// Framed: blocks until `dir` of connection `id` may be read; false if it died. A frozen
+    /// connection is read no more, except for its replies while the one it waits for (with
+    /// [`HoldAt::Reply`]) has not come yet.
+    fn wait_readable(&self, dir: Dir, id: u64, dead: &AtomicBool) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if st.shutdown || dead.load(Ordering::SeqCst) {
+                return false;
+            }
+            let held = st.conns.get(&id).and_then(|c| c.hold.as_ref());
+            let frozen = held
+                .is_some_and(|h| !(dir == Dir::Replies && h.at == HoldAt::Reply && !h.reply_held));
+            if st.open[dir as usize] && !frozen {
+                return true;
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Framed: blocks until `dir` of connection `id` flows (open, not frozen); false if it died.
+    fn wait_flowing(&self, dir: Dir, id: u64, dead: &AtomicBool) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if st.shutdown || dead.load(Ordering::SeqCst) {
+                return false;
+            }
+            let frozen = st.conns.get(&id).is_some_and(|c| c.hold.is_some());
+            if st.open[dir as usize] && !frozen {
+                return true;
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Framed: decides the fate of the complete frame `body` (without its length), the
+    /// `index`th of its direction on connection `id`; on `Forward`, registers the write (end
+    /// it with `end_write`). A request may fire the trigger, freezing the connection.
+    fn admit(&self, dir: Dir, id: u64, index: usize, body: &[u8], dead: &AtomicBool) -> Verdict {
+        let mut st = lock(&self.state);
+        // With `HoldAt::Reply`, the frame that fires the trigger is the last to go through.
+        let mut last_through = false;
+        if dir == Dir::Requests {
+            let frame = Frame::parse(id, index, body);
+            if st.frames.len() == FRAMES_LOGGED {
+                st.frames.pop_front();
+            }
+            st.frames.push_back(frame.clone());
+            let frozen = st.conns.get(&id).is_none_or(|c| c.hold.is_some());
+            if !frozen && let Some(trigger) = st.trigger.take_if(|t| t.fires_on(&frame)) {
+                last_through = trigger.at == HoldAt::Reply;
+                let connects_before = st.connects_answered;
+                st.conns.get_mut(&id).expect("a live connection").hold = Some(Hold {
+                    frame,
+                    at: trigger.at,
+                    reply_held: false,
+                    connects_before,
+                });
+                self.cond.notify_all();
+            }
+        } else if let Some(hold) = st.conns.get_mut(&id).and_then(|c| c.hold.as_mut())
+            && hold.at == HoldAt::Reply
+            && if index == 1 {
+                hold.frame.index == 1 // the connect response answers the connect request
+            } else {
+                let xid = body
+                    .get(..4)
+                    .map(|b| i32::from_be_bytes(b.try_into().unwrap()));
+                xid.is_some() && xid == hold.frame.xid
+            }
+        {
+            hold.reply_held = true;
+            self.cond.notify_all();
+        }
+        loop {
+            if st.shutdown || dead.load(Ordering::SeqCst) {
+                return Verdict::Stop;
+            }
+            let frozen = st.conns.get(&id).is_none_or(|c| c.hold.is_some());
+            if frozen && !last_through {
+                return Verdict::Hold;
+            }
+            if st.open[dir as usize] {
+                st.in_flight[dir as usize] += 1;
+                return Verdict::Forward;
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     fn remove(&self, id: u64) {
         if let Some(conn) = lock(&self.state).conns.remove(&id) {
             conn.close();
@@ -141,8 +426,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts forwarding 127.0.0.1:<new port i> to 127.0.0.1:`upstreams[i]`.
+    /// Starts forwarding 127.0.0.1:<new port i> to 127.0.0.1:`upstreams[i]`, bytes as they
+    /// come (any protocol).
     pub fn start(upstreams: &[u16]) -> Proxy {
+        Proxy::start_with(upstreams, false)
+    }
+
+    /// Like [`Proxy::start`], for ZooKeeper clients: every connection is read as the client
+    /// protocol's frames (see the module docs), which [`Proxy::hold_at`] and
+    /// [`Proxy::frames`] need. Frames are passed on whole, each as it completes.
+    pub fn start_framed(upstreams: &[u16]) -> Proxy {
+        Proxy::start_with(upstreams, true)
+    }
+
+    fn start_with(upstreams: &[u16], framed: bool) -> Proxy {
         let shared = Arc::new(ProxyShared {
             state: Mutex::new(ProxyState {
                 open: [true, true],
@@ -150,6 +447,10 @@ impl Proxy {
                 conns: HashMap::new(),
                 next_id: 0,
                 shutdown: false,
+                framed,
+                trigger: None,
+                frames: VecDeque::new(),
+                connects_answered: 0,
             }),
             cond: Condvar::new(),
         });
@@ -229,6 +530,80 @@ impl Proxy {
     pub fn connection_count(&self) -> usize {
         lock(&self.shared.state).conns.len()
     }
+
+    /// Framed proxies only: arms `trigger`. The first request frame that matches it, on any
+    /// connection, current or new, freezes that connection: from then on nothing more passes
+    /// either way on it, as in a silent stall of that one connection (other connections, and
+    /// new ones, are served as usual). With [`HoldAt::Request`] the frame itself is held, so
+    /// the server never sees it; with [`HoldAt::Reply`] it goes through, and the proxy reads
+    /// the server's replies, passing none on, until it holds the reply to that frame. Then
+    /// the test ends the stall with [`Proxy::reset_held`], or leaves it until the client gives
+    /// up on the connection and opens another (awaited with [`Proxy::abandoned`]).
+    /// The trigger fires once; arming another replaces one that has not fired.
+    pub fn hold_at(&self, trigger: Trigger) {
+        let mut st = lock(&self.shared.state);
+        assert!(
+            st.framed,
+            "hold_at needs a proxy made with Proxy::start_framed"
+        );
+        st.trigger = Some(trigger);
+    }
+
+    /// The frame a frozen connection holds, once the hold is complete: at once with
+    /// [`HoldAt::Request`], once the reply is held with [`HoldAt::Reply`]. `None` before the
+    /// trigger fires, and after the connection is closed. A condition to await.
+    pub fn held(&self) -> Option<Frame> {
+        lock(&self.shared.state)
+            .conns
+            .values()
+            .filter_map(|c| c.hold.as_ref())
+            .find(|h| h.at == HoldAt::Request || h.reply_held)
+            .map(|h| h.frame.clone())
+    }
+
+    /// The frame a frozen connection fired on, once the client has established a session over
+    /// another connection since: it gave up on the frozen one by itself (its own timeout),
+    /// whether or not the hold was complete. (A held reply may never come: when a session
+    /// moves to a new connection, the server drops the old one with what it had not sent.)
+    pub fn abandoned(&self) -> Option<Frame> {
+        let st = lock(&self.shared.state);
+        st.conns
+            .values()
+            .filter_map(|c| c.hold.as_ref())
+            .find(|h| st.connects_answered > h.connects_before)
+            .map(|h| h.frame.clone())
+    }
+
+    /// Closes every frozen connection (both sides see it closed, as after a reset: the client
+    /// library fails what it had in flight with a connection loss). What they held is dropped:
+    /// the request, with [`HoldAt::Request`]; the reply, with [`HoldAt::Reply`].
+    pub fn reset_held(&self) {
+        let frozen: Vec<Conn> = {
+            let mut st = lock(&self.shared.state);
+            let ids: Vec<u64> = st
+                .conns
+                .iter()
+                .filter(|(_, c)| c.hold.is_some())
+                .map(|(&id, _)| id)
+                .collect();
+            ids.iter().filter_map(|id| st.conns.remove(id)).collect()
+        };
+        for c in &frozen {
+            c.close();
+        }
+        self.shared.cond.notify_all();
+    }
+
+    /// Framed proxies only: how many connect responses have been passed on to clients, i.e.
+    /// how many times a session was established or re-established through the proxy.
+    pub fn connects_answered(&self) -> usize {
+        lock(&self.shared.state).connects_answered
+    }
+
+    /// Framed proxies only: the request frames seen so far, oldest first (the last 4096).
+    pub fn frames(&self) -> Vec<Frame> {
+        lock(&self.shared.state).frames.iter().cloned().collect()
+    }
 }
 
 impl Drop for Proxy {
@@ -283,6 +658,7 @@ fn handle_connection(client: TcpStream, upstream_port: u16, shared: Arc<ProxySha
                 client: client_clone,
                 upstream: None,
                 dead: dead.clone(),
+                hold: None,
             },
         );
         id
@@ -314,12 +690,41 @@ fn handle_connection(client: TcpStream, upstream_port: u16, shared: Arc<ProxySha
             }
         }
     }
+    let framed = lock(&shared.state).framed;
+    pump_both(
+        client,
+        upstream,
+        upstream_port,
+        &shared,
+        &dead,
+        move |from, to, dir, shared, dead| {
+            if framed {
+                pump_framed(from, to, dir, id, shared, dead)
+            } else {
+                pump(from, to, dir, shared, dead)
+            }
+        },
+    );
+    shared.remove(id);
+}
+
+/// Runs `pump` for both directions of a connection (replies on a thread of their own) until
+/// it ends.
+fn pump_both(
+    client: TcpStream,
+    upstream: TcpStream,
+    upstream_port: u16,
+    shared: &Arc<ProxyShared>,
+    dead: &Arc<AtomicBool>,
+    pump: impl Fn(TcpStream, TcpStream, Dir, &ProxyShared, &AtomicBool) + Clone + Send + 'static,
+) {
     let replies = {
-        let (from, to, shared, dead) = (
+        let (from, to, shared, dead, pump) = (
             upstream.try_clone(),
             client.try_clone(),
             shared.clone(),
             dead.clone(),
+            pump.clone(),
         );
         match (from, to) {
             (Ok(from), Ok(to)) => thread::Builder::new()
@@ -330,12 +735,11 @@ fn handle_connection(client: TcpStream, upstream_port: u16, shared: Arc<ProxySha
         }
     };
     if replies.is_some() {
-        pump(client, upstream, Dir::Requests, &shared, &dead);
+        pump(client, upstream, Dir::Requests, shared, dead);
     }
     if let Some(handle) = replies {
         let _ = handle.join();
     }
-    shared.remove(id);
 }
 
 /// Copies `from` -> `to` while `dir` is open.  Ends (closing both sockets) on EOF or error
@@ -359,6 +763,68 @@ fn pump(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: &ProxyShared, 
         if result.is_err() {
             break;
         }
+    }
+    dead.store(true, Ordering::SeqCst);
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+    shared.cond.notify_all();
+}
+
+/// Like [`pump`], a whole ZooKeeper frame at a time, each admitted by
+/// [`ProxyShared::admit`] (which may freeze the connection). A frozen connection's held frames
+/// are kept back for good: it ends only by being closed.
+fn pump_framed(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    dir: Dir,
+    id: u64,
+    shared: &ProxyShared,
+    dead: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    // Bytes read and not yet passed on or held: at most one incomplete frame.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut index = 0;
+    'pumping: while shared.wait_readable(dir, id, dead) {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                // Deliver the EOF only when this direction flows.
+                shared.wait_flowing(dir, id, dead);
+                break;
+            }
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(len) = pending
+            .get(start..start + 4)
+            .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+        {
+            let Ok(len) = usize::try_from(len) else {
+                break 'pumping; // not the ZooKeeper client protocol: drop the connection
+            };
+            let end = start + 4 + len;
+            if pending.len() < end {
+                break;
+            }
+            index += 1;
+            match shared.admit(dir, id, index, &pending[start + 4..end], dead) {
+                Verdict::Forward => {
+                    let result = to.write_all(&pending[start..end]);
+                    shared.end_write(dir);
+                    if result.is_err() {
+                        break 'pumping;
+                    }
+                    if dir == Dir::Replies && index == 1 {
+                        lock(&shared.state).connects_answered += 1;
+                    }
+                }
+                Verdict::Hold => {}
+                Verdict::Stop => break 'pumping,
+            }
+            start = end;
+        }
+        pending.drain(..start);
     }
     dead.store(true, Ordering::SeqCst);
     let _ = from.shutdown(Shutdown::Both);

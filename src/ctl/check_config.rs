@@ -1,0 +1,95 @@
+//! `check-config`: the config file as switchman reads it, with what a run keeps out of cron's
+//! mail (unknown keys: README "Config file") said loudly, and the sinks a run would fail to
+//! open.
+
+use super::{Ctl, Outcome, PROBLEMS, display_name, print, read_input};
+use crate::config::Config;
+use crate::error::Error;
+use crate::logging;
+
+pub(super) fn check_config(ctl: &Ctl) -> Outcome {
+    let path = &ctl.config;
+    let bytes = read_input(path)?;
+    let file = display_name(path);
+    let report: String = config_problems(&file, &bytes)
+        .iter()
+        .map(|p| format!("{file}: {p}\n"))
+        .collect();
+    print(&report)?;
+    Ok(if report.is_empty() { 0 } else { PROBLEMS })
+}
+
+/// What is wrong with the config text of `file`, one message each, without the file's name.
+fn config_problems(file: &str, bytes: &[u8]) -> Vec<String> {
+    let config = match Config::parse(std::path::Path::new(file), bytes) {
+        Ok(config) => config,
+        Err(Error::Config(message)) => {
+            let message = message
+                .strip_prefix(&format!("{file}: "))
+                .unwrap_or(&message);
+            return vec![format!(
+                "switchman would refuse this config (exit 78): {message}"
+            )];
+        }
+        Err(e) => return vec![format!("switchman would refuse this config: {e}")],
+    };
+    let mut problems: Vec<String> = config
+        .unknown_keys
+        .iter()
+        .map(|k| format!("unknown key {k:?} is ignored: a typo, or a key of a newer switchman"))
+        .collect();
+    let prefix = format!("{file}: ");
+    problems.extend(logging::check_sinks(&config).into_iter().map(|p| {
+        let p = p.strip_prefix("config error: ").unwrap_or(&p);
+        format!(
+            "switchman would refuse this config (exit 78): {}",
+            p.strip_prefix(&prefix).unwrap_or(p)
+        )
+    }));
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        config_problems("/etc/s.conf", text.as_bytes())
+    }
+
+    #[test]
+    fn a_clean_config_has_no_problems() {
+        let example = include_str!("../../conf/switchman.conf").replace(
+            "/var/log/switchman.log",
+            &std::env::temp_dir()
+                .join("switchman.log")
+                .display()
+                .to_string(),
+        );
+        assert_eq!(problems(&example), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_keys_and_refusals_are_named() {
+        assert_eq!(
+            problems(r#"{"prefix": "/p", "zkhosts": "z:1", "b": 1, "a": 2}"#),
+            [
+                "unknown key \"a\" is ignored: a typo, or a key of a newer switchman",
+                "unknown key \"b\" is ignored: a typo, or a key of a newer switchman",
+            ]
+        );
+        assert_eq!(
+            problems(r#"{"zkhosts": "z:1"}"#),
+            ["switchman would refuse this config (exit 78): key \"prefix\" is required"]
+        );
+        let p = problems(r#"{"prefix": "/p", "zkhosts": "z:1", "logfile": "/nonexistent/l"}"#);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "switchman would refuse this config (exit 78): key \"logfile\": \
+                              cannot open /nonexistent/l for appending: "
+            ),
+            "{p:?}"
+        );
+    }
+}

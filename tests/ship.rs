@@ -1,0 +1,165 @@
+//! End-to-end tests of what a new operator meets first: `--help`, the environment, and
+//! `switchmanctl check-config`.
+
+mod support;
+
+use serde_json::json;
+use support::{Job, SWITCHMAN, SWITCHMANCTL};
+use tokio::process::Command;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn output(mut cmd: Command) -> Out {
+    let out = cmd.output().await.unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `BINARY ARGS` with `SWITCHMAN_CONFIG` as given (`None`: not set at all).
+fn with_config_env(binary: &str, args: &[&str], value: Option<&str>) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(args)
+        .env_remove("DEBUG")
+        .stdin(std::process::Stdio::null());
+    match value {
+        Some(v) => cmd.env("SWITCHMAN_CONFIG", v),
+        None => cmd.env_remove("SWITCHMAN_CONFIG"),
+    };
+    cmd
+}
+
+/// Bug: `SWITCHMAN_CONFIG=` (set but empty) said "a value is required for '--config'", blaming
+/// an option nobody gave. Empty is treated as unset, for both binaries. (What happens next
+/// depends on whether this machine has /etc/switchman.conf, so the two are compared; the lock
+/// name makes sure nothing is run or connected to either way.)
+#[tokio::test]
+async fn an_empty_switchman_config_is_treated_as_unset() {
+    for (binary, args) in [
+        (SWITCHMAN, &["--lockname", "a/b", "true"][..]),
+        (SWITCHMANCTL, &["check-config"][..]),
+    ] {
+        let unset = output(with_config_env(binary, args, None)).await;
+        let empty = output(with_config_env(binary, args, Some(""))).await;
+        assert!(
+            !empty.stderr.contains("--config"),
+            "{binary}: nobody gave --config: {}",
+            empty.stderr
+        );
+        assert_eq!(
+            (empty.code, &empty.stdout, &empty.stderr),
+            (unset.code, &unset.stdout, &unset.stderr),
+            "{binary}: empty behaves as unset"
+        );
+    }
+    // Given on the command line, an empty path is a mistake to point out.
+    let out = output(with_config_env(SWITCHMAN, &["-c", "", "true"], None)).await;
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert!(out.stderr.contains("--config"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn help_shows_the_separator_examples_environment_and_exit_codes() {
+    let out = output(with_config_env(SWITCHMAN, &["--help"], None)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let help = out.stdout;
+    assert!(
+        help.contains("Usage: switchman [OPTIONS] [--] CMD [ARGS]..."),
+        "{help}"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    // The README's examples are the lines starting with `switchman --` in its "Using it".
+    let examples: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("switchman --"))
+        .collect();
+    assert_eq!(examples.len(), 6, "{examples:?}");
+    for example in examples {
+        assert!(help.contains(example), "example {example:?} in: {help}");
+    }
+    for needle in [
+        "SWITCHMAN_LOCK",
+        "SWITCHMAN_FENCING_TOKEN",
+        "SWITCHMAN_LEASES",
+        "SWITCHMAN_CONFIG",
+        "SWITCHMAN_FQDN",
+        "DEBUG",
+        "NO_COLOR",
+    ] {
+        assert!(help.contains(needle), "{needle} in: {help}");
+    }
+    for code in ["64", "69", "70", "75", "78", "79", "126", "127"] {
+        assert!(
+            help.lines().any(|l| l
+                .trim_start()
+                .split("  ")
+                .next()
+                .is_some_and(|codes| codes.split(", ").any(|c| c == code))),
+            "exit code {code} in: {help}"
+        );
+    }
+    // The short help stays short.
+    let out = output(with_config_env(SWITCHMAN, &["-h"], None)).await;
+    assert!(out.stdout.lines().count() < 30, "{}", out.stdout);
+}
+
+/// Unknown keys stay out of cron's mail (tests/logging.rs); check-config is where a person
+/// looks for them, and it says so loudly.
+#[tokio::test]
+async fn check_config_reports_unknown_keys_and_refused_configs() {
+    let job = Job::new("check-config", "127.0.0.1:1", json!({"from_the_future": 1}));
+    let config = job.config.to_str().unwrap();
+    let out = output(job.ctl_command(&["check-config"])).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{config}: unknown key \"from_the_future\" is ignored: a typo, or a key of a newer \
+             switchman\n"
+        )
+    );
+
+    // Its own --config, after the subcommand.
+    let good = Job::new("check-config-good", "127.0.0.1:1", json!({}));
+    let mut cmd = Command::new(SWITCHMANCTL);
+    cmd.args(["check-config", "--config"]).arg(&good.config);
+    let out = output(cmd).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+
+    // What switchman would refuse (exit 78) is a finding, named as such.
+    let bad = Job::with_config("/p", "127.0.0.1:1", r#"{"prefix": "/p"}"#);
+    let out = output(bad.ctl_command(&["check-config"])).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("switchman would refuse this config (exit 78)")
+            && out.stdout.contains("\"zkhosts\" is required"),
+        "{}",
+        out.stdout
+    );
+    let unopenable = Job::new(
+        "check-config-logfile",
+        "127.0.0.1:1",
+        json!({"logfile": "/nonexistent/dir/switchman.log"}),
+    );
+    let out = output(unopenable.ctl_command(&["check-config"])).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\"logfile\"") && out.stdout.contains("/nonexistent/dir"),
+        "{}",
+        out.stdout
+    );
+
+    // A file that cannot be read is not a finding but an input error, as for check-crontab.
+    let mut cmd = Command::new(SWITCHMANCTL);
+    cmd.args(["-c", "/nonexistent/switchman.conf", "check-config"]);
+    let out = output(cmd).await;
+    assert_eq!(out.code, 66, "{}", out.stderr);
+}
