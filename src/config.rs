@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::security::{self, Security};
 use crate::zk::paths::check_component;
 
 /// Where the config lives when neither `-c` nor `SWITCHMAN_CONFIG` says otherwise.
@@ -63,10 +64,13 @@ pub struct Config {
     pub fqdn: Option<String>,
     /// Write a run record for every run with a lock, not only with `--min-interval`.
     pub record_runs: bool,
+    /// `auth`, `acl`, `acl_extra` and `tls`, their files read (README: "Securing it").
+    pub security: Security,
     /// Keys this switchman does not know, sorted.
     pub unknown_keys: Vec<String>,
-    /// The unknown keys as messages, for the logfile (and stderr only with `-v`, so that a
-    /// config newer than some binaries does not make cron mail every run).
+    /// The unknown keys as messages, and warnings about the security keys, for the logfile
+    /// (and stderr only with `-v`, so that a config newer than some binaries does not make cron
+    /// mail every run).
     pub warnings: Vec<String>,
 }
 
@@ -181,13 +185,14 @@ impl Config {
         };
         let unknown_keys: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !security::KEYS.contains(&k.as_str()))
             .cloned()
             .collect();
-        let warnings = unknown_keys
+        let mut warnings: Vec<String> = unknown_keys
             .iter()
             .map(|k| format!("{file}: unknown key {k:?} ignored"))
             .collect();
+        let security = security::parse(&file, &map, &mut warnings)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -213,6 +218,7 @@ impl Config {
             busy_exit_code,
             fqdn,
             record_runs: keys.boolean("record_runs")?.unwrap_or(false),
+            security,
             unknown_keys,
             warnings,
         })

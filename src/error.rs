@@ -14,6 +14,9 @@ pub enum Error {
     Internal(String),
     /// A wait timed out (`resources_wait_timeout`). Exit 75.
     Timeout(String),
+    /// ZooKeeper refused us: bad credentials, a znode whose ACL keeps us out, a TLS handshake
+    /// that failed. Exit 77 (sysexits' NOPERM).
+    NoPerm(String),
     /// Config file, prefix data, unknown group or resource. Exit 78.
     Config(String),
     /// CMD was stopped because the lock, session, lease or group membership was lost. Exit 79.
@@ -30,6 +33,7 @@ impl Error {
             Error::Unavailable(_) => 69,
             Error::Internal(_) => 70,
             Error::Timeout(_) => 75,
+            Error::NoPerm(_) => 77,
             Error::Config(_) => 78,
             Error::Lost(_) => 79,
             Error::CannotRun(_, code) => *code,
@@ -44,6 +48,7 @@ impl fmt::Display for Error {
             Error::Unavailable(m) => ("ZooKeeper unavailable", m),
             Error::Internal(m) => ("internal error", m),
             Error::Timeout(m) => ("timed out", m),
+            Error::NoPerm(m) => ("permission denied", m),
             Error::Config(m) => ("config error", m),
             Error::Lost(m) => ("CMD stopped", m),
             Error::CannotRun(m, _) => ("cannot start CMD", m),

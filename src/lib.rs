@@ -14,5 +14,6 @@ pub mod manual;
 pub mod prefix_data;
 pub mod recipes;
 pub mod run;
+pub mod security;
 pub mod timestamp;
 pub mod zk;

@@ -66,7 +66,10 @@ pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
             ))
         }
         zookeeper_client::Error::NoAuth => {
-            Error::Config(format!("{op} {path}: not authorized by the znode's ACL"))
+            Error::NoPerm(format!("{op} {path}: the znode's ACL does not allow it"))
+        }
+        zookeeper_client::Error::AuthFailed => {
+            Error::NoPerm(format!("{op} {path}: ZooKeeper refused our authentication"))
         }
         // Anything else we did not plan for is internal (70), with the operation and znode.
         other => Error::Internal(format!("{op} {path}: {other}")),
@@ -74,6 +77,26 @@ pub fn zk_error(op: &str, path: &str, err: zookeeper_client::Error) -> Error {
 }
 
 impl Session {
+    /// [`zk_error`], with who we are for a refusal, and the config for an ACL the servers
+    /// refuse to set.
+    fn zk_error(&self, op: &str, path: &str, err: zookeeper_client::Error) -> Error {
+        match err {
+            zookeeper_client::Error::NoAuth | zookeeper_client::Error::AuthFailed => {
+                Error::NoPerm(format!(
+                    "{op} {path}: denied to {} by the ACL of the znode (or, to create or \
+                     delete, of its parent); check the user and password, or give that identity \
+                     access (README: \"Securing it\")",
+                    self.identity
+                ))
+            }
+            zookeeper_client::Error::InvalidAcl => Error::Config(format!(
+                "{op} {path}: ZooKeeper refuses the ACL made from \"acl\" and \"acl_extra\" in {}",
+                self.config_path.display()
+            )),
+            e => zk_error(op, path, e),
+        }
+    }
+
     /// The retry rule: `attempt` again while it fails with its connection and the session may
     /// still be alive. Its last error is returned as is (the caller maps it with [`zk_error`]).
     async fn retry<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> ZkResult<T>
@@ -101,12 +124,12 @@ impl Session {
         data: &[u8],
         mode: CreateMode,
     ) -> ZkResult<(Stat, CreateSequence)> {
-        let options = mode.with_acls(Acls::anyone_all());
+        let options = mode.with_acls(Acls::new(&self.acls));
         match self.client.create(path, data, &options).await {
             Err(zookeeper_client::Error::NoNode) => {
                 let parent = &path[..path.rfind('/').unwrap_or(0)];
                 if !parent.is_empty() {
-                    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                    let folder = CreateMode::Persistent.with_acls(Acls::new(&self.acls));
                     self.client.mkdir(parent, &folder).await?;
                 }
                 self.client.create(path, data, &options).await
@@ -129,7 +152,7 @@ impl Session {
                 Some((_, stat)) if stat.ephemeral_owner == self.id() => Created::Ours(stat),
                 found => Created::Theirs(found),
             }),
-            Err(e) => Err(create_error(path, e)),
+            Err(e) => Err(self.create_error(path, e)),
         }
     }
 
@@ -152,7 +175,7 @@ impl Session {
                 .await?
                 .filter(|(d, s)| d == data && s.version == 0)
                 .map(|(_, s)| s)),
-            Err(e) => Err(create_error(path, e)),
+            Err(e) => Err(self.create_error(path, e)),
         }
     }
 
@@ -183,7 +206,18 @@ impl Session {
                 }
             })
             .await;
-        created.map_err(|e| create_error(stem, e))
+        created.map_err(|e| self.create_error(stem, e))
+    }
+
+    /// A create's errors: a missing parent after the folders were made means the chroot is
+    /// missing.
+    fn create_error(&self, path: &str, e: zookeeper_client::Error) -> Error {
+        match e {
+            zookeeper_client::Error::NoNode => Error::Config(format!(
+                "cannot create {path}: the chroot in zkhosts does not exist in ZooKeeper"
+            )),
+            e => self.zk_error("create", path, e),
+        }
     }
 
     /// The child of `folder` named `{base}...` whose ephemeral owner is our session, if any.
@@ -208,7 +242,7 @@ impl Session {
     pub async fn delete_own(&self, path: &str) -> Result<()> {
         match self.retry(|| self.client.delete(path, None)).await {
             Ok(()) | Err(zookeeper_client::Error::NoNode) => Ok(()),
-            Err(e) => Err(zk_error("delete", path, e)),
+            Err(e) => Err(self.zk_error("delete", path, e)),
         }
     }
 
@@ -252,7 +286,7 @@ impl Session {
             Ok(()) => Ok(true),
             Err(zookeeper_client::Error::NoNode) => Ok(attempts.get() > 1),
             Err(zookeeper_client::Error::BadVersion) => Ok(false),
-            Err(e) => Err(zk_error("delete", path, e)),
+            Err(e) => Err(self.zk_error("delete", path, e)),
         }
     }
 
@@ -275,14 +309,14 @@ impl Session {
                 .filter(|(d, s)| d == data && s.version == version + 1)
                 .map(|(_, s)| s)),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_error("write", path, e)),
+            Err(e) => Err(self.zk_error("write", path, e)),
         }
     }
 
     /// The children of `folder`; none if it does not exist.
     pub async fn children(&self, folder: &str) -> Result<Vec<String>> {
         let children = self.retry(|| self.client.list_children(folder)).await;
-        empty_if_absent(children).map_err(|e| zk_error("list", folder, e))
+        empty_if_absent(children).map_err(|e| self.zk_error("list", folder, e))
     }
 
     /// The children of `first` and then of `second`, asked at once: the servers answer a
@@ -306,10 +340,10 @@ impl Session {
                 }
             })
             .await
-            .map_err(|e| zk_error("list", first, e))?;
+            .map_err(|e| self.zk_error("list", first, e))?;
         Ok((
-            a.map_err(|e| zk_error("list", first, e))?,
-            b.map_err(|e| zk_error("list", second, e))?,
+            a.map_err(|e| self.zk_error("list", first, e))?,
+            b.map_err(|e| self.zk_error("list", second, e))?,
         ))
     }
 
@@ -325,7 +359,7 @@ impl Session {
         {
             Ok((children, _, watcher)) => Ok(Some((children, watcher))),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_error("watch", folder, e)),
+            Err(e) => Err(self.zk_error("watch", folder, e)),
         }
     }
 
@@ -333,7 +367,7 @@ impl Session {
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
         self.retry(|| self.client.check_stat(path))
             .await
-            .map_err(|e| zk_error("stat", path, e))
+            .map_err(|e| self.zk_error("stat", path, e))
     }
 
     /// The stat of `path` (`None` if it does not exist) and a watch that fires when it is
@@ -341,7 +375,7 @@ impl Session {
     pub async fn stat_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatcher)> {
         self.retry(|| self.client.check_and_watch_stat(path))
             .await
-            .map_err(|e| zk_error("watch", path, e))
+            .map_err(|e| self.zk_error("watch", path, e))
     }
 
     /// The data and stat of `path`, `None` if it does not exist.
@@ -349,7 +383,7 @@ impl Session {
         match self.retry(|| self.client.get_data(path)).await {
             Ok(found) => Ok(Some(found)),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_error("read", path, e)),
+            Err(e) => Err(self.zk_error("read", path, e)),
         }
     }
 
@@ -384,7 +418,7 @@ impl Session {
                 match self.retry(|| request(path)).await {
                     Ok(found) => Ok(Some(found)),
                     Err(zookeeper_client::Error::NoNode) => Ok(None),
-                    Err(e) => Err(zk_error(op, path, e)),
+                    Err(e) => Err(self.zk_error(op, path, e)),
                 }
             })
             .buffered(PIPELINE)
@@ -397,7 +431,7 @@ impl Session {
     pub async fn sync(&self, path: &str) -> Result<()> {
         self.retry(|| self.client.sync(path))
             .await
-            .map_err(|e| zk_error("sync", path, e))
+            .map_err(|e| self.zk_error("sync", path, e))
     }
 
     /// A watch on `path` and every node below it, firing on each creation, deletion and data
@@ -413,7 +447,7 @@ impl Session {
                 "watch {path}: the ZooKeeper servers do not support persistent recursive \
                  watches (they need version 3.6 or later)"
             ))),
-            Err(e) => Err(zk_error("watch", path, e)),
+            Err(e) => Err(self.zk_error("watch", path, e)),
         }
     }
 
@@ -429,7 +463,7 @@ impl Session {
                     }
                     // Created between the two requests: read its data after all.
                 }
-                Err(e) => return Err(zk_error("read", path, e)),
+                Err(e) => return Err(self.zk_error("read", path, e)),
             }
         }
     }
@@ -469,16 +503,6 @@ fn empty_if_absent(listed: ZkResult<Vec<String>>) -> ZkResult<Vec<String>> {
     match listed {
         Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
         other => other,
-    }
-}
-
-/// A create's errors: a missing parent after the folders were made means the chroot is missing.
-fn create_error(path: &str, e: zookeeper_client::Error) -> Error {
-    match e {
-        zookeeper_client::Error::NoNode => Error::Config(format!(
-            "cannot create {path}: the chroot in zkhosts does not exist in ZooKeeper"
-        )),
-        e => zk_error("create", path, e),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod liveness;
 pub mod paths;
+pub mod secure;
 pub mod session;
 
 pub use access::zk_error;

@@ -4,12 +4,14 @@
 //! the requests the recipes make through it, with their one retry rule, are in
 //! [`super::access`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use zookeeper_client::{Client, SessionState};
+use zookeeper_client::{Acl, Client, SessionState};
 
 use super::liveness::{self, Liveness, now};
+use super::secure;
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -18,29 +20,47 @@ pub struct Session {
     pub(super) client: Client,
     liveness: Liveness,
     heartbeat: Option<JoinHandle<()>>,
+    /// The ACL of every node we create (config keys `acl` and `acl_extra`).
+    pub(super) acls: Vec<Acl>,
+    /// Who the servers know us as, for messages about refusals; never a secret.
+    pub(super) identity: String,
+    /// The config file, for messages that point at a key in it.
+    pub(super) config_path: PathBuf,
 }
 
 impl Session {
-    /// Establishes a session, retrying servers until `connect_timeout` (exit 69 after that).
+    /// Establishes a session, retrying servers until `connect_timeout` (exit 69 after that),
+    /// with the config's credentials and TLS settings; refused credentials or TLS are exit 77.
     ///
     /// The client library gives up on a new session after about a session timeout, so it is
     /// asked again until `connect_timeout` is over: an ensemble that is still starting (or
     /// electing a leader) when cron starts us is waited for, as the config says.
     pub async fn connect(config: &Config) -> Result<Session> {
         let give_up = tokio::time::Instant::now() + config.connect_timeout;
+        let connector = secure::connector(config)?;
+        let identity = config.security.identity();
         let mut last_error = None;
+        // A TLS refusal seen on the way, reported (77) if no session comes of the wait.
+        let mut refused = None;
         let (client, sent) = loop {
             let sent = now();
-            let connecting = Client::connector()
-                .with_session_timeout(config.session_timeout)
-                // A connection silent this long is given up for another (the library's default
-                // is 2/5 of the timeout): after a stall, the heartbeat's proof must come back
-                // before the stop begins, at acked + T/2 + tick, which is about 0.4 T after the
-                // last answer.
-                .with_connection_timeout(config.session_timeout / 5)
-                .connect(&config.zkhosts);
+            let connecting = secure::connect(connector.clone(), config);
             match tokio::time::timeout_at(give_up, connecting).await {
                 Ok(Ok(client)) => break (client, sent),
+                Ok(Err(zookeeper_client::Error::AuthFailed)) => {
+                    return Err(Error::NoPerm(match config.security.auth {
+                        Some(_) => format!(
+                            "ZooKeeper at {} refused to authenticate {identity}; check the user \
+                             and password, and the servers' auth settings",
+                            config.zkhosts
+                        ),
+                        None => format!(
+                            "ZooKeeper at {} requires authentication; set \"auth\" in {}",
+                            config.zkhosts,
+                            config.path.display()
+                        ),
+                    }));
+                }
                 Ok(Err(
                     e @ (zookeeper_client::Error::Timeout
                     | zookeeper_client::Error::ConnectionLoss
@@ -48,6 +68,19 @@ impl Session {
                 )) => {
                     tracing::debug!("no session yet ({e}); trying again");
                     last_error = Some(e);
+                    // Servers that all refuse the TLS handshake will go on refusing it; one
+                    // that is down or was refused beside one that is up may yet come good.
+                    let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+                    let patience = config
+                        .session_timeout
+                        .min(left)
+                        .max(Duration::from_millis(100));
+                    if let Some((why, all)) = secure::diagnose(config, patience).await {
+                        if all {
+                            return Err(Error::NoPerm(why));
+                        }
+                        refused = Some(why);
+                    }
                     // Only a failure that came at once could make this a busy loop.
                     tokio::time::sleep_until(
                         give_up.min(tokio::time::Instant::now() + Duration::from_millis(100)),
@@ -62,6 +95,9 @@ impl Session {
                     )));
                 }
                 Err(_) => {
+                    if let Some(why) = refused {
+                        return Err(Error::NoPerm(why));
+                    }
                     let last = last_error
                         .map(|e| format!(", last error: {e}"))
                         .unwrap_or_default();
@@ -81,6 +117,9 @@ impl Session {
             client,
             liveness: Liveness::new(timeout, config.server_tick_time, sent),
             heartbeat: None,
+            acls: secure::acls(&config.security.acl),
+            identity,
+            config_path: config.path.clone(),
         })
     }
 
@@ -114,7 +153,9 @@ impl Session {
                     return "the ZooKeeper session expired".into();
                 }
                 SessionState::Closed => return "the ZooKeeper session was closed".into(),
-                SessionState::AuthFailed => return "ZooKeeper refused authentication".into(),
+                SessionState::AuthFailed => {
+                    return format!("ZooKeeper refused to authenticate {}", self.identity);
+                }
                 SessionState::Disconnected => {
                     tracing::info!("disconnected from ZooKeeper; reconnecting")
                 }

@@ -35,6 +35,24 @@ use super::util::{poll_until_blocking, wait_until_blocking};
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
 
+/// What Debian's ZooKeeper needs on its class path, beyond what `zookeeper.jar`'s manifest
+/// pulls in, to serve TLS with the Netty connection factory (from `libnetty-java`).
+pub const NETTY_TLS_JARS: &[&str] = &[
+    "/usr/share/java/netty-codec.jar",
+    "/usr/share/java/netty-resolver.jar",
+    "/usr/share/java/netty-transport-native-unix-common.jar",
+];
+
+/// What a test adds to a standalone server: lines for its zoo.cfg, JVM options (`-D...`) and
+/// jars, made by [`Ensemble::start_standalone_with`] once the server's directory and a spare
+/// port (for `secureClientPort`, say) are known.
+#[derive(Debug, Default, Clone)]
+pub struct Extras {
+    pub cfg: Vec<String>,
+    pub jvm: Vec<String>,
+    pub classpath: Vec<String>,
+}
+
 /// How long `Ensemble::start` / `start_member` wait for servers to serve.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// `syncLimit` (in ticks of 100 ms) unless a test lays out its own quorum.
@@ -122,7 +140,13 @@ struct Member {
 pub struct Ensemble {
     root: PathBuf,
     members: Vec<Member>,
+    extras: Extras,
+    /// A port picked with the client ports, for [`Extras`] to use.
+    spare_port: u16,
 }
+
+/// Makes a standalone server's [`Extras`] from its directory and spare port.
+type MakeExtras<'a> = &'a mut dyn FnMut(&Path, u16) -> Extras;
 
 impl Ensemble {
     /// Starts `n` servers and waits until all serve (and, for n > 1, one is leader).
@@ -149,13 +173,31 @@ impl Ensemble {
     pub(super) fn start_with<T>(
         n: usize,
         sync_limit: u32,
+        peers: impl FnMut(&[(u16, u16)]) -> (Vec<String>, T),
+    ) -> (Ensemble, T) {
+        Ensemble::start_inner(n, sync_limit, peers, &mut |_, _| Extras::default())
+    }
+
+    /// One standalone server with what `extras` adds to it (given the server's directory, for
+    /// the files it writes, and a spare port): a secured server, say. Its plain `clientPort`
+    /// stays, for the harness's four-letter words.
+    pub fn start_standalone_with(mut extras: impl FnMut(&Path, u16) -> Extras) -> Ensemble {
+        let (ensemble, ()) =
+            Ensemble::start_inner(1, SYNC_LIMIT, |_| (vec![String::new()], ()), &mut extras);
+        ensemble
+    }
+
+    fn start_inner<T>(
+        n: usize,
+        sync_limit: u32,
         mut peers: impl FnMut(&[(u16, u16)]) -> (Vec<String>, T),
+        extras: MakeExtras,
     ) -> (Ensemble, T) {
         require_zookeeper();
         assert!(n >= 1, "an ensemble needs at least one server");
         let mut last_error = String::new();
         for _attempt in 0..4 {
-            let (mut ensemble, laid) = Ensemble::configure(n, sync_limit, &mut peers);
+            let (mut ensemble, laid) = Ensemble::configure(n, sync_limit, &mut peers, extras);
             match ensemble.launch_and_wait() {
                 Ok(()) => return (ensemble, laid),
                 Err(e) => {
@@ -180,9 +222,12 @@ impl Ensemble {
         n: usize,
         sync_limit: u32,
         peers: &mut impl FnMut(&[(u16, u16)]) -> (Vec<String>, T),
+        extras: MakeExtras,
     ) -> (Ensemble, T) {
         let root = make_temp_root("zk");
-        let ports = pick_ports(if n == 1 { 1 } else { 3 * n });
+        let ports = pick_ports(if n == 1 { 2 } else { 3 * n + 1 });
+        let spare_port = *ports.last().unwrap();
+        let extras = extras(&root, spare_port);
         let server_ports: Vec<(u16, u16)> = if n == 1 {
             Vec::new() // standalone
         } else {
@@ -205,16 +250,25 @@ impl Ensemble {
                 let text = format!(
                     "tickTime=100\ninitLimit=20\nsyncLimit={sync_limit}\ndataDir={}\nclientPort={}\n\
                      clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
-                     minSessionTimeout=200\nmaxSessionTimeout=60000\nforceSync=no\npreAllocSize=1024\n{}",
+                     minSessionTimeout=200\nmaxSessionTimeout=60000\nforceSync=no\npreAllocSize=1024\n{}{}",
                     data.display(),
                     ports[i],
-                    servers[i]
+                    servers[i],
+                    extras.cfg.iter().map(|l| format!("{l}\n")).collect::<String>()
                 );
                 fs::write(&cfg, text).expect("write zoo.cfg");
                 Member { id, client_port: ports[i], log: dir.join("zk.log"), dir, cfg, proc: None }
             })
             .collect();
-        (Ensemble { root, members }, laid)
+        (
+            Ensemble {
+                root,
+                members,
+                extras,
+                spare_port,
+            },
+            laid,
+        )
     }
 
     fn java_args(&self, i: usize) -> Vec<String> {
@@ -223,6 +277,11 @@ impl Ensemble {
             classpath.push(':');
             classpath.push_str(SLF4J_SIMPLE_JAR);
         }
+        for jar in &self.extras.classpath {
+            classpath.push(':');
+            classpath.push_str(jar);
+        }
+        let jvm = self.extras.jvm.iter().map(String::as_str);
         [
             "-Xmx192m",
             "-XX:+UseSerialGC",
@@ -235,11 +294,14 @@ impl Ensemble {
             "-Dzookeeper.electionPortBindRetry=1",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
             "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+        ]
+        .into_iter()
+        .chain(jvm)
+        .chain([
             "-cp",
             &classpath,
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-        ]
-        .iter()
+        ])
         .map(|s| s.to_string())
         .chain([self.members[i].cfg.display().to_string()])
         .collect()
@@ -347,6 +409,11 @@ impl Ensemble {
 
     pub fn client_port(&self, i: usize) -> u16 {
         self.members[i].client_port
+    }
+
+    /// The port picked for [`Extras`] to use (see [`Ensemble::start_standalone_with`]).
+    pub fn spare_port(&self) -> u16 {
+        self.spare_port
     }
 
     /// The temp directory holding every member's `member-N/{zoo.cfg,zk.log,data}`.

@@ -15,6 +15,8 @@
 //!   for freezing one connection at a chosen ZooKeeper request ([`Trigger`]).
 //! - `quorum`: [`QuorumEnsemble`], three servers whose links to one another run through
 //!   proxies, for cutting one server off from its peers.
+//! - `secured`: servers with SASL or TLS (and a test PKI made with `openssl`), and clients
+//!   with credentials, for tests/secure.rs.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
 //! - `cmds`: the CMDs the tests run under switchman, which leave records in the job's dir.
 //! - `guard`: the CMD that checks, from its own side, that no two holders overlap.
@@ -30,6 +32,7 @@ mod job;
 mod ports;
 mod proxy;
 mod quorum;
+mod secured;
 mod server;
 mod util;
 
@@ -45,8 +48,8 @@ pub use cmds::{
 };
 #[allow(unused_imports)]
 pub use ensemble::{
-    Ensemble, ZOOKEEPER_JAR, four_letter_word, parse_mntr, require_zookeeper, shared_ensemble,
-    shared_ensemble3,
+    Ensemble, Extras, NETTY_TLS_JARS, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
+    require_zookeeper, shared_ensemble, shared_ensemble3,
 };
 #[allow(unused_imports)]
 pub use guard::{Records, guard_cmd};
@@ -59,6 +62,11 @@ pub use job::{
 pub use proxy::{Frame, HoldAt, Proxy, Trigger};
 #[allow(unused_imports)]
 pub use quorum::QuorumEnsemble;
+#[allow(unused_imports)]
+pub use secured::{
+    Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_enforcing_server,
+    start_tls_server, tls_connect_string, zk_as, zk_tls,
+};
 #[allow(unused_imports)]
 pub use util::{
     PATIENCE, env_or, is_dead, poll_until_blocking, wait_for, wait_for_file, wait_until,

@@ -1,0 +1,333 @@
+//! Authentication, ACLs and TLS (README: "Securing it"): how the session connects, what ACL
+//! every node we create gets, and why a TLS connect failed.
+//!
+//! **Why a handshake of our own.** The client library does not surface TLS failures: a server
+//! whose certificate does not verify (or that refuses ours) makes `connect` fail with
+//! `NoHosts` or `Timeout`, exactly like a server that is down, and the reason goes to a debug
+//! log line. Only an operator who is told "the certificate does not verify" can fix it, and
+//! exit 69 ("unavailable", try again later) would be wrong for it. So when a TLS connect fails,
+//! [`diagnose`] makes one handshake of its own with each server, with rustls (the library's
+//! own TLS stack, the same version) set up from the same files, and reports what it says. This
+//! costs nothing while all is well: it runs only after a failure.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
+use zookeeper_client::{Acl, Acls, AuthId, Client, Connector, Permission, SaslOptions, TlsOptions};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::security::{AclPolicy, Scheme, Tls};
+
+/// A connector with the config's session timeout, credentials and TLS settings.
+pub fn connector(config: &Config) -> Result<Connector> {
+    let mut connector = Client::connector()
+        .with_session_timeout(config.session_timeout)
+        // A connection silent this long is given up for another (the library's default is 2/5
+        // of the timeout): after a stall, the heartbeat's proof must come back before the stop
+        // begins, at acked + T/2 + tick, which is about 0.4 T after the last answer.
+        .with_connection_timeout(config.session_timeout / 5);
+    let security = &config.security;
+    if let Some(auth) = &security.auth {
+        connector = match auth.scheme {
+            Scheme::Digest => {
+                let token = format!("{}:{}", auth.user, auth.password.expose());
+                connector.with_auth("digest", token.as_bytes())
+            }
+            Scheme::SaslDigest => connector.with_sasl(SaslOptions::digest_md5(
+                auth.user.clone(),
+                auth.password.expose().to_string(),
+            )),
+        };
+    }
+    if let Some(tls) = &security.tls {
+        use_ring();
+        let bad = |what: &str, e: zookeeper_client::Error| {
+            Error::Config(format!(
+                "{}: key \"tls\": {what}: {e}",
+                config.path.display()
+            ))
+        };
+        let mut options = TlsOptions::new()
+            .with_pem_ca(&tls.ca_pem)
+            .map_err(|e| bad(&tls.ca_file.display().to_string(), e))?;
+        if let Some(c) = &tls.client {
+            options = options
+                .with_pem_identity(&c.cert_pem, c.key_pem.expose())
+                .map_err(|e| bad(&c.cert_file.display().to_string(), e))?;
+        }
+        // Fail eagerly: one round of the servers, then `diagnose` says why, rather than a
+        // whole session timeout of retries that cannot succeed.
+        connector = connector.with_tls(options).with_fail_eagerly();
+    }
+    Ok(connector)
+}
+
+/// Makes rustls use *ring* for this process (the library's connections and our own check),
+/// not aws-lc-rs, which the library's rustls also builds: aws-lc seeds its random generator
+/// from CPU jitter, which costs every switchman run over 20 ms of CPU before its first
+/// handshake (measured with perf; `cargo bench --bench secure`), and a cron job's run is a
+/// process of its own each time.
+fn use_ring() {
+    // Already installed (a second connect in one process) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects: over TLS to every server in `zkhosts` if `tls` is set (a server without TLS is
+/// then refused, never used in plain text), in plain TCP otherwise.
+pub async fn connect(
+    connector: Connector,
+    config: &Config,
+) -> std::result::Result<Client, zookeeper_client::Error> {
+    if config.security.tls.is_some() {
+        connector.secure_connect(&config.zkhosts).await
+    } else {
+        connector.connect(&config.zkhosts).await
+    }
+}
+
+/// The ACL of every node we create.
+pub fn acls(policy: &AclPolicy) -> Vec<Acl> {
+    if !policy.creator {
+        return Acls::anyone_all().to_vec();
+    }
+    // `auth` stands for every identity the session has authenticated as; everyone else may
+    // read, so anyone can still see who holds what (`switchmanctl status`).
+    let mut acls = vec![
+        Acl::new(Permission::ALL, AuthId::authed()),
+        Acl::new(Permission::READ, AuthId::anyone()),
+    ];
+    acls.extend(
+        policy
+            .extra
+            .iter()
+            .map(|(scheme, id)| Acl::new(Permission::ALL, AuthId::new(scheme, id))),
+    );
+    acls
+}
+
+/// What our own handshake with one server found.
+#[derive(Debug, PartialEq, Eq)]
+enum Handshake {
+    /// TLS works with this server; whatever failed was something else.
+    Completed,
+    /// The handshake failed, for the reason given: not something a retry fixes.
+    Refused(String),
+    /// No TCP connection, or no answer: like any server that is down.
+    Unreachable,
+}
+
+/// After a TLS connect failed: `Some(message)` if servers refused the TLS handshake (a
+/// certificate that does not verify, ours refused, no TLS on the port), and whether every
+/// server did (`true`: nothing to wait for). `None` if none did, so the failure is the usual
+/// kind (servers down or starting).
+pub async fn diagnose(config: &Config, patience: Duration) -> Option<(String, bool)> {
+    let tls = config.security.tls.as_ref()?;
+    let client_config = match client_config(tls) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return Some((e, true)),
+    };
+    let servers = servers(&config.zkhosts);
+    let probes = servers.iter().map(|(host, port)| {
+        let (host, port, client_config) = (host.clone(), *port, client_config.clone());
+        tokio::task::spawn_blocking(move || handshake(&host, port, client_config, patience))
+    });
+    let results = futures::future::join_all(probes).await;
+    let mut refusals = Vec::new();
+    let mut completed = false;
+    for ((host, port), result) in servers.iter().zip(results) {
+        match result.unwrap_or(Handshake::Unreachable) {
+            Handshake::Refused(why) => refusals.push(format!("{host}:{port} {why}")),
+            Handshake::Completed => completed = true,
+            Handshake::Unreachable => {}
+        }
+    }
+    if refusals.is_empty() {
+        return None;
+    }
+    let all = !completed && refusals.len() == servers.len();
+    Some((
+        format!(
+            "TLS handshake failed: {} (tls in {})",
+            refusals.join("; "),
+            config.path.display()
+        ),
+        all,
+    ))
+}
+
+/// The rustls config the library builds from the same files: the CA file's certificates
+/// (and revocation lists) as roots, host names verified, our certificate if we have one.
+fn client_config(tls: &Tls) -> std::result::Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(tls.ca_pem.as_bytes()).flatten() {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", tls.ca_file.display()))?;
+    }
+    let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(tls.ca_pem.as_bytes())
+        .flatten()
+        .collect();
+    let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
+        .with_crls(crls)
+        .build()
+        .map_err(|e| format!("{}: {e}", tls.ca_file.display()))?;
+    let builder = ClientConfig::builder().with_webpki_verifier(verifier);
+    match &tls.client {
+        None => Ok(builder.with_no_client_auth()),
+        Some(c) => {
+            let certs = CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", c.cert_file.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(c.key_pem.expose().as_bytes())
+                .map_err(|e| format!("{}: {e}", c.key_file.display()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("{}: {e}", c.cert_file.display()))
+        }
+    }
+}
+
+/// The (host, port)s of a connect string, as the library reads it.
+fn servers(zkhosts: &str) -> Vec<(String, u16)> {
+    let hosts = zkhosts.split('/').next().unwrap_or("");
+    hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| match h.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), port.parse().unwrap_or(2181)),
+            None => (h.to_string(), 2181),
+        })
+        .map(|(h, p)| {
+            (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p,
+            )
+        })
+        .collect()
+}
+
+/// One TLS handshake with `host:port`, blocking, each step bounded by `patience`.
+fn handshake(host: &str, port: u16, config: Arc<ClientConfig>, patience: Duration) -> Handshake {
+    let Some(tcp) = (host, port)
+        .to_socket_addrs()
+        .into_iter()
+        .flatten()
+        .find_map(|addr| TcpStream::connect_timeout(&addr, patience).ok())
+    else {
+        return Handshake::Unreachable;
+    };
+    let _ = tcp.set_read_timeout(Some(patience));
+    let _ = tcp.set_write_timeout(Some(patience));
+    let name = match ServerName::try_from(host.to_string()) {
+        Ok(name) => name,
+        Err(e) => return Handshake::Refused(format!("cannot be checked by name: {e}")),
+    };
+    let conn = match rustls::ClientConnection::new(config, name) {
+        Ok(conn) => conn,
+        Err(e) => return Handshake::Refused(describe(&e)),
+    };
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+            return judge(e, true);
+        }
+    }
+    // In TLS 1.3 the server judges our certificate after our side of the handshake is over,
+    // and says so with an alert: ask for something (a four-letter word), and see.
+    let mut reply = [0u8; 64];
+    match stream
+        .write_all(b"srvr")
+        .and_then(|()| stream.flush())
+        .and_then(|()| stream.read(&mut reply))
+    {
+        Err(e) => match judge(e, false) {
+            Handshake::Refused(why) => Handshake::Refused(why),
+            _ => Handshake::Completed,
+        },
+        Ok(_) => Handshake::Completed,
+    }
+}
+
+/// What an I/O error during the handshake says about the server.
+fn judge(e: std::io::Error, handshaking: bool) -> Handshake {
+    if let Some(tls) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        return Handshake::Refused(describe(tls));
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset if handshaking => {
+            Handshake::Refused(
+                "closed the connection during the TLS handshake (is it a secureClientPort?)".into(),
+            )
+        }
+        _ => Handshake::Unreachable,
+    }
+}
+
+fn describe(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "has a certificate that ca_file does not vouch for (unknown issuer)".into()
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "has a certificate that is not valid for the name in zkhosts".into(),
+        rustls::Error::InvalidCertificate(c) => {
+            format!("has a certificate that does not verify ({c:?})")
+        }
+        rustls::Error::AlertReceived(
+            alert @ (AlertDescription::BadCertificate
+            | AlertDescription::CertificateRequired
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::HandshakeFailure
+            | AlertDescription::AccessDenied),
+        ) => format!(
+            "refused the handshake ({alert:?}): it wants a client certificate it trusts (cert_file, key_file)"
+        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "does not speak TLS (is it a secureClientPort?)".into()
+        }
+        other => format!("failed the TLS handshake: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_read_as_the_library_reads_them() {
+        assert_eq!(
+            servers("a:1, b ,[::1]:3/chroot"),
+            vec![("a".into(), 1), ("b".into(), 2181), ("::1".into(), 3)]
+        );
+    }
+
+    #[test]
+    fn creator_acls_give_the_creator_and_extras_all_and_the_world_read() {
+        let open = acls(&AclPolicy {
+            creator: false,
+            extra: vec![("x509".into(), "CN=a".into())],
+        });
+        assert_eq!(open, Acls::anyone_all().to_vec());
+        let creator = acls(&AclPolicy {
+            creator: true,
+            extra: vec![("x509".into(), "CN=a".into())],
+        });
+        assert_eq!(
+            creator,
+            vec![
+                Acl::new(Permission::ALL, AuthId::authed()),
+                Acl::new(Permission::READ, AuthId::anyone()),
+                Acl::new(Permission::ALL, AuthId::new("x509", "CN=a")),
+            ]
+        );
+    }
+}
