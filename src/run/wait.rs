@@ -99,7 +99,26 @@ pub(super) async fn give_back(plan: &Plan, session: &Session, leases: &[LeaseSpe
         ];
         for stem in stems {
             let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
-            session.delete_own_children(folder, base).await?;
+            delete_ours(session, folder, base).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every child of `folder` named `{base}...` that our session owns. A create whose
+/// answer we stopped awaiting was still sent, and the servers answer a session's requests in
+/// order, so the listing made after it shows its node.
+async fn delete_ours(session: &Session, folder: &str, base: &str) -> Result<()> {
+    let named: Vec<String> = session
+        .children(folder)
+        .await?
+        .into_iter()
+        .filter(|c| c.starts_with(base))
+        .map(|c| format!("{folder}/{c}"))
+        .collect();
+    for (path, read) in named.iter().zip(session.data_of_each(&named).await?) {
+        if read.is_some_and(|(_, stat)| stat.ephemeral_owner == session.id()) {
+            session.delete_own(path).await?;
         }
     }
     Ok(())

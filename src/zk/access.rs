@@ -246,32 +246,6 @@ impl Session {
         }
     }
 
-    /// Deletes every child of `folder` named `{base}...` that our session owns. For giving back
-    /// what a wait cut short held: a create whose answer we stopped awaiting was still sent and
-    /// still happens, and the servers answer a session's requests in order, so the listing made
-    /// after it shows its node.
-    pub async fn delete_own_children(&self, folder: &str, base: &str) -> Result<()> {
-        let named: Vec<String> = self
-            .children(folder)
-            .await?
-            .into_iter()
-            .filter(|c| c.starts_with(base))
-            .map(|c| format!("{folder}/{c}"))
-            .collect();
-        let stats = self
-            .each("stat", &named, |p| self.client.check_stat(p))
-            .await?;
-        for (path, stat) in named.iter().zip(stats) {
-            if stat
-                .flatten()
-                .is_some_and(|s| s.ephemeral_owner == self.id())
-            {
-                self.delete_own(path).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes `path` if it is still at `version`. `false`: it is not, or it is gone. When a
     /// first attempt's reply was lost, finding the node gone on the next counts as deleted.
     pub async fn delete_at_version(&self, path: &str, version: i32) -> Result<bool> {
