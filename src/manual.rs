@@ -26,8 +26,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "switchman --lockname deploy --wait 5m -- /usr/local/bin/deploy",
     ),
     (
-        "From every host's cron at 03:00: one host runs it; the others, whenever their cron \
-         fires, skip it if it succeeded less than 20 hours ago (see \"Run records\").",
+        "Cron on every host at 03:00: one runs it; the others skip if it succeeded within 20 hours.",
         "switchman --lockname nightly-report --min-interval 20h -- /usr/local/bin/report",
     ),
 ];
