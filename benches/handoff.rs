@@ -1,10 +1,15 @@
-//! Lease hand-off: N contenders queue for a `1:1` resource, each running a short CMD; how long
-//! from one CMD's end to the next CMD's start, and how many ZooKeeper requests one acquisition
-//! costs. The original polls the semaphore once a second, so its hand-off is up to a second;
-//! ours is woken by a watch.
+//! Hand-off: N contenders for one thing, each running a short CMD; how long from one CMD's end
+//! to the next CMD's start, and how many ZooKeeper requests one run costs. Two things:
 //!
-//!     cargo bench --bench handoff
-//!     HANDOFF_N=20 HANDOFF_ROUNDS=5 cargo bench --bench handoff
+//! - a `1:1` lease (`--lease r=1:1`, each contender a lock of its own): the original polls the
+//!   semaphore once a second, so its hand-off is up to a second; ours is woken by a watch;
+//! - one lock waited for in line (`--lockname L --wait forever`): the first in line watches the
+//!   lock node and takes it when its holder's session closes.
+//!
+//! ```text
+//! cargo bench --bench handoff
+//! HANDOFF_N=20 HANDOFF_ROUNDS=5 HANDOFF_ONLY=wait cargo bench --bench handoff
+//! ```
 //!
 //! The bench profile builds switchman optimised. A first round warms the server up and is not
 //! counted. CMD is this same executable run as `handoff stamp RECORDS GATE NAME`: it appends
@@ -68,11 +73,46 @@ fn ephemerals_under(ensemble: &Ensemble, folder: &str) -> usize {
         .count()
 }
 
-fn spawn(job: &Job, exe: &Path, name: &str, records: &Path, gate: &Path) -> Child {
+/// What the contenders contend for.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// A `1:1` lease, each contender with a lock of its own.
+    Lease,
+    /// One lock, waited for in line.
+    Wait,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Lease => "lease",
+            Mode::Wait => "wait",
+        }
+    }
+
+    /// switchman's options for the contender `name`.
+    fn options(self, name: &str) -> Vec<&str> {
+        match self {
+            Mode::Lease => vec!["--lockname", name, "--lease", "r=1:1"],
+            Mode::Wait => vec!["--lockname", "L", "--wait", "forever"],
+        }
+    }
+
+    /// The folder the contenders wait in.
+    fn queue(self, job: &Job) -> String {
+        match self {
+            Mode::Lease => job.queue_path("r"),
+            Mode::Wait => job.line_path("L"),
+        }
+    }
+}
+
+fn spawn(job: &Job, mode: Mode, exe: &Path, name: &str, records: &Path, gate: &Path) -> Child {
     Command::new(SWITCHMAN)
         .arg("-c")
         .arg(&job.config)
-        .args(["--lockname", name, "--lease", "r=1:1", "--"])
+        .args(mode.options(name))
+        .arg("--")
         .arg(exe)
         .arg("stamp")
         .arg(records)
@@ -120,6 +160,16 @@ async fn main() {
         stamp(Path::new(&args[2]), Path::new(&args[3]), &args[4]);
         return;
     }
+    let only = std::env::var("HANDOFF_ONLY").unwrap_or_default();
+    for mode in [Mode::Lease, Mode::Wait] {
+        if only.is_empty() || only == mode.name() {
+            measure(mode).await;
+        }
+    }
+}
+
+/// Runs the rounds of one mode on a server of its own and prints its figures.
+async fn measure(mode: Mode) {
     let n = support::env_or("HANDOFF_N", 20).max(2);
     let rounds = support::env_or("HANDOFF_ROUNDS", 5).max(1);
     let exe = std::env::current_exe().expect("own path");
@@ -142,15 +192,28 @@ async fn main() {
             .unwrap();
         // The client is closed here, so its requests are not counted below.
     }
-    let queue = format!("{}/queues/r", job.prefix);
+    let queue = mode.queue(&job);
+    let spawn =
+        |name: &str, records: &Path, gate: &Path| spawn(&job, mode, &exe, name, records, gate);
 
-    // A first run creates the folders (as the first run on a new prefix does).
+    // A first run creates the folders (as the first run on a new prefix does); in line, a
+    // second one waits, so that the line's folder exists too.
     let warm = job.file("warm");
+    let warm_gate = job.file("warm-gate");
+    let mut first = spawn("warm", &warm, &warm_gate);
+    support::wait_until_blocking("the warm-up CMD runs", Duration::from_secs(60), || {
+        std::fs::read_to_string(&warm).is_ok_and(|t| !t.is_empty())
+    });
+    let mut second = spawn("warm2", &warm, &warm_gate);
+    support::wait_until_blocking(
+        "the second warm-up run queues",
+        Duration::from_secs(60),
+        || ephemerals_under(&ensemble, &queue) == 1,
+    );
+    std::fs::write(&warm_gate, "").unwrap();
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
     std::fs::write(job.file("open"), "").unwrap();
-    let status = spawn(&job, &exe, "warm", &warm, &job.file("open"))
-        .wait()
-        .unwrap();
-    assert!(status.success());
 
     // What reading `mntr` itself adds to the counter, if anything.
     let mntr_cost = {
@@ -173,7 +236,7 @@ async fn main() {
         let gate = job.file(&format!("gate-{round}"));
         let before = packets(&ensemble);
         let mut runs: Vec<Child> = (0..n)
-            .map(|i| spawn(&job, &exe, &format!("c{round}-{i}"), &records, &gate))
+            .map(|i| spawn(&format!("c{round}-{i}"), &records, &gate))
             .collect();
         // One CMD runs; everyone else is in the queue.
         let mut dumps = 0;
@@ -209,9 +272,7 @@ async fn main() {
     let alone = {
         let before = packets(&ensemble);
         let records = job.file("alone");
-        let status = spawn(&job, &exe, "alone", &records, &job.file("open"))
-            .wait()
-            .unwrap();
+        let status = spawn("alone", &records, &job.file("open")).wait().unwrap();
         assert!(status.success());
         packets(&ensemble) - before - mntr_cost
     };
@@ -219,9 +280,13 @@ async fn main() {
     handoffs.sort();
     let pick = |q: f64| handoffs[((handoffs.len() - 1) as f64 * q).round() as usize];
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let what = match mode {
+        Mode::Lease => "lease hand-off (CMD end -> next CMD start), {n} contenders on r=1:1",
+        Mode::Wait => "lock hand-off in line (CMD end -> next CMD start), {n} runs with --wait",
+    }
+    .replace("{n}", &n.to_string());
     println!(
-        "lease hand-off (CMD end -> next CMD start), {n} contenders on r=1:1, {rounds} rounds: \
-         median {:.2} ms, p99 {:.2} ms, min {:.2} ms, max {:.2} ms over {} hand-offs",
+        "{what}, {rounds} rounds: median {:.2} ms, p99 {:.2} ms, min {:.2} ms, max {:.2} ms over {} hand-offs",
         ms(pick(0.5)),
         ms(pick(0.99)),
         ms(handoffs[0]),
@@ -229,7 +294,7 @@ async fn main() {
         handoffs.len()
     );
     println!(
-        "ZooKeeper requests per acquisition (connect to close, mntr zk_packets_received): \
+        "ZooKeeper requests per run (connect to close, mntr zk_packets_received): \
          {:.1} in line with {} others, {alone} alone",
         requests as f64 / (n * rounds) as f64,
         n - 1

@@ -8,6 +8,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::config;
+use crate::duration::{self, Wait};
 use crate::error::{Error, Result};
 use crate::manual;
 use crate::zk::paths::check_component;
@@ -49,6 +50,16 @@ pub struct Cli {
     /// Lease COUNT units of resource RES out of TOTAL; repeatable. Macros FQDN, CPU, MEMMB.
     #[arg(long = "lease", value_name = "RES=COUNT:TOTAL")]
     pub leases: Vec<String>,
+
+    /// Wait up to DURATION (90, 90s, 5m, 1h30m, or forever) for the lock and the leases, in line
+    /// first come, first served, instead of skipping; then exit 75.
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = duration::parse_wait)]
+    pub wait: Option<Wait>,
+
+    /// Skip (the busy code) if the job's last successful run, on any host, started less than
+    /// DURATION before this one took the lock; records every run.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_interval, conflicts_with = "no_lock")]
+    pub min_interval: Option<std::time::Duration>,
 
     /// Exit code of a skipped run [default: busy_exit_code from the config, or 0].
     #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u8))]
@@ -250,5 +261,26 @@ mod tests {
     fn cmd_is_required_and_options_conflict() {
         assert!(parse(&["--lockname", "x"]).is_err());
         assert!(parse(&["--no-lock", "--lockname", "x", "true"]).is_err());
+        // A record needs the lock: it is written while the lock is held.
+        assert!(parse(&["--no-lock", "--min-interval", "1h", "true"]).is_err());
+    }
+
+    #[test]
+    fn durations_are_checked_naming_the_option_and_the_text() {
+        let cli = parse(&["-w", "1h30m", "--min-interval", "90", "true"]).unwrap();
+        assert_eq!(
+            cli.wait,
+            Some(Wait::For(std::time::Duration::from_secs(5400)))
+        );
+        assert_eq!(cli.min_interval, Some(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse(&["--wait", "forever", "true"]).unwrap().wait,
+            Some(Wait::Forever)
+        );
+        for (option, text) in [("--wait", "5x"), ("--min-interval", "forever"), ("-w", "0")] {
+            let e = parse(&[option, text, "true"]).unwrap_err().to_string();
+            let long = if option == "-w" { "--wait" } else { option };
+            assert!(e.contains(long) && e.contains(text), "{e}");
+        }
     }
 }

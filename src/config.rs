@@ -62,6 +62,8 @@ pub struct Config {
     pub busy_exit_code: i32,
     /// Overrides this host's FQDN (containers, tests).
     pub fqdn: Option<String>,
+    /// Write a run record for every run with a lock, not only with `--min-interval`.
+    pub record_runs: bool,
     /// `auth`, `acl`, `acl_extra` and `tls`, their files read (README: "Securing it").
     pub security: Security,
     /// Keys this switchman does not know, sorted.
@@ -87,6 +89,7 @@ const KNOWN_KEYS: &[&str] = &[
     "server_tick_time",
     "busy_exit_code",
     "fqdn",
+    "record_runs",
 ];
 
 impl Config {
@@ -214,6 +217,7 @@ impl Config {
             server_tick_time,
             busy_exit_code,
             fqdn,
+            record_runs: keys.boolean("record_runs")?.unwrap_or(false),
             security,
             unknown_keys,
             warnings,
@@ -356,9 +360,21 @@ mod tests {
         assert_eq!(c.busy_exit_code, 0);
         assert_eq!(c.loglevel, LogLevel::Info);
         assert_eq!(c.server_tick_time, Duration::from_secs(2));
+        assert!(!c.record_runs);
         assert_eq!(c.logfile_format, LogFormat::Text);
         assert!(!c.journald);
         assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn record_runs_is_a_boolean() {
+        let c = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "record_runs": true}"#).unwrap();
+        assert!(c.record_runs);
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "record_runs": "yes"}"#);
+        assert!(
+            e.contains("record_runs") && e.contains("/etc/sm.conf"),
+            "{e}"
+        );
     }
 
     #[test]

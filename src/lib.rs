@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod duration;
 pub mod error;
 pub mod host;
 pub mod lease_spec;

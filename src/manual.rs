@@ -21,6 +21,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Only on hosts of group backup-hosts (listed in the prefix znode).",
         "switchman --group backup-hosts -- /usr/local/bin/backup",
     ),
+    (
+        "Wait up to 5 minutes for the lock, first come first served, instead of skipping.",
+        "switchman --lockname deploy --wait 5m -- /usr/local/bin/deploy",
+    ),
+    (
+        "Cron on every host at 03:00: one runs it; the others skip if it succeeded within 20 hours.",
+        "switchman --lockname nightly-report --min-interval 20h -- /usr/local/bin/report",
+    ),
 ];
 
 /// What CMD finds in its environment besides switchman's own.
@@ -63,8 +71,9 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     ("CMD's code", "CMD ran (128+N if it died of signal N)"),
     (
         "0",
-        "skipped: the lock is held elsewhere, the task is already queued elsewhere, or this \
-         host is not in the group (--busy-exit-code or busy_exit_code change it)",
+        "skipped: the lock is held elsewhere, the task is already queued elsewhere, this host \
+         is not in the group, or (--min-interval) the job succeeded too recently \
+         (--busy-exit-code or busy_exit_code change it)",
     ),
     (
         "64",
@@ -72,10 +81,14 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     ),
     (
         "69",
-        "ZooKeeper unavailable: no session within connect_timeout",
+        "ZooKeeper unavailable: no session within connect_timeout, or the session was lost \
+         before CMD started (also while waiting in line)",
     ),
     ("70", "internal or unexpected ZooKeeper error"),
-    ("75", "resources_wait_timeout passed"),
+    (
+        "75",
+        "--wait ran out, or (without --wait) resources_wait_timeout passed",
+    ),
     (
         "78",
         "config error: file, logfile, journald, prefix data, unknown group or resource",

@@ -30,8 +30,8 @@ const BAD: &[(&str, &str)] = &[
         "switchman would refuse this (exit 64): unexpected argument '--bogus' found",
     ),
     (
-        "0 5 * * * switchman -w 10 -- job5",
-        "switchman would refuse this (exit 64): unexpected argument '-w' found",
+        "0 5 * * * switchman -w 5x -- job5",
+        "switchman would refuse this (exit 64): invalid value '5x' for '--wait <DURATION>'",
     ),
     (
         "0 6 * * * switchman -- sh -c 'backup --all'",

@@ -17,7 +17,7 @@ use std::os::unix::process::ExitStatusExt;
 use serde_json::json;
 use support::{
     Job, Proxy, argv, await_children, await_item, children, cmd_recording_start_end, cmd_waiting,
-    finish, finish_ok, has_item, set_prefix_data, sh, shared_ensemble, tree, until_go,
+    finish, finish_ok, has_item, nodes_of, set_prefix_data, sh, shared_ensemble, until_go,
     wait_for_file, wait_until, zk,
 };
 use tokio::process::Child;
@@ -59,42 +59,9 @@ async fn holding(job: &Job, name: &str, lease: &str) -> Child {
     run
 }
 
-/// Every znode under `root` whose data names process `pid` (`"{fqdn} {pid}"`).
-async fn nodes_of(client: &Client, root: &str, pid: u32) -> Vec<String> {
-    let suffix = format!(" {pid}");
-    let mut found = Vec::new();
-    for path in tree(client, root).await {
-        if let Ok((data, _)) = client.get_data(&path).await
-            && String::from_utf8_lossy(&data).ends_with(&suffix)
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
-/// The server's watches by path (`wchp`), leaving out those of the sessions in `except` (the
-/// test's own client).
+/// The shared server's watches by path, leaving out those of the test's own client.
 fn watches(except: &Client) -> HashMap<String, Vec<String>> {
-    let ours = format!("{:#x}", except.session_id().0);
-    let text = shared_ensemble()
-        .four_letter_word(0, "wchp")
-        .unwrap_or_default();
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    let mut current = None;
-    for line in text.lines() {
-        if line.starts_with('/') {
-            current = Some(line.trim().to_string());
-        } else if let Some(path) = &current {
-            let session = line.trim();
-            if !session.is_empty() && session != ours {
-                map.entry(path.clone())
-                    .or_default()
-                    .push(session.to_string());
-            }
-        }
-    }
-    map
+    shared_ensemble().watches_by_path(0, except.session_id().0)
 }
 
 /// Waits until the run with `pid` logs a line containing `needle` (the logfile holds every

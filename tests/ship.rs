@@ -65,7 +65,7 @@ async fn help_shows_the_separator_examples_environment_and_exit_codes() {
         .lines()
         .filter(|l| l.starts_with("switchman --"))
         .collect();
-    assert_eq!(examples.len(), 4, "{examples:?}");
+    assert_eq!(examples.len(), 6, "{examples:?}");
     for example in examples {
         assert!(help.contains(example), "example {example:?} in: {help}");
     }

@@ -21,6 +21,9 @@ pub struct Lock {
     pub path: String,
     /// The node's creation zxid: the fencing token.
     pub czxid: i64,
+    /// The node's creation time on the servers' clock (ms since the epoch): when the run began,
+    /// as `--min-interval` measures it.
+    pub ctime: i64,
 }
 
 /// Why a run could not have the lock: another holder has it. `None` when the holder was gone
@@ -33,6 +36,7 @@ pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Resul
         Created::Ours(stat) => Ok(Lock {
             path: path.to_string(),
             czxid: stat.czxid,
+            ctime: stat.ctime,
         }),
         Created::Theirs(found) => Err(found.map(|(data, stat)| Holder::new(&data, &stat))),
     })

@@ -1,13 +1,16 @@
 //! One run of switchman, top to bottom, in the order of the README's "How a run goes".
 //!
 //! [`Plan::resolve`] fixes everything that can be known before connecting (step 1);
-//! [`run_in_session`] is the protocol (steps 3 to 9), each step a call to the recipe that does it.
+//! [`run_in_session`] is the protocol (steps 3 to 11), each step a call to the recipe that does
+//! it; [`lock_and_leases`] is steps 4 to 8, which a run with `--wait` goes through again,
+//! holding nothing, whenever the lock is taken before it gets there.
 
+mod plan;
+mod record;
 pub mod supervisor;
+mod wait;
 
-use std::ffi::OsString;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -16,84 +19,19 @@ use zookeeper_client::{EventType, OneshotWatcher};
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::host;
-use crate::lease_spec::{LeaseSpec, Macros, in_resource_order};
+use crate::lease_spec::LeaseSpec;
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
+use crate::recipes::runs;
 use crate::recipes::semaphore::{self, Lease};
 use crate::timestamp;
-use crate::zk::{Paths, Session, now};
+use crate::zk::{Session, now};
+use plan::Plan;
 use supervisor::Ending;
-
-/// What a run needs to know, fixed before it connects.
-struct Plan {
-    paths: Paths,
-    fqdn: String,
-    /// `"{fqdn} {pid}"`, the data of every node we create.
-    owner: String,
-    /// The job's name: the lock name, or CMD's basename with `--no-lock`. Queue items are named
-    /// after it.
-    task: String,
-    /// Whether to take the lock `{prefix}/locks/{task}` (not with `--no-lock`).
-    lock: bool,
-    group: Option<String>,
-    /// The leases asked for, macros expanded, in the order given (step 5 orders them).
-    leases: Vec<LeaseSpec>,
-    /// This host's macros, needed to expand the prefix data's `resources` when leasing.
-    macros: Option<Macros>,
-    cmd: Vec<OsString>,
-    busy_code: i32,
-    resources_wait_timeout: Option<Duration>,
-    termination_timeout: Duration,
-    /// The config file, for messages that point at a key in it.
-    config_path: PathBuf,
-}
-
-impl Plan {
-    /// Step 1: the command line and config, with lease macros expanded.
-    fn resolve(cli: &Cli, config: &Config) -> Result<Plan> {
-        let fqdn = host::fqdn(config.fqdn.as_deref());
-        let lock_name = cli.lock_name()?;
-        let macros = if cli.leases.is_empty() {
-            None
-        } else {
-            Some(Macros::for_host(&fqdn)?)
-        };
-        let leases = match &macros {
-            None => Vec::new(),
-            Some(m) => cli
-                .leases
-                .iter()
-                .map(|l| LeaseSpec::parse(l, m))
-                .collect::<Result<_>>()?,
-        };
-        Ok(Plan {
-            paths: Paths::new(&config.prefix),
-            owner: format!("{fqdn} {}", std::process::id()),
-            fqdn,
-            lock: lock_name.is_some(),
-            task: lock_name.unwrap_or_else(|| cli.cmd_basename()),
-            group: cli.group.clone(),
-            leases,
-            macros,
-            cmd: cli.cmd.clone(),
-            busy_code: cli
-                .busy_exit_code
-                .map(i32::from)
-                .unwrap_or(config.busy_exit_code),
-            resources_wait_timeout: config.resources_wait_timeout,
-            termination_timeout: config.termination_timeout,
-            config_path: config.path.clone(),
-        })
-    }
-
-    fn lock_path(&self) -> Option<String> {
-        self.lock.then(|| self.paths.lock(&self.task))
-    }
-}
+use wait::{For, Waiting};
 
 /// Runs CMD and returns the exit code; `Err` for switchman's own failures.
 pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
@@ -106,7 +44,7 @@ pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
     // timeout many times, and CMD's deadlines must start from a recent answer.
     session.start_heartbeat(plan.paths.prefix().to_string());
     let result = run_in_session(&plan, &session).await;
-    // The end of 9: closing the session deletes every node of ours that is left (lock, leases,
+    // The end of 10: closing the session deletes every node of ours that is left (lock, leases,
     // queue items), at once and only ours.
     session.close().await;
     result
@@ -114,6 +52,14 @@ pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
 
 /// A future that resolves when something the run depends on is lost.
 type Watch<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// What steps 4 to 8 came to.
+enum Taken {
+    /// The lock (none with `--no-lock`) and the leases are ours.
+    Held(Option<Lock>, Vec<Lease>),
+    /// The run skips, for this reason.
+    Skip(String),
+}
 
 async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     let prefix = plan.paths.prefix();
@@ -146,75 +92,180 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
         None => Box::pin(std::future::pending()),
     };
 
-    // 4. The lock must be free; with leases, watch it while we wait. (Without leases the
-    //    create in step 8 is the check, which saves a request.)
-    let lock_path = plan.lock_path();
-    let mut lock_taken_elsewhere = None;
-    if let (Some(path), false) = (&lock_path, plan.leases.is_empty()) {
-        match lock::watch_free(session, path).await? {
-            Ok(watch) => lock_taken_elsewhere = Some(watch),
-            Err(taken) => return skip(format!("lock {path} {}", lock::held_by(&taken))),
-        }
-    }
-
-    // 5. Leased resources must be listed in the prefix data; take them in the list's order.
-    let leases = order_leases(plan, &data)?;
-
-    // 6. Join each resource's queue, unless the same task already waits there.
-    let mut items = Vec::new();
-    for spec in &leases {
-        let folder = plan.paths.queue(&spec.resource);
-        if plan.lock
-            && let Some(item) = queue::item_named(session, &folder, &plan.task).await?
-        {
-            let by = match Holder::read(session, &item).await? {
-                Some(h) => format!(" by {}", h.describe()),
-                None => String::new(),
-            };
-            return skip(format!(
-                "task {} is already queued as {item}{by}",
-                plan.task
-            ));
-        }
-        let stem = plan.paths.queue_item_stem(&spec.resource, &plan.task);
-        items.push(queue::join(session, &stem, plan.owner.as_bytes()).await?);
-    }
-
-    // 7. In order: wait for our turn in the queue, then for room in the semaphore; unless the
-    //    lock is taken elsewhere, the host leaves the group, or the wait times out first.
-    let held = tokio::select! {
-        held = acquire_leases(plan, session, &leases, &items) => held?,
-        _ = lock_created(lock_taken_elsewhere) => return skip(format!(
-            "lock {} was taken elsewhere while we waited",
-            lock_path.unwrap_or_default()
-        )),
+    // 4. to 8. The lock and the leases; unless the host leaves the group first, or --wait,
+    //    which covers all of it, runs out (exit 75, nothing left queued once the session closes).
+    let waiting = Waiting::default();
+    let taken = tokio::select! {
+        taken = lock_and_leases(plan, session, &data, &waiting) => taken?,
         loss = &mut group_left => return match loss {
             Loss::Left(why) => skip(format!("{why} while we waited")),
             Loss::SessionEnded(why) => Err(Error::Unavailable(why)),
         },
-        _ = sleep_or_forever(plan.resources_wait_timeout) => return Err(Error::Timeout(format!(
-            "no lease within resources_wait_timeout ({:.1}s) of {}; nothing was left queued",
-            plan.resources_wait_timeout.unwrap_or_default().as_secs_f64(),
-            plan.config_path.display()
-        ))),
+        _ = wait::ran_out(plan.wait) => return Err(wait::timed_out(plan, session, &waiting).await),
+    };
+    let (lock, held) = match taken {
+        Taken::Held(lock, held) => (lock, held),
+        Taken::Skip(why) => return skip(why),
     };
 
-    // 8. Leave every queue, then take the lock.
-    for item in &items {
-        item.leave(session).await?;
+    // 9. With --min-interval: skip if the job's last successful run started less than the
+    //    interval before our lock node was created, both by the servers' clocks.
+    let seen = match (&lock, plan.min_interval) {
+        (Some(lock), Some(interval)) => {
+            let found = runs::read(session, &plan.paths.run_record(&plan.task)).await?;
+            if let Some(why) = record::too_soon(plan, lock, &found, interval) {
+                return skip(why);
+            }
+            Some(found)
+        }
+        _ => None,
+    };
+
+    // 10. Start CMD and supervise it until it ends or something it depends on is lost.
+    let code = run_cmd(plan, session, lock.as_ref(), &held, group_left).await?;
+
+    // 11. With --min-interval or record_runs: record the run, while the lock is still ours.
+    if let (Some(lock), true) = (&lock, plan.record) {
+        record::record_run(plan, session, lock, code, seen).await;
     }
-    let lock = match &lock_path {
-        None => None,
-        Some(path) => match lock::acquire(session, path, plan.owner.as_bytes()).await? {
-            Ok(lock) => Some(lock),
-            Err(taken) => return skip(format!("lock {path} {}", lock::held_by(&taken))),
-        },
-    };
+    Ok(code)
+}
 
-    // 9. Start CMD and supervise it until it ends or something it depends on is lost. Not
-    //    before the leader is proven to know our session again, if a wait went stale (our
-    //    server cut off from it, say), and not at all if it may have given up on us: the lock
-    //    or a lease may be someone else's already.
+/// Steps 4 to 8: the lock and the leases, or why the run skips. With `--wait`, whatever keeps
+/// the lock from the run sends it back to step 4, after giving back what it took, instead.
+async fn lock_and_leases(
+    plan: &Plan,
+    session: &Session,
+    data: &PrefixData,
+    waiting: &Waiting,
+) -> Result<Taken> {
+    let lock_path = plan.lock_path();
+    let held_elsewhere = |path: &str, taken: &lock::Taken| {
+        Taken::Skip(format!("lock {path} {}", lock::held_by(taken)))
+    };
+    // Our place in the lock's line (--wait), kept until the lock is ours.
+    let mut line = None;
+    let mut first_try = true;
+    loop {
+        // 4. The lock must be free. Without --wait, a held lock skips; with leases, it is
+        //    watched while we wait (without, the create in step 8 is the check, which saves a
+        //    request). With --wait: our turn in the lock's line, then the lock free.
+        let mut lock_watch = match (&lock_path, plan.wait) {
+            (None, _) => None,
+            (Some(path), Some(_)) => {
+                wait::turn_at_lock(plan, session, path, &mut line, first_try, waiting).await?
+            }
+            (Some(_), None) if plan.leases.is_empty() => None,
+            (Some(path), None) => match lock::watch_free(session, path).await? {
+                Ok(watch) => Some(watch),
+                Err(taken) => return Ok(held_elsewhere(path, &taken)),
+            },
+        };
+        first_try = false;
+
+        // 5. Leased resources must be listed in the prefix data; take them in the list's order.
+        let leases = plan.order_leases(data)?;
+
+        // 6. Join each resource's queue, unless the same task already waits there.
+        let mut items = Vec::new();
+        if let Some(item) = join_queues(plan, session, &leases, &mut items).await? {
+            if plan.wait.is_some() {
+                wait::until_task_leaves(plan, session, &leases, &item, waiting).await?;
+                continue;
+            }
+            let by = match Holder::read(session, &item).await? {
+                Some(h) => format!(" by {}", h.describe()),
+                None => String::new(),
+            };
+            let why = format!("task {} is already queued as {item}{by}", plan.task);
+            return Ok(Taken::Skip(why));
+        }
+
+        // 7. In order: wait for our turn in the queue, then for room in the semaphore; unless
+        //    the lock is taken elsewhere first (skip; with --wait, give everything back and go
+        //    back to 4), or resources_wait_timeout passes (which --wait replaces).
+        let held = if leases.is_empty() {
+            Vec::new()
+        } else {
+            let timeout = plan.resources_wait_timeout.filter(|_| plan.wait.is_none());
+            tokio::select! {
+                held = acquire_leases(plan, session, &leases, &items, waiting) => held?,
+                _ = lock_created(lock_watch.take()) => {
+                    let path = lock_path.as_deref().unwrap_or_default();
+                    if plan.wait.is_none() {
+                        let why = format!("lock {path} was taken elsewhere while we waited");
+                        return Ok(Taken::Skip(why));
+                    }
+                    tracing::debug!("lock {path} was taken elsewhere; giving back the leases");
+                    wait::give_back(plan, session, &leases).await?;
+                    continue;
+                },
+                _ = sleep_or_forever(timeout) => return Err(Error::Timeout(format!(
+                    "no lease within resources_wait_timeout ({:.1}s) of {}; nothing was left queued",
+                    timeout.unwrap_or_default().as_secs_f64(),
+                    plan.config_path.display()
+                ))),
+            }
+        };
+
+        // 8. Leave every queue, then take the lock (held elsewhere: skip, or with --wait give
+        //    the leases back and go back to 4); then leave the lock's line.
+        for item in &items {
+            item.leave(session).await?;
+        }
+        let lock = match &lock_path {
+            None => None,
+            Some(path) => match lock::acquire(session, path, plan.owner.as_bytes()).await? {
+                Ok(lock) => Some(lock),
+                Err(_) if plan.wait.is_some() => {
+                    wait::give_back(plan, session, &leases).await?;
+                    continue;
+                }
+                Err(taken) => return Ok(held_elsewhere(path, &taken)),
+            },
+        };
+        // A watch still set on the lock has fired with our create by now; dropped before, it
+        // would have cost a request to remove it.
+        drop(lock_watch);
+        if let Some(item) = line.take() {
+            item.leave(session).await?;
+        }
+        return Ok(Taken::Held(lock, held));
+    }
+}
+
+/// Step 6: joins each resource's queue, in order, into `items`; stops at the first queue where
+/// an item of the same task already waits and returns it.
+async fn join_queues(
+    plan: &Plan,
+    session: &Session,
+    leases: &[LeaseSpec],
+    items: &mut Vec<Item>,
+) -> Result<Option<String>> {
+    for spec in leases {
+        let folder = plan.paths.queue(&spec.resource);
+        if plan.lock
+            && let Some(item) = queue::item_named(session, &folder, &plan.task).await?
+        {
+            return Ok(Some(item));
+        }
+        let stem = plan.paths.queue_item_stem(&spec.resource, &plan.task);
+        items.push(queue::join(session, &stem, plan.owner.as_bytes()).await?);
+    }
+    Ok(None)
+}
+
+/// Step 10: starts CMD, not before the leader is proven to know our session again if a wait
+/// went stale (our server cut off from it, say), and not at all if it may have given up on us:
+/// the lock or a lease may be someone else's already. Then supervises it until it ends (its
+/// exit code) or something it depends on is lost (exit 79).
+async fn run_cmd(
+    plan: &Plan,
+    session: &Session,
+    lock: Option<&Lock>,
+    held: &[Lease],
+    group_left: Watch<'_, Loss>,
+) -> Result<i32> {
     let liveness = session.liveness();
     if !liveness.wait_fresh().await {
         return Err(Error::Unavailable(format!(
@@ -224,23 +275,23 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     }
     // Fields of main's "run" span, so that CMD's lines and the exit code in the journal and
     // the JSON log name the lock and the holder's fencing token.
-    if let Some(lock) = &lock {
+    if let Some(lock) = lock {
         tracing::Span::current()
             .record("lock", lock.path.as_str())
             .record("token", lock.czxid);
     }
-    let child = supervisor::spawn(&plan.cmd, &cmd_env(lock.as_ref(), &held))?;
+    let child = supervisor::spawn(&plan.cmd, &cmd_env(lock, held))?;
     tracing::info!(
         "started: {}, CMD pid {}",
-        describe_hold(lock.as_ref(), &held),
+        describe_hold(lock, held),
         child.pid()
     );
     let started = now();
     let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
-    if let Some(lock) = &lock {
+    if let Some(lock) = lock {
         losses.push(Box::pin(lock.lost(session)));
     }
-    for lease in &held {
+    for lease in held {
         losses.push(Box::pin(lease.lost(session)));
     }
     if plan.group.is_some() {
@@ -316,9 +367,11 @@ async fn acquire_leases(
     session: &Session,
     leases: &[LeaseSpec],
     items: &[Item],
+    waiting: &Waiting,
 ) -> Result<Vec<Lease>> {
     let mut held = Vec::new();
     for (spec, item) in leases.iter().zip(items) {
+        waiting.set(For::Lease(spec.clone()));
         item.wait_turn(session).await?;
         held.push(semaphore::acquire(session, &plan.paths, spec, plan.owner.as_bytes()).await?);
     }
@@ -359,15 +412,4 @@ fn cmd_env(lock: Option<&Lock>, held: &[Lease]) -> Vec<(String, String)> {
         env.push(("SWITCHMAN_LEASES".to_string(), paths.join(" ")));
     }
     env
-}
-
-/// The leases in the order of the prefix data's `resources` list (macros expanded), a global
-/// order that keeps two runs from each holding what the other waits for.
-fn order_leases(plan: &Plan, data: &PrefixData) -> Result<Vec<LeaseSpec>> {
-    match &plan.macros {
-        None => Ok(Vec::new()),
-        Some(macros) => {
-            in_resource_order(&plan.leases, &data.resources, macros, plan.paths.prefix())
-        }
-    }
 }

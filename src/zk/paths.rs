@@ -1,6 +1,7 @@
 //! Every ZooKeeper path switchman touches, in one place. This layout is shared with the original
 //! Perl switchman (README: "ZooKeeper layout"), so it is a compatibility promise: old and new
-//! copies share one prefix, and nothing here may change what the original can see.
+//! copies share one prefix, and nothing here may change what the original can see. Folders of
+//! our own (`waiters`, `runs`) are new names beside the original's, which it never lists.
 
 /// The znode paths below one configured prefix.
 #[derive(Debug, Clone)]
@@ -40,6 +41,31 @@ impl Paths {
     /// `{prefix}/semaphores`: one folder per resource.
     pub fn semaphores(&self) -> String {
         format!("{}/semaphores", self.prefix)
+    }
+
+    /// `{prefix}/waiters`: one line of `--wait` runs per lock.
+    pub fn waiters(&self) -> String {
+        format!("{}/waiters", self.prefix)
+    }
+
+    /// `{prefix}/waiters/{lock}`: a FIFO of `wait-{seq10}` items in front of the lock.
+    pub fn lock_line(&self, lock: &str) -> String {
+        format!("{}/waiters/{lock}", self.prefix)
+    }
+
+    /// `{prefix}/waiters/{lock}/wait-`: the stem ZooKeeper appends the sequence number to.
+    pub fn lock_line_stem(&self, lock: &str) -> String {
+        format!("{}/waiters/{lock}/wait-", self.prefix)
+    }
+
+    /// `{prefix}/runs`: the run records, one persistent node per lock.
+    pub fn runs(&self) -> String {
+        format!("{}/runs", self.prefix)
+    }
+
+    /// `{prefix}/runs/{lock}`: JSON, the job's last run and last success.
+    pub fn run_record(&self, lock: &str) -> String {
+        format!("{}/runs/{lock}", self.prefix)
     }
 
     /// `{prefix}/locks/{lock}`: ephemeral, data `"{fqdn} {pid}"`.
@@ -135,6 +161,17 @@ mod tests {
         assert_eq!(p.locks(), "/a/b/locks");
         assert_eq!(p.queues(), "/a/b/queues");
         assert_eq!(p.semaphores(), "/a/b/semaphores");
+    }
+
+    #[test]
+    fn our_own_folders_sit_beside_the_originals() {
+        let p = Paths::new("/a/b");
+        assert_eq!(p.waiters(), "/a/b/waiters");
+        assert_eq!(p.lock_line("job"), "/a/b/waiters/job");
+        assert_eq!(p.lock_line_stem("job"), "/a/b/waiters/job/wait-");
+        assert_eq!(p.runs(), "/a/b/runs");
+        assert_eq!(p.run_record("job"), "/a/b/runs/job");
+        assert_eq!(Paths::new("/").run_record("x"), "/runs/x");
     }
 
     #[test]

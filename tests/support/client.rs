@@ -125,3 +125,18 @@ pub async fn tree(client: &Client, root: &str) -> Vec<String> {
     }
     found
 }
+
+/// Every znode under `root` whose data names process `pid` (`"{fqdn} {pid}"`): what a run of
+/// switchman with that pid left behind.
+pub async fn nodes_of(client: &Client, root: &str, pid: u32) -> Vec<String> {
+    let suffix = format!(" {pid}");
+    let mut found = Vec::new();
+    for path in tree(client, root).await {
+        if let Ok((data, _)) = client.get_data(&path).await
+            && String::from_utf8_lossy(&data).ends_with(&suffix)
+        {
+            found.push(path);
+        }
+    }
+    found
+}

@@ -444,6 +444,29 @@ impl Ensemble {
             .unwrap_or_default()
     }
 
+    /// Member i's watches by path (`wchp`: exists and data watches; child watches are not
+    /// listed, but `mntr`'s `zk_watch_count` counts them), each with the sessions that set it,
+    /// leaving out `except` (the test's own client's session).
+    pub fn watches_by_path(&self, i: usize, except: i64) -> HashMap<String, Vec<String>> {
+        let ours = format!("{except:#x}");
+        let text = self.four_letter_word(i, "wchp").unwrap_or_default();
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        let mut current = None;
+        for line in text.lines() {
+            if line.starts_with('/') {
+                current = Some(line.trim().to_string());
+            } else if let Some(path) = &current {
+                let session = line.trim();
+                if !session.is_empty() && session != ours {
+                    map.entry(path.clone())
+                        .or_default()
+                        .push(session.to_string());
+                }
+            }
+        }
+        map
+    }
+
     /// Member i's `Mode:` from `srvr`: "standalone", "leader", "follower"; None if not serving.
     pub fn mode(&self, i: usize) -> Option<String> {
         self.four_letter_word(i, "srvr")

@@ -173,6 +173,16 @@ impl Job {
         format!("{}/locks/{name}", self.prefix)
     }
 
+    /// The line of `--wait` runs for lock `name`.
+    pub fn line_path(&self, name: &str) -> String {
+        format!("{}/waiters/{name}", self.prefix)
+    }
+
+    /// The run record of lock `name`.
+    pub fn record_path(&self, name: &str) -> String {
+        format!("{}/runs/{name}", self.prefix)
+    }
+
     /// The FIFO queue of resource `res`.
     pub fn queue_path(&self, res: &str) -> String {
         format!("{}/queues/{res}", self.prefix)

@@ -38,7 +38,9 @@ mod util;
 
 // Each test binary uses its own share of these.
 #[allow(unused_imports)]
-pub use client::{await_children, await_item, children, has_item, seq, set_prefix_data, tree, zk};
+pub use client::{
+    await_children, await_item, children, has_item, nodes_of, seq, set_prefix_data, tree, zk,
+};
 #[allow(unused_imports)]
 pub use cmds::{
     cmd_noting_run, cmd_noting_signals, cmd_recording_start_end, cmd_touching, cmd_waiting, sh,

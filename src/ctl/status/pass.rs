@@ -1,5 +1,6 @@
-//! One pass over everything under the prefix: the locks, the queues, the semaphores and the
-//! groups (README: "switchmanctl, for operators").
+//! One pass over everything under the prefix: the locks and the runs waiting in line for them,
+//! the queues, the semaphores, the run records and the groups (README: "switchmanctl, for
+//! operators").
 //!
 //! ZooKeeper cannot read many nodes as of one instant, so "consistent" means this: the pass
 //! begins with a `sync`, so that the server answering is as up to date as the leader was then;
@@ -22,6 +23,7 @@ use crate::error::Result;
 use crate::prefix_data::PrefixData;
 use crate::recipes::holder::Holder;
 use crate::recipes::queue::task_of;
+use crate::recipes::runs::Record;
 use crate::timestamp;
 use crate::zk::paths::sequence_of;
 use crate::zk::{Paths, Session};
@@ -74,6 +76,12 @@ impl Filter {
                 rest.first().is_none_or(|r| self.resource_ok(r))
                     && rest.get(1).is_none_or(|item| self.task_ok(task_of(item)))
             }
+            ["waiters" | "runs", rest @ ..] => {
+                self.locks()
+                    && rest
+                        .first()
+                        .is_none_or(|n| self.lock.as_deref().is_none_or(|l| l == *n))
+            }
             ["semaphores", _, "lock", ..] => false,
             ["semaphores", rest @ ..] => {
                 self.semaphores() && rest.first().is_none_or(|r| self.resource_ok(r))
@@ -90,7 +98,21 @@ pub struct LockNode {
     pub holder: Holder,
 }
 
-/// A queue item: `{task}-{seq10}`.
+/// The runs waiting in line for a lock (`--wait`), first in line first.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub lock: String,
+    pub waiters: Vec<Waiter>,
+}
+
+/// A job's run record.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub name: String,
+    pub record: Record,
+}
+
+/// A queue item: `{task}-{seq10}`, or `wait-{seq10}` in a lock's line.
 #[derive(Debug, Clone)]
 pub struct Waiter {
     pub node: String,
@@ -136,12 +158,14 @@ pub struct Semaphore {
 pub struct Snapshot {
     pub prefix: String,
     pub locks: Vec<LockNode>,
+    pub lines: Vec<Line>,
     pub queues: Vec<Queue>,
     pub semaphores: Vec<Semaphore>,
+    pub runs: Vec<RunRecord>,
     /// Every group, expanded; `None` when a filter leaves them out.
     pub groups: Option<BTreeMap<String, BTreeSet<String>>>,
     /// Things an operator should know that are not errors (prefix data that does not parse,
-    /// leases that disagree about a total).
+    /// leases that disagree about a total, a run record that does not parse).
     pub warnings: Vec<String>,
     /// When the pass ended, on this host's clock (ms since the epoch), and how long it took.
     pub read_at: i64,
@@ -171,9 +195,10 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
     let began = Instant::now();
     let prefix = paths.prefix();
     let (locks, queues, semaphores) = (paths.locks(), paths.queues(), paths.semaphores());
-    // Wave 1: the prefix data and the three folders. `join!` polls its futures in order, so
+    let (waiters, runs) = (paths.waiters(), paths.runs());
+    // Wave 1: the prefix data and the five folders. `join!` polls its futures in order, so
     // the sync goes out first and everything after it is answered after it.
-    let (synced, data, lock_names, queue_names, semaphore_names) = futures::join!(
+    let (synced, data, lock_names, queue_names, semaphore_names, line_names, run_names) = futures::join!(
         session.sync(prefix),
         async {
             match filter.everything() {
@@ -184,24 +209,33 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
         names(session, filter.locks(), &filter.lock, &locks),
         names(session, true, &filter.resource, &queues),
         names(session, filter.semaphores(), &filter.resource, &semaphores),
+        names(session, filter.locks(), &filter.lock, &waiters),
+        names(session, filter.locks(), &filter.lock, &runs),
     );
     synced?;
     let (data, lock_names, queue_names, semaphore_names) =
         (data?, lock_names?, queue_names?, semaphore_names?);
+    let (line_names, run_names) = (line_names?, run_names?);
 
-    // Wave 2: the lock nodes' data, and the queues' and semaphores' children.
+    // Wave 2: the lock nodes' and run records' data, and the lines', queues' and semaphores'
+    // children.
     let lock_paths: Vec<String> = lock_names.iter().map(|n| paths.lock(n)).collect();
+    let run_paths: Vec<String> = run_names.iter().map(|n| paths.run_record(n)).collect();
+    let line_folders: Vec<String> = line_names.iter().map(|n| paths.lock_line(n)).collect();
     let queue_folders: Vec<String> = queue_names.iter().map(|r| paths.queue(r)).collect();
     let lease_folders: Vec<String> = semaphore_names
         .iter()
         .map(|r| paths.semaphore_leases(r))
         .collect();
-    let (lock_nodes, items, leases) = futures::join!(
+    let (lock_nodes, run_nodes, in_line, items, leases) = futures::join!(
         session.data_of_each(&lock_paths),
+        session.data_of_each(&run_paths),
+        session.children_of_each(&line_folders),
         session.children_of_each(&queue_folders),
         session.children_of_each(&lease_folders),
     );
-    let (lock_nodes, items, leases) = (lock_nodes?, items?, leases?);
+    let (lock_nodes, run_nodes, in_line) = (lock_nodes?, run_nodes?, in_line?);
+    let (items, leases) = (items?, leases?);
 
     // A queue that vanished, or one asked for by --resource that does not exist, is left out;
     // a semaphore whose leases folder is not made yet has no leases.
@@ -234,13 +268,28 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
         })
         .collect();
 
-    // Wave 3: every queue item's and every lease's data.
+    // A line that vanished is left out; its items are in the order they will be served.
+    let lines: Vec<(String, String, Vec<String>)> = line_names
+        .into_iter()
+        .zip(line_folders)
+        .zip(in_line)
+        .filter_map(|((lock, folder), items)| {
+            let mut items = items?;
+            items.sort_by_key(|i| (sequence_of(i).unwrap_or(i64::MAX), i.clone()));
+            Some((lock, folder, items))
+        })
+        .collect();
+
+    // Wave 3: every item's (in lines and queues) and every lease's data.
+    let line_paths = children_paths(&lines);
     let item_paths = children_paths(&queues);
     let lease_paths = children_paths(&semaphores);
-    let (item_data, lease_data) = futures::join!(
+    let (line_data, item_data, lease_data) = futures::join!(
+        session.data_of_each(&line_paths),
         session.data_of_each(&item_paths),
         session.data_of_each(&lease_paths),
     );
+    let mut line_data = line_data?.into_iter();
     let (item_data, mut lease_data) = (item_data?.into_iter(), lease_data?.into_iter());
     let mut item_data = item_data
         .zip(positions)
@@ -256,6 +305,38 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
                 name,
                 holder: Holder::new(&data, &stat),
             })
+        })
+        .collect();
+    let lines = lines
+        .into_iter()
+        .map(|(lock, _, names)| Line {
+            waiters: found(names, &mut line_data)
+                .enumerate()
+                .map(|(i, (node, (data, stat)))| Waiter {
+                    task: Some(lock.clone()),
+                    seq: sequence_of(&node),
+                    position: i + 1,
+                    holder: Holder::new(&data, &stat),
+                    node,
+                })
+                .collect(),
+            lock,
+        })
+        .filter(|line| !line.waiters.is_empty())
+        .collect();
+    let runs = run_names
+        .into_iter()
+        .zip(run_paths)
+        .zip(run_nodes)
+        .filter_map(|((name, path), node)| {
+            let (data, stat) = node?;
+            match Record::parse(&data, &stat) {
+                Ok(record) => Some(RunRecord { name, record }),
+                Err(why) => {
+                    warnings.push(format!("run record {path} is left out: {why}"));
+                    None
+                }
+            }
         })
         .collect();
     let queues = queues
@@ -286,8 +367,10 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
     Ok(Snapshot {
         prefix: prefix.to_string(),
         locks,
+        lines,
         queues,
         semaphores,
+        runs,
         groups,
         warnings,
         read_at: timestamp::now_ms(),
@@ -398,6 +481,8 @@ mod tests {
             assert!(all.shows(&paths, path), "{path}");
         }
         assert!(!all.shows(&paths, "/p/semaphores/db/lock/acquire-0000000001"));
+        assert!(all.shows(&paths, "/p/waiters/a/wait-0000000001"));
+        assert!(all.shows(&paths, "/p/runs/a"));
 
         let job = Filter {
             lock: Some("a".into()),
@@ -406,6 +491,8 @@ mod tests {
         assert!(job.shows(&paths, "/p/locks/a"));
         assert!(job.shows(&paths, "/p/queues/db/a-0000000001"));
         assert!(!job.shows(&paths, "/p/locks/b"));
+        assert!(job.shows(&paths, "/p/waiters/a/wait-0000000001"));
+        assert!(!job.shows(&paths, "/p/runs/b"));
         assert!(!job.shows(&paths, "/p/queues/db/b-0000000001"));
         assert!(!job.shows(&paths, "/p/semaphores/db/leases/1_2_0000000001"));
         assert!(!job.shows(&paths, "/p"));
@@ -418,6 +505,7 @@ mod tests {
         assert!(db.shows(&paths, "/p/semaphores/db/leases/1_2_0000000001"));
         assert!(!db.shows(&paths, "/p/semaphores/cpu/leases/1_2_0000000001"));
         assert!(!db.shows(&paths, "/p/locks/a"));
+        assert!(!db.shows(&paths, "/p/runs/a"));
 
         let root = Paths::new("/");
         assert!(all.shows(&root, "/locks/a"));

@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::pass::{Filter, Snapshot};
 use crate::recipes::holder::Holder;
+use crate::recipes::runs::Run;
 use crate::timestamp;
 
 /// Raw node data longer than this is cut short in the tables (the JSON has all of it).
@@ -38,6 +39,22 @@ pub fn people(s: &Snapshot, filter: &Filter) -> String {
         section(
             "no locks held",
             &["LOCK", "HOST", "PID", "AGE", "TOKEN"],
+            rows.collect(),
+        );
+    }
+    // Lines and run records appear only where --wait and records are used.
+    if !s.lines.is_empty() {
+        let rows = s.lines.iter().flat_map(|line| {
+            line.waiters.iter().map(|w| {
+                let mut row = vec![line.lock.clone(), w.position.to_string()];
+                row.extend(holder_cells(&w.holder, now));
+                row.push(or_dash(w.seq));
+                row
+            })
+        });
+        section(
+            "",
+            &["LINE", "#", "HOST", "PID", "AGE", "SEQ"],
             rows.collect(),
         );
     }
@@ -82,6 +99,29 @@ pub fn people(s: &Snapshot, filter: &Filter) -> String {
                 "AGE",
                 "SEQ",
             ],
+            rows.collect(),
+        );
+    }
+    if !s.runs.is_empty() {
+        let rows = s.runs.iter().map(|r| {
+            let (last, success) = (&r.record.last, r.record.last_success.as_ref());
+            vec![
+                r.name.clone(),
+                last.exit_code.to_string(),
+                last.host.clone(),
+                last.pid.to_string(),
+                timestamp::age(last.start, now),
+                last.token.to_string(),
+                match success {
+                    None => "never".to_string(),
+                    Some(ok) if ok == last => "this run".to_string(),
+                    Some(ok) => format!("{} ago on {}", timestamp::age(ok.start, now), ok.host),
+                },
+            ]
+        });
+        section(
+            "",
+            &["RUN", "EXIT", "HOST", "PID", "AGE", "TOKEN", "LAST SUCCESS"],
             rows.collect(),
         );
     }
@@ -162,6 +202,18 @@ fn holder_json(h: &Holder, fields: Value) -> Value {
     Value::Object(obj)
 }
 
+/// A run of a record: times as the servers stamped them (RFC 3339, UTC).
+fn run_json(run: &Run) -> Value {
+    json!({
+        "host": run.host,
+        "pid": run.pid,
+        "start": timestamp::rfc3339(run.start),
+        "end": run.end.map(timestamp::rfc3339),
+        "exit_code": run.exit_code,
+        "token": run.token,
+    })
+}
+
 /// One object for scripts. `groups` is `null` when a filter leaves the groups out.
 pub fn json(s: &Snapshot) -> Value {
     let locks: Vec<Value> = s
@@ -193,11 +245,41 @@ pub fn json(s: &Snapshot) -> Value {
             json!({"resource": sem.resource, "total": sem.total, "used": sem.used, "leases": leases})
         })
         .collect();
+    let lines: Vec<Value> = s
+        .lines
+        .iter()
+        .map(|line| {
+            let waiters: Vec<Value> = line
+                .waiters
+                .iter()
+                .map(|w| {
+                    holder_json(
+                        &w.holder,
+                        json!({"seq": w.seq, "position": w.position, "node": w.node}),
+                    )
+                })
+                .collect();
+            json!({"lock": line.lock, "waiters": waiters})
+        })
+        .collect();
+    let runs: Vec<Value> = s
+        .runs
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "last_run": run_json(&r.record.last),
+                "last_success": r.record.last_success.as_ref().map(run_json),
+            })
+        })
+        .collect();
     json!({
         "prefix": s.prefix,
         "locks": locks,
+        "lock_waiters": lines,
         "queues": queues,
         "semaphores": semaphores,
+        "runs": runs,
         "groups": s.groups,
         "warnings": s.warnings,
     })
