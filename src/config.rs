@@ -64,6 +64,8 @@ pub struct Config {
     pub fqdn: Option<String>,
     /// Write a run record for every run with a lock, not only with `--min-interval`.
     pub record_runs: bool,
+    /// Where each run leaves its job's textfile for node_exporter (see `metrics`).
+    pub metrics_dir: Option<PathBuf>,
     /// `auth`, `acl`, `acl_extra` and `tls`, their files read (README: "Securing it").
     pub security: Security,
     /// Keys this switchman does not know, sorted.
@@ -90,6 +92,7 @@ const KNOWN_KEYS: &[&str] = &[
     "busy_exit_code",
     "fqdn",
     "record_runs",
+    "metrics_dir",
 ];
 
 impl Config {
@@ -174,6 +177,14 @@ impl Config {
                 )));
             }
         };
+        let metrics_dir = keys.string("metrics_dir")?.map(PathBuf::from);
+        // A relative directory would be relative to wherever cron starts the run.
+        if let Some(dir) = metrics_dir.as_ref().filter(|d| !d.is_absolute()) {
+            return Err(Error::Config(format!(
+                "{file}: key \"metrics_dir\": {:?} must be an absolute path",
+                dir.display().to_string()
+            )));
+        }
         let logfile_format = match keys.string("logfile_format")?.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -220,6 +231,7 @@ impl Config {
             record_runs: keys.boolean("record_runs")?.unwrap_or(false),
             security,
             unknown_keys,
+            metrics_dir,
             warnings,
         })
     }
@@ -447,6 +459,15 @@ mod tests {
         assert!(e.contains("loglevel"), "{e}");
         let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "busy_exit_code": 300}"#);
         assert!(e.contains("busy_exit_code"), "{e}");
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": "prom"}"#);
+        assert!(e.contains("/etc/sm.conf: key \"metrics_dir\""), "{e}");
+        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": 1}"#);
+        assert!(e.contains("\"metrics_dir\" must be a string"), "{e}");
+        let c = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": "/var/lib/prom"}"#);
+        assert_eq!(
+            c.unwrap().metrics_dir.as_deref(),
+            Some(Path::new("/var/lib/prom"))
+        );
     }
 
     #[test]

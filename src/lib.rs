@@ -11,6 +11,7 @@ pub mod host;
 pub mod lease_spec;
 pub mod logging;
 pub mod manual;
+pub mod metrics;
 pub mod prefix_data;
 pub mod recipes;
 pub mod run;

@@ -12,7 +12,7 @@ mod wait;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zookeeper_client::{EventType, OneshotWatcher};
 
@@ -20,6 +20,7 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
+use crate::metrics;
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
@@ -33,8 +34,25 @@ use plan::Plan;
 use supervisor::Ending;
 use wait::{For, Waiting};
 
+/// How a run that did not fail ended, with the exit code: a skip and a CMD that ran may exit
+/// with the same code, and the metrics tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Ran(i32),
+    Skipped(i32),
+}
+
 /// Runs CMD and returns the exit code; `Err` for switchman's own failures.
 pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
+    let began = Instant::now();
+    let ended = run_to_end(cli, config).await;
+    // Whatever the run came to, this host's textfile for node_exporter says so (README:
+    // "Monitoring"); it cannot change the exit code.
+    metrics::after_run(config, &cli.job_name(), began, &ended);
+    ended.map(|(Ended::Ran(code) | Ended::Skipped(code))| code)
+}
+
+async fn run_to_end(cli: &Cli, config: &Config) -> Result<Ended> {
     // 1. Parse the command line and config; expand lease macros.
     let plan = Plan::resolve(cli, config)?;
 
@@ -61,12 +79,12 @@ enum Taken {
     Skip(String),
 }
 
-async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
+async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     let prefix = plan.paths.prefix();
     let skip = |why: String| {
         record_exit_code(plan.busy_code);
         tracing::info!("skipped: {why}");
-        Ok(plan.busy_code)
+        Ok(Ended::Skipped(plan.busy_code))
     };
 
     // 3. Groups: read the prefix data only if a group or a lease needs it.
@@ -128,7 +146,7 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<i32> {
     if let (Some(lock), true) = (&lock, plan.record) {
         record::record_run(plan, session, lock, code, seen).await;
     }
-    Ok(code)
+    Ok(Ended::Ran(code))
 }
 
 /// Steps 4 to 8: the lock and the leases, or why the run skips. With `--wait`, whatever keeps
