@@ -21,6 +21,7 @@ mod data;
 mod groups;
 mod hosts;
 mod invocation;
+mod metrics;
 mod status;
 mod stop;
 
@@ -80,6 +81,16 @@ pub enum Command {
         /// until interrupted. With --json, one object per line.
         #[arg(long)]
         watch: bool,
+    },
+    /// Print what `status` knows as Prometheus metrics (classic text format): locks held and
+    /// for how long, queue lengths, semaphores used and total, group sizes.
+    ///
+    /// With --listen, serve them at /metrics over HTTP instead, read afresh in one pass for each
+    /// scrape, until interrupted (SIGINT or SIGTERM).
+    Metrics {
+        /// Listen on this address, e.g. `127.0.0.1:9828` or `:9828` (every address).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Delete a lock node, so that the switchman holding it stops its CMD (exit 79 there).
     ///
@@ -242,6 +253,7 @@ pub async fn run(ctl: &Ctl) -> Outcome {
             };
             status::status(ctl, &filter, *json, *watch).await
         }
+        Command::Metrics { listen } => metrics::metrics(ctl, listen.as_deref()).await,
         Command::Stop { lock, if_token } => stop::stop(ctl, lock, *if_token).await,
         Command::GetData { json } => data::get_data(ctl, *json).await,
         Command::SetData { file, if_version } => data::set_data(ctl, file, *if_version).await,

@@ -2,7 +2,7 @@
 //! semaphore is leased, and the groups, read in one pass (see [`pass`]) and shown for people or
 //! as JSON; with `--watch`, again on every change.
 
-mod pass;
+pub(super) mod pass;
 mod render;
 mod watch;
 
