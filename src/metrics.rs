@@ -305,8 +305,11 @@ impl Kept {
     }
 }
 
+/// A sample's labels, as (name, value) pairs.
+type Labels = Vec<(String, String)>;
+
 /// A sample line, `name{label="value",...} value`: its name, labels and value.
-fn sample(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+fn sample(line: &str) -> Option<(&str, Labels, f64)> {
     let line = line.trim();
     if line.starts_with('#') || line.is_empty() {
         return None;

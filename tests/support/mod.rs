@@ -59,6 +59,8 @@ pub use job::{
     lock_argv, output, run_command, spawn_command,
 };
 #[allow(unused_imports)]
+pub use ports::pick_ports;
+#[allow(unused_imports)]
 pub use proxy::{Frame, HoldAt, Proxy, Trigger};
 #[allow(unused_imports)]
 pub use quorum::QuorumEnsemble;

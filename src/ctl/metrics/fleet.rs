@@ -75,7 +75,7 @@ pub fn render(s: &Snapshot, successes: &[LastSuccess]) -> String {
     );
     let total = int_family(
         &registry,
-        "switchman_semaphore_total",
+        "switchman_semaphore_capacity",
         "Units of the resource there are, as the leases held say (no sample while none is held)",
         &["resource"],
     );
@@ -234,7 +234,7 @@ mod tests {
             "switchman_queue_length{resource=\"idle\"} 0",
             "switchman_queue_oldest_wait_seconds{resource=\"db\"} 30",
             "switchman_semaphore_used{resource=\"db\"} 2",
-            "switchman_semaphore_total{resource=\"db\"} 2",
+            "switchman_semaphore_capacity{resource=\"db\"} 2",
             "switchman_semaphore_used{resource=\"idle\"} 0",
             "switchman_group_size{group=\"all\"} 2",
             "switchman_last_success_timestamp_seconds{host=\"web3.example\",lock=\"backup\"} 1764136471.077",
@@ -247,6 +247,6 @@ mod tests {
             );
         }
         assert!(!text.contains("resource=\"idle\"} 0\nswitchman_queue_oldest"));
-        assert!(!text.contains("switchman_semaphore_total{resource=\"idle\"}"));
+        assert!(!text.contains("switchman_semaphore_capacity{resource=\"idle\"}"));
     }
 }
