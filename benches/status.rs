@@ -1,8 +1,10 @@
 //! `switchmanctl status` on a big prefix: 200 locks and 5,000 queue items (10 resources of 500
 //! waiters each), with a lease per resource, on a private ZooKeeper. Prints the wall time of the
 //! whole command (connect to exit) and of its pass alone ("read in N ms"), median and worst
-//! over a number of runs, for the people view and for `--json`; then what `status --watch` costs
-//! while nothing changes (packets per idle second, from the server's `mntr`).
+//! over a number of runs, for the people view, for `--json` and for `metrics`; then the cost of
+//! one scrape of `metrics --listen` (its session already open, as Prometheus finds it); then
+//! what `status --watch` costs while nothing changes (packets per idle second, from the
+//! server's `mntr`).
 //!
 //!     cargo bench --bench status
 //!     STATUS_ITEMS=20000 cargo bench --bench status
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use zookeeper_client::{Acls, Client, CreateMode};
 
 use support::{Ensemble, Job, env_or, set_prefix_data, zk};
@@ -22,6 +24,7 @@ use support::{Ensemble, Job, env_or, set_prefix_data, zk};
 const LOCKS: usize = 200;
 const RESOURCES: usize = 10;
 const RUNS: usize = 7;
+const SCRAPES: usize = 20;
 
 /// Creates `paths` (sequential if asked) with `"{fqdn} {pid}"` data, many requests in flight.
 /// Persistent, unlike real holders', so that the bench's client can leave before the idle
@@ -99,6 +102,7 @@ async fn main() {
     for (label, args) in [
         ("status", &["status"][..]),
         ("status --json", &["status", "--json"][..]),
+        ("metrics", &["metrics"][..]),
     ] {
         let (mut whole, mut pass) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
@@ -112,7 +116,9 @@ async fn main() {
                 String::from_utf8_lossy(&out.stderr)
             );
             let text = String::from_utf8_lossy(&out.stdout);
-            if let Some(ms) = text
+            if let Some(secs) = read_seconds(&text) {
+                pass.push(Duration::from_secs_f64(secs));
+            } else if let Some(ms) = text
                 .lines()
                 .next()
                 .and_then(|l| l.split("(read in ").nth(1))
@@ -127,6 +133,8 @@ async fn main() {
             summary(&format!("{label}, its pass alone"), pass);
         }
     }
+
+    scrapes(&job).await;
 
     // An idle watcher: only the session's pings reach the server, no reads.
     let mut watcher = job.ctl_command(&["status", "--watch"]).spawn().unwrap();
@@ -149,4 +157,47 @@ async fn main() {
         idle.as_secs()
     );
     watcher.kill().await.unwrap();
+}
+
+/// `switchman_metrics_read_seconds` of a `metrics` output: its pass alone.
+fn read_seconds(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchman_metrics_read_seconds "))
+        .and_then(|v| v.parse().ok())
+}
+
+/// What one scrape of `metrics --listen` costs: the wall time of a GET /metrics, connection
+/// included, and its pass alone, over [`SCRAPES`] scrapes one after another.
+async fn scrapes(job: &Job) {
+    let mut listener = job
+        .ctl_command(&["metrics", "--listen", "127.0.0.1:0"])
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(listener.stderr.take().unwrap()).lines();
+    let line = said.next_line().await.unwrap().unwrap_or_default();
+    let addr = line
+        .strip_prefix("switchmanctl: serving metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let (mut whole, mut pass, mut size) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..SCRAPES {
+        let began = Instant::now();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await.unwrap();
+        whole.push(began.elapsed());
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        size = reply.len();
+        pass.extend(read_seconds(&reply).map(Duration::from_secs_f64));
+    }
+    summary(
+        &format!("metrics --listen, one scrape ({size} bytes)"),
+        whole,
+    );
+    summary("metrics --listen, its pass alone", pass);
+    listener.kill().await.unwrap();
 }
