@@ -127,6 +127,15 @@ pub fn textfile(dir: &Path, job: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Whether runs could write their textfiles in `dir`: a file made there and removed again
+/// (for `switchmanctl check-config`, run as the user cron runs switchman as).
+pub fn check_dir(dir: &Path) -> std::result::Result<(), String> {
+    let probe = dir.join(format!(".switchman-check-{}", std::process::id()));
+    File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+}
+
 /// Reads, updates and replaces the job's textfile under its sidecar lock.
 fn record(dir: &Path, job: &str, run: &RunEnd) -> std::result::Result<(), String> {
     let path = textfile(dir, job);

@@ -1,11 +1,12 @@
 //! `check-config`: the config file as switchman reads it, with what a run keeps out of cron's
-//! mail (unknown keys: README "Config file") said loudly, and the sinks a run would fail to
-//! open.
+//! mail (unknown keys: README "Config file") said loudly, the sinks a run would fail to open,
+//! and a `metrics_dir` its runs could not write in.
 
 use super::{Ctl, Outcome, PROBLEMS, display_name, print, read_input};
 use crate::config::Config;
 use crate::error::Error;
 use crate::logging;
+use crate::metrics;
 
 pub(super) fn check_config(ctl: &Ctl) -> Outcome {
     let path = &ctl.config;
@@ -46,6 +47,13 @@ fn config_problems(file: &str, bytes: &[u8]) -> Vec<String> {
             p.strip_prefix(&prefix).unwrap_or(p)
         )
     }));
+    if let Some(dir) = &config.metrics_dir
+        && let Err(why) = metrics::check_dir(dir)
+    {
+        problems.push(format!(
+            "key \"metrics_dir\": {why}; runs would go on without their textfiles"
+        ));
+    }
     problems
 }
 
@@ -91,5 +99,16 @@ mod tests {
             ),
             "{p:?}"
         );
+        let p = problems(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": "/nonexistent/m"}"#);
+        assert_eq!(
+            p,
+            [
+                "key \"metrics_dir\": cannot write in /nonexistent/m: No such file or directory \
+              (os error 2); runs would go on without their textfiles"
+            ]
+        );
+        let dir = std::env::temp_dir().display().to_string();
+        let ok = format!(r#"{{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": "{dir}"}}"#);
+        assert_eq!(problems(&ok), Vec::<String>::new());
     }
 }
