@@ -300,7 +300,7 @@ impl Kept {
                 .expect("registered once");
         }
         let code = IntGaugeVec::new(
-            Opts::new(LAST_EXIT_CODE, "switchman's exit code of the last run on this host that was not skipped (CMD's own when it ran; 79 stopped; 64, 69, 70, 75, 78, 126 or 127 when switchman failed)"),
+            Opts::new(LAST_EXIT_CODE, "switchman's exit code of the last run on this host that was not skipped (CMD's own when it ran; 79 stopped; 64, 69, 70, 75, 77, 78, 126 or 127 when switchman failed)"),
             &["lock"],
         )
         .expect("a valid family");

@@ -467,10 +467,17 @@ async fn prometheus_sees_a_held_lock_while_it_is_held_and_not_after() {
 
 #[tokio::test]
 async fn the_alert_rules_pass_promtool_and_their_own_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The README shows the rules as they are.
+    let rules = std::fs::read_to_string(root.join("conf/alerts.yml")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{rules}```\n")),
+        "README's \"Monitoring\" must show conf/alerts.yml as it is"
+    );
     let Some(promtool) = tool("promtool", "prometheus") else {
         return;
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for args in [
         ["check", "rules", "conf/alerts.yml"],
         ["test", "rules", "tests/data/alerts_test.yml"],
