@@ -1,7 +1,8 @@
 //! What `metrics_dir` adds to a run: plain lock runs of `true` with and without it, in pairs on
 //! one private ZooKeeper, the order within each pair alternating so that drift in the machine's
 //! load falls on both alike. Prints the median wall time of each (spawn to exit) and the median
-//! and spread of the paired differences.
+//! and spread of the paired differences; then the textfile's update alone, timed in this
+//! process, which the noise of a whole run's wall time on a busy machine can hide.
 //!
 //!     cargo bench --bench metrics
 //!     METRICS_PAIRS=200 cargo bench --bench metrics
@@ -9,11 +10,17 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use support::{Ensemble, Job, env_or};
+use switchman::config::Config;
+use switchman::metrics;
+use switchman::run::Ended;
+
+const UPDATES: usize = 1000;
 
 async fn timed(job: &Job) -> Duration {
     let began = Instant::now();
@@ -77,4 +84,25 @@ async fn main() {
         .find(|l| l.contains("outcome=\"ran\""))
         .unwrap_or_default();
     println!("  the textfile after them: {ran}");
+
+    // The update alone: lock, read, write, rename, as a run's end does it.
+    let config = Config::parse(
+        Path::new("bench.conf"),
+        json!({"prefix": "/p", "zkhosts": "z:1", "metrics_dir": metrics_dir.path()})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut updates = Vec::new();
+    for _ in 0..UPDATES {
+        let began = Instant::now();
+        metrics::after_run(&config, "bench", began, &Ok(Ended::Ran(0)));
+        updates.push(began.elapsed().as_secs_f64());
+    }
+    updates.sort_by(f64::total_cmp);
+    println!(
+        "the textfile's update alone, {UPDATES} times: median {:.0} us, p99 {:.0} us",
+        quantile(&updates, 0.5) * 1e6,
+        quantile(&updates, 0.99) * 1e6
+    );
 }

@@ -40,26 +40,23 @@ struct Reader {
 impl Reader {
     /// One scrape's text, or why there is none.
     async fn scrape(&self) -> Result<String, String> {
-        let mut session = self.session.lock().await;
-        if session.is_none() {
-            *session = Some(
-                Session::connect(&self.config)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let read = match session.as_ref() {
-            Some(s) => pass::read(s, &self.paths, &Filter::default()).await,
-            None => unreachable!("connected above"),
+        let mut slot = self.session.lock().await;
+        // Taken out for the pass and put back only after a good one: a session whose pass
+        // failed (or was cut off by the scrape timeout) may be gone for good, expired in an
+        // outage, and the next scrape starts a new one rather than failing for ever.
+        let session = match slot.take() {
+            Some(session) => session,
+            None => Session::connect(&self.config)
+                .await
+                .map_err(|e| e.to_string())?,
         };
-        match read {
-            Ok(snapshot) => Ok(super::render(&snapshot)),
+        match pass::read(&session, &self.paths, &Filter::default()).await {
+            Ok(snapshot) => {
+                *slot = Some(session);
+                Ok(super::render(&snapshot))
+            }
             Err(e) => {
-                // The session may be gone for good (expired in an outage): the next scrape
-                // starts a new one rather than failing for ever.
-                if let Some(s) = session.take() {
-                    s.close().await;
-                }
+                session.close().await;
                 Err(e.to_string())
             }
         }
