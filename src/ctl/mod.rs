@@ -8,9 +8,9 @@
 //! Exit codes follow switchman's (README: "Exit codes") where they apply: 0 all well; 1 a check
 //! found problems, or `set-data` found that someone else changed the data first (nothing
 //! written), or `stop` found nothing to stop; 64 usage; 66 an input file cannot be read; 69
-//! ZooKeeper unavailable; 70 internal or ZooKeeper error; 74 stdout cannot be written; 77
-//! ZooKeeper refused us (credentials, ACL, TLS); 78 config error, or prefix data that does not
-//! parse.
+//! ZooKeeper unavailable; 70 internal or ZooKeeper error; 74 stdout cannot be written, or the
+//! address of `metrics --listen` cannot be listened on; 77 ZooKeeper refused us (credentials,
+//! ACL, TLS); 78 config error, or prefix data that does not parse.
 //!
 //! This module holds the command line, the dispatch and what the subcommands share; each
 //! subcommand's own logic is in a module of its own.
@@ -45,8 +45,8 @@ pub use crontab::{Finding, Found, crontab_findings};
 /// Exit codes: 0 all well; 1 a check found problems, set-data lost a race (nothing written), or
 /// stop found nothing to stop;
 /// 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or ZooKeeper
-/// error; 74 stdout cannot be written; 77 ZooKeeper refused us (credentials, ACL, TLS); 78 config
-/// error or invalid prefix data.
+/// error; 74 stdout cannot be written, or the --listen address cannot be listened on; 77
+/// ZooKeeper refused us (credentials, ACL, TLS); 78 config error or invalid prefix data.
 #[derive(Debug, Parser)]
 #[command(name = "switchmanctl", version)]
 pub struct Ctl {
@@ -186,7 +186,7 @@ impl From<Error> for Failure {
 /// Exit code of "a check found problems" and of a lost compare-and-set.
 pub const PROBLEMS: i32 = 1;
 const NO_INPUT: i32 = 66;
-const IO_ERROR: i32 = 74;
+pub(super) const IO_ERROR: i32 = 74;
 
 type Outcome = std::result::Result<i32, Failure>;
 

@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 use super::pass::{self, Filter};
 use crate::config::Config;
-use crate::ctl::{Failure, Outcome};
+use crate::ctl::{Failure, IO_ERROR, Outcome};
 use crate::zk::{Paths, Session};
 
 /// A scrape's budget when Prometheus does not send its own (its default scrape timeout).
@@ -70,7 +70,7 @@ pub(super) async fn serve(config: Config, addr: &str) -> Outcome {
         None => addr.to_string(),
     };
     let listener = TcpListener::bind(&addr).await.map_err(|e| Failure {
-        code: 69,
+        code: IO_ERROR,
         message: format!("cannot listen on {addr}: {e}"),
     })?;
     let local = listener.local_addr().map_err(|e| Failure {
@@ -128,14 +128,13 @@ async fn connection(stream: tokio::net::TcpStream, reader: Arc<Reader>) {
         async move { Ok::<_, Infallible>(respond(&reader, request).await) }
     });
     // A client that never finishes its request must not hold a connection for ever.
-    let served = http1::Builder::new()
+    // A connection's own errors (a scraper that hung up, a malformed request) concern only that
+    // scraper, which sees them itself.
+    let _ = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(DEFAULT_SCRAPE_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .await;
-    if let Err(e) = served {
-        tracing::debug!("metrics connection: {e}");
-    }
 }
 
 async fn respond(reader: &Reader, request: Request<Incoming>) -> Response<Full<Bytes>> {
