@@ -348,6 +348,14 @@ async fn fleet_metrics_show_what_status_knows() {
         has_item(c, "waiter")
     })
     .await;
+    // And in line for the lock backup (--wait).
+    let b_cmd = cmd_waiting("b", 0);
+    let b_args = [&["--wait", "forever"][..], &lock_argv("backup", &b_cmd)].concat();
+    let b = spawn_as(&job, "web4.example", &b_args);
+    await_children(&client, &job.line_path("backup"), "b waits in line", |c| {
+        !c.is_empty()
+    })
+    .await;
 
     let out = job.ctl_command(&["metrics"]).output().await.unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -362,6 +370,7 @@ async fn fleet_metrics_show_what_status_knows() {
             r#"switchman_lock_held{host="web2.example",lock="leaser"}"#,
             1.0,
         ),
+        (r#"switchman_lock_waiting{lock="backup"}"#, 1.0),
         (r#"switchman_queue_length{resource="db"}"#, 1.0),
         (r#"switchman_semaphore_used{resource="db"}"#, 1.0),
         (r#"switchman_semaphore_capacity{resource="db"}"#, 1.0),
@@ -383,12 +392,43 @@ async fn fleet_metrics_show_what_status_knows() {
     );
     promtool_accepts(&text).await;
 
-    for name in ["a", "l", "w"] {
+    for name in ["a", "l", "w", "b"] {
         job.go(name);
     }
-    for run in [a, l, w] {
+    for run in [a, l, w, b] {
         finish_ok(run).await;
     }
+}
+
+/// "Has it succeeded anywhere?": the run records (`record_runs`) give each job's last success
+/// on any host, kept through a later failure elsewhere.
+#[tokio::test]
+async fn the_fleet_knows_each_jobs_last_success_from_the_run_records() {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new("records", &zk_hosts, json!({"record_runs": true}));
+    let run_as = async |fqdn: &str, cmd: &[String]| {
+        let mut run = job.command(&lock_argv("nightly", cmd));
+        run.env("SWITCHMAN_FQDN", fqdn);
+        run.output().await.unwrap().status.code()
+    };
+    assert_eq!(run_as("web1.example", &sh("exit 0")).await, Some(0));
+    let out = job.ctl_command(&["metrics"]).output().await.unwrap();
+    let first = samples(&String::from_utf8(out.stdout).unwrap());
+    let series = r#"switchman_last_success_timestamp_seconds{host="web1.example",lock="nightly"}"#;
+    let success = value(&first, series);
+    assert!(success > 0.0);
+
+    assert_eq!(run_as("web2.example", &sh("exit 1")).await, Some(1));
+    let out = job.ctl_command(&["metrics"]).output().await.unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let s = samples(&text);
+    assert_eq!(
+        value(&s, series),
+        success,
+        "the failure on web2 keeps it:\n{text}"
+    );
+    assert!(!text.contains("web2.example"), "{text}");
+    promtool_accepts(&text).await;
 }
 
 /// Starts `switchmanctl metrics --listen` for `job` on a free port; returns it and `host:port`.

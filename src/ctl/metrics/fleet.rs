@@ -1,5 +1,6 @@
 //! What one pass of `status` found, as Prometheus metrics (README: "Monitoring"): the fleet's
-//! view from ZooKeeper, beside each host's textfile (`crate::metrics`).
+//! view from ZooKeeper (locks and their lines, queues, semaphores, groups, and each job's last
+//! success from the run records), beside each host's textfile (`crate::metrics`).
 //!
 //! Every series of a held lock or a waiter exists only while it does, so a lock released is a
 //! series gone at the next scrape, not a zero to remember. Ages are measured against this
@@ -10,18 +11,8 @@ use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::ctl::status::pass::Snapshot;
 
-/// The last successful run of a job, fleet-wide, from its run record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LastSuccess {
-    pub lock: String,
-    pub host: String,
-    /// When it ended, ms since the epoch on the ZooKeeper servers' clock.
-    pub end_ms: i64,
-}
-
-/// The families of `s`, in Prometheus's classic text format. `successes` are the jobs' last
-/// successful runs, from the run records.
-pub fn render(s: &Snapshot, successes: &[LastSuccess]) -> String {
+/// The families of `s`, in Prometheus's classic text format.
+pub fn render(s: &Snapshot) -> String {
     let registry = Registry::new();
     let seconds = |ms: i64| ms as f64 / 1000.0;
     let age = |ctime: i64| seconds(s.read_at - ctime);
@@ -42,6 +33,18 @@ pub fn render(s: &Snapshot, successes: &[LastSuccess]) -> String {
         let labels = [l.name.as_str(), l.holder.owner.host().unwrap_or("")];
         held.with_label_values(&labels).set(1);
         held_for.with_label_values(&labels).set(age(l.holder.ctime));
+    }
+
+    let waiting = int_family(
+        &registry,
+        "switchman_lock_waiting",
+        "Runs waiting in line for the lock (--wait)",
+        &["lock"],
+    );
+    for line in &s.lines {
+        waiting
+            .with_label_values(&[&line.lock])
+            .set(line.waiters.len() as i64);
     }
 
     let length = int_family(
@@ -103,10 +106,14 @@ pub fn render(s: &Snapshot, successes: &[LastSuccess]) -> String {
         "When the job's last successful run ended, on any host, from its run record (seconds since the epoch)",
         &["lock", "host"],
     );
-    for l in successes {
-        success
-            .with_label_values(&[&l.lock, &l.host])
-            .set(seconds(l.end_ms));
+    // A success's end is when its record was written, by the servers' clock. One carried along
+    // without it is shown at its start, which is earlier, so an alert on it errs towards firing.
+    for r in &s.runs {
+        if let Some(run) = &r.record.last_success {
+            success
+                .with_label_values(&[&r.name, &run.host])
+                .set(seconds(run.end.unwrap_or(run.start)));
+        }
     }
 
     let pass = family(
@@ -154,10 +161,22 @@ fn register<C: Collector + Clone + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::status::pass::{LockNode, Queue, Semaphore, Waiter};
+    use crate::ctl::status::pass::{Line, LockNode, Queue, RunRecord, Semaphore, Waiter};
     use crate::recipes::holder::{Holder, Owner};
+    use crate::recipes::runs::{Record, Run};
     use std::collections::{BTreeMap, BTreeSet};
     use std::time::Duration;
+
+    fn run(host: &str, exit_code: i32, end: Option<i64>) -> Run {
+        Run {
+            host: host.into(),
+            pid: 1,
+            start: 1_764_136_000_000,
+            end,
+            exit_code,
+            token: 1,
+        }
+    }
 
     fn holder(data: &str, ctime: i64) -> Holder {
         Holder {
@@ -215,21 +234,34 @@ mod tests {
                 "all".to_string(),
                 BTreeSet::from(["a".to_string(), "b".to_string()]),
             )])),
+            lines: vec![Line {
+                lock: "backup".into(),
+                waiters: vec![Waiter {
+                    node: "wait-0000000003".into(),
+                    task: Some("backup".into()),
+                    seq: Some(3),
+                    position: 1,
+                    holder: holder("web4.example 8", 150_000),
+                }],
+            }],
+            runs: vec![RunRecord {
+                name: "backup".into(),
+                record: Record {
+                    last: run("web1.example", 1, None),
+                    last_success: Some(run("web3.example", 0, Some(1_764_136_471_077))),
+                },
+            }],
             warnings: vec![],
             read_at: 160_000,
             took: Duration::from_millis(12),
         };
-        let success = LastSuccess {
-            lock: "backup".into(),
-            host: "web3.example".into(),
-            end_ms: 1_764_136_471_077,
-        };
-        let text = render(&s, &[success]);
+        let text = render(&s);
         for line in [
             "switchman_lock_held{host=\"web1.example\",lock=\"backup\"} 1",
             "switchman_lock_held_seconds{host=\"web1.example\",lock=\"backup\"} 60",
             "switchman_lock_held{host=\"\",lock=\"junk\"} 1",
             "switchman_lock_held_seconds{host=\"\",lock=\"junk\"} 0.5",
+            "switchman_lock_waiting{lock=\"backup\"} 1",
             "switchman_queue_length{resource=\"db\"} 1",
             "switchman_queue_length{resource=\"idle\"} 0",
             "switchman_queue_oldest_wait_seconds{resource=\"db\"} 30",

@@ -53,7 +53,7 @@ impl Reader {
         match pass::read(&session, &self.paths, &Filter::default()).await {
             Ok(snapshot) => {
                 *slot = Some(session);
-                Ok(super::render(&snapshot))
+                Ok(super::fleet::render(&snapshot))
             }
             Err(e) => {
                 session.close().await;
