@@ -169,17 +169,7 @@ fn read_seconds(text: &str) -> Option<f64> {
 /// What one scrape of `metrics --listen` costs: the wall time of a GET /metrics, connection
 /// included, and its pass alone, over [`SCRAPES`] scrapes one after another.
 async fn scrapes(job: &Job) {
-    let mut listener = job
-        .ctl_command(&["metrics", "--listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let mut said = BufReader::new(listener.stderr.take().unwrap()).lines();
-    let line = said.next_line().await.unwrap().unwrap_or_default();
-    let addr = line
-        .strip_prefix("switchmanctl: serving metrics on http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let (mut listener, addr) = job.metrics_listener().await;
     let (mut whole, mut pass, mut size) = (Vec::new(), Vec::new(), 0);
     for _ in 0..SCRAPES {
         let began = Instant::now();

@@ -16,7 +16,7 @@ use support::{
     Ensemble, Job, argv, await_children, cmd_waiting, finish, finish_ok, has_item, lock_argv,
     pick_ports, set_prefix_data, sh, shared_ensemble, until_go, wait_for, wait_until, zk,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// The binary `name` on the PATH; `None`, with a message saying how to install it, if missing.
@@ -431,29 +431,13 @@ async fn the_fleet_knows_each_jobs_last_success_from_the_run_records() {
     promtool_accepts(&text).await;
 }
 
-/// Starts `switchmanctl metrics --listen` for `job` on a free port; returns it and `host:port`.
-async fn listener(job: &Job) -> (Child, String) {
-    let mut listener = job
-        .ctl_command(&["metrics", "--listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let mut said = BufReader::new(listener.stderr.take().unwrap()).lines();
-    let line = said.next_line().await.unwrap().unwrap_or_default();
-    let addr = line
-        .strip_prefix("switchmanctl: serving metrics on http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
-    (listener, addr)
-}
-
 /// A scrape while ZooKeeper is away is a 503, not a page of zeros, so that Prometheus marks the
 /// target down; once ZooKeeper is back, scrapes answer again with a new session.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listener_answers_503_while_zookeeper_is_away_and_recovers() {
     let mut ensemble = Ensemble::start(1);
     let job = Job::new("outage", &ensemble.connect_string(), json!({}));
-    let (mut listener, addr) = listener(&job).await;
+    let (mut listener, addr) = job.metrics_listener().await;
     let body = await_ok(&addr, "/metrics").await;
     promtool_accepts(&body).await;
     assert_eq!(http_get(&addr, "/nosuch").await.unwrap().0, 404);
@@ -485,7 +469,7 @@ async fn prometheus_sees_a_held_lock_while_it_is_held_and_not_after() {
     }
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new("scraped", &zk_hosts, json!({}));
-    let (mut listener, target) = listener(&job).await;
+    let (mut listener, target) = job.metrics_listener().await;
 
     let port = pick_ports(1)[0];
     let addr = format!("127.0.0.1:{port}");

@@ -153,6 +153,24 @@ impl Job {
         cmd
     }
 
+    /// Starts `switchmanctl metrics --listen` on a free port; returns it and its `host:port`,
+    /// read from the line it prints once it listens.
+    pub async fn metrics_listener(&self) -> (Child, String) {
+        use tokio::io::AsyncBufReadExt;
+        let mut listener = self
+            .ctl_command(&["metrics", "--listen", "127.0.0.1:0"])
+            .spawn()
+            .unwrap();
+        let mut said = tokio::io::BufReader::new(listener.stderr.take().unwrap()).lines();
+        let line = said.next_line().await.unwrap().unwrap_or_default();
+        let addr = line
+            .strip_prefix("switchmanctl: serving metrics on http://")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        (listener, addr)
+    }
+
     /// Starts switchman (see [`Job::command`]).
     pub fn spawn(&self, args: &[&str]) -> Child {
         spawn_command(self.command(args))
