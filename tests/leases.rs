@@ -16,9 +16,9 @@ use std::os::unix::process::ExitStatusExt;
 
 use serde_json::json;
 use support::{
-    Job, Proxy, argv, await_children, await_item, children, cmd_recording_start_end, cmd_waiting,
-    finish, finish_ok, has_item, nodes_of, set_prefix_data, sh, shared_ensemble, until_go,
-    wait_for_file, wait_until, zk,
+    Job, Proxy, argv, assert_left_nothing, await_children, await_item, children,
+    cmd_recording_start_end, cmd_waiting, finish, finish_ok, has_item, set_prefix_data, sh,
+    shared_ensemble, until_go, wait_for_file, wait_until, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -303,10 +303,7 @@ async fn total_mismatch_is_a_config_error() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert_eq!(
-        nodes_of(&client, &job.prefix, b_pid).await,
-        Vec::<String>::new()
-    );
+    assert_left_nothing(&client, &job.prefix, b_pid).await;
     assert_eq!(children(&client, &job.leases_path("r")).await.len(), 1);
 
     job.go("a");
@@ -341,10 +338,7 @@ async fn task_already_queued_is_skipped() {
     let (code, stderr) = finish(c).await;
     assert_eq!((code, stderr.as_str()), (0, ""), "a skip is silent");
     assert!(!job.file("c.pid").exists());
-    assert_eq!(
-        nodes_of(&client, &job.prefix, c_pid).await,
-        Vec::<String>::new()
-    );
+    assert_left_nothing(&client, &job.prefix, c_pid).await;
     let kids = children(&client, &q).await;
     assert_eq!(kids.len(), 1, "only b's item: {kids:?}");
 
@@ -375,10 +369,7 @@ async fn lock_taken_while_waiting_skips() {
     assert_eq!((code, stderr.as_str()), (0, ""), "a skip is silent");
     assert!(!job.file("b.pid").exists());
     assert_eq!(children(&client, &q).await, Vec::<String>::new());
-    assert_eq!(
-        nodes_of(&client, &job.prefix, b_pid).await,
-        Vec::<String>::new()
-    );
+    assert_left_nothing(&client, &job.prefix, b_pid).await;
 
     job.go("x");
     job.go("a");
@@ -402,10 +393,7 @@ async fn wait_timeout_exits_75_and_leaves_nothing() {
         assert!(stderr.contains("resources_wait_timeout"), "{stderr}");
     }
     for pid in pids {
-        assert_eq!(
-            nodes_of(&client, &job.prefix, pid).await,
-            Vec::<String>::new()
-        );
+        assert_left_nothing(&client, &job.prefix, pid).await;
     }
     assert_eq!(
         children(&client, &job.queue_path("r")).await,

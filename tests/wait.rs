@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{
-    Ensemble, Job, Proxy, argv, await_children, children, cmd_noting_run, cmd_recording_start_end,
-    cmd_waiting, finish, finish_ok, lock_argv, nodes_of, set_prefix_data, sh, shared_ensemble,
-    spawn_command, tree, wait_for, wait_for_file, wait_until, zk,
+    Ensemble, Job, Proxy, argv, assert_left_nothing, await_children, children, cmd_noting_run,
+    cmd_recording_start_end, cmd_waiting, finish, finish_ok, lock_argv, nodes_of, set_prefix_data,
+    sh, shared_ensemble, spawn_command, tree, wait_for, wait_for_file, wait_until, zk,
 };
 use tokio::process::{Child, Command};
 use zookeeper_client::{Acls, Client, CreateMode, Stat};
@@ -204,10 +204,7 @@ async fn a_wait_for_the_lock_that_runs_out_exits_75_naming_the_holder() {
     ] {
         assert!(stderr.contains(part), "{part:?} in {stderr}");
     }
-    assert_eq!(
-        nodes_of(&client, &job.prefix, c_pid).await,
-        Vec::<String>::new()
-    );
+    assert_left_nothing(&client, &job.prefix, c_pid).await;
     assert_eq!(await_line(&client, &job, "j", 1).await.len(), 1, "b's");
 
     job.go("h");
@@ -244,10 +241,7 @@ async fn a_wait_for_a_lease_that_runs_out_exits_75_naming_the_lessees() {
     ] {
         assert!(stderr.contains(part), "{part:?} in {stderr}");
     }
-    assert_eq!(
-        nodes_of(&client, &job.prefix, d_pid).await,
-        Vec::<String>::new()
-    );
+    assert_left_nothing(&client, &job.prefix, d_pid).await;
     assert_eq!(
         children(&client, &job.queue_path("r")).await,
         Vec::<String>::new()

@@ -140,3 +140,12 @@ pub async fn nodes_of(client: &Client, root: &str, pid: u32) -> Vec<String> {
     }
     found
 }
+
+/// Asserts that the run with switchman pid `pid` has no node left under `root`.
+pub async fn assert_left_nothing(client: &Client, root: &str, pid: u32) {
+    assert_eq!(
+        nodes_of(client, root, pid).await,
+        Vec::<String>::new(),
+        "run {pid}'s nodes"
+    );
+}
