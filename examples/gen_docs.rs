@@ -50,15 +50,21 @@ fn main() -> std::io::Result<()> {
 fn write_switchmanctl_page(path: &Path) -> std::io::Result<()> {
     let page = Man::new(Ctl::command().disable_help_subcommand(true));
     let mut out = Vec::new();
-    page.render_title(&mut out)?;
-    page.render_name_section(&mut out)?;
-    page.render_synopsis_section(&mut out)?;
-    page.render_description_section(&mut out)?;
-    page.render_options_section(&mut out)?;
+    render_head(&page, &mut out)?;
     page.render_subcommands_section(&mut out)?;
     see_also(&["switchman"]).to_writer(&mut out)?;
     page.render_version_section(&mut out)?;
     fs::File::create(path)?.write_all(&out)
+}
+
+/// The sections every page opens with, as clap_mangen makes them: title, NAME, SYNOPSIS,
+/// DESCRIPTION and OPTIONS.
+fn render_head(page: &Man, out: &mut Vec<u8>) -> std::io::Result<()> {
+    page.render_title(out)?;
+    page.render_name_section(out)?;
+    page.render_synopsis_section(out)?;
+    page.render_description_section(out)?;
+    page.render_options_section(out)
 }
 
 /// SEE ALSO: the other pages, flock(1), and where the README is installed.
@@ -80,11 +86,7 @@ fn see_also(pages: &[&str]) -> Roff {
 fn write_switchman_page(path: &Path) -> std::io::Result<()> {
     let page = Man::new(Cli::command());
     let mut out = Vec::new();
-    page.render_title(&mut out)?;
-    page.render_name_section(&mut out)?;
-    page.render_synopsis_section(&mut out)?;
-    page.render_description_section(&mut out)?;
-    page.render_options_section(&mut out)?;
+    render_head(&page, &mut out)?;
 
     let mut roff = Roff::default();
     roff.control("SH", ["EXAMPLES"]);

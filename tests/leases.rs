@@ -17,8 +17,8 @@ use std::os::unix::process::ExitStatusExt;
 use serde_json::json;
 use support::{
     Job, Proxy, argv, assert_left_nothing, await_children, await_item, children,
-    cmd_recording_start_end, cmd_waiting, finish, finish_ok, has_item, set_prefix_data, sh,
-    shared_ensemble, until_go, wait_for_file, wait_until, zk,
+    cmd_recording_start_end, cmd_waiting, finish, finish_ok, has_item, leased_job, sh,
+    shared_ensemble, until_go, wait_for_file, wait_until,
 };
 use tokio::process::Child;
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -26,16 +26,6 @@ use zookeeper_client::{Acls, Client, CreateMode};
 /// The lines of the records `cmd_recording_start_end` CMDs wrote.
 fn records(job: &Job) -> Vec<String> {
     job.read("records").lines().map(str::to_string).collect()
-}
-
-/// A job whose prefix znode's data lists `resources`, and a test client to look at it with.
-async fn leased_job(name: &str, extra: serde_json::Value, resources: &[&str]) -> (Job, Client) {
-    let zk_hosts = shared_ensemble().connect_string();
-    let job = Job::new(name, &zk_hosts, extra);
-    let client = zk(&zk_hosts).await;
-    let data = json!({ "resources": resources }).to_string();
-    set_prefix_data(&client, &job.prefix, &data).await;
-    (job, client)
 }
 
 /// Nobody holds the guard of resource `r`, and its only lease is the holder `a`'s.

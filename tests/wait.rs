@@ -15,21 +15,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{
     Ensemble, Job, Proxy, argv, assert_left_nothing, await_children, children, cmd_noting_run,
-    cmd_recording_start_end, cmd_waiting, finish, finish_ok, lock_argv, nodes_of, set_prefix_data,
-    sh, shared_ensemble, spawn_command, tree, wait_for, wait_for_file, wait_until, zk,
+    cmd_recording_start_end, cmd_waiting, finish, finish_ok, leased_job, lock_argv, nodes_of,
+    set_prefix_data, sh, shared_ensemble, spawn_command, tree, wait_for, wait_for_file, wait_until,
+    zk,
 };
 use tokio::process::{Child, Command};
 use zookeeper_client::{Acls, Client, CreateMode, Stat};
-
-/// A job whose prefix znode's data lists `resources`, and a test client to look at it with.
-async fn leased_job(name: &str, extra: Value, resources: &[&str]) -> (Job, Client) {
-    let zk_hosts = shared_ensemble().connect_string();
-    let job = Job::new(name, &zk_hosts, extra);
-    let client = zk(&zk_hosts).await;
-    let data = json!({ "resources": resources }).to_string();
-    set_prefix_data(&client, &job.prefix, &data).await;
-    (job, client)
-}
 
 /// Waits until the run with `pid` has logged a line containing `needle`.
 async fn await_log(job: &Job, pid: u32, needle: &str) {

@@ -149,3 +149,18 @@ pub async fn assert_left_nothing(client: &Client, root: &str, pid: u32) {
         "run {pid}'s nodes"
     );
 }
+
+/// A job on the shared server whose prefix znode's data lists `resources`, and a test client to
+/// look at it with.
+pub async fn leased_job(
+    name: &str,
+    extra: serde_json::Value,
+    resources: &[&str],
+) -> (super::Job, Client) {
+    let zk_hosts = super::shared_ensemble().connect_string();
+    let job = super::Job::new(name, &zk_hosts, extra);
+    let client = zk(&zk_hosts).await;
+    let data = serde_json::json!({ "resources": resources }).to_string();
+    set_prefix_data(&client, &job.prefix, &data).await;
+    (job, client)
+}

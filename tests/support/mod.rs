@@ -39,7 +39,7 @@ mod util;
 // Each test binary uses its own share of these.
 #[allow(unused_imports)]
 pub use client::{
-    assert_left_nothing, await_children, await_item, children, has_item, nodes_of, seq,
+    assert_left_nothing, await_children, await_item, children, has_item, leased_job, nodes_of, seq,
     set_prefix_data, tree, zk,
 };
 #[allow(unused_imports)]
