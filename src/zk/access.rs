@@ -337,13 +337,6 @@ impl Session {
         }
     }
 
-    /// The stat of `path`, `None` if it does not exist.
-    pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
-        self.retry(|| self.client.check_stat(path))
-            .await
-            .map_err(|e| self.zk_error("stat", path, e))
-    }
-
     /// The stat of `path` (`None` if it does not exist) and a watch that fires when it is
     /// created, changed or deleted.
     pub async fn stat_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatcher)> {

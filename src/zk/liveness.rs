@@ -69,7 +69,7 @@ impl Liveness {
     }
 
     /// Records that the leader has heard of the session at or after `at`.
-    pub fn acknowledged(&self, at: Duration) {
+    fn acknowledged(&self, at: Duration) {
         self.acked_at_ns
             .fetch_max(at.as_nanos() as u64, Ordering::SeqCst);
         self.renewed.notify_waiters();

@@ -111,8 +111,8 @@ impl Session {
         };
         let timeout = client.session_timeout();
         tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
-        // All we know of a slow connect is that it began at `sent`; the heartbeat's first beat
-        // then goes out at once and tells how fresh the session really is.
+        // The leader made (or revalidated) the session after `sent`: the first `acked`, until
+        // the heartbeat's chain proves a later one.
         Ok(Session {
             client,
             liveness: Liveness::new(timeout, config.server_tick_time, sent),
