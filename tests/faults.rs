@@ -848,13 +848,16 @@ mod op {
     /// Not an opcode on the wire: the connect request, a connection's first frame, has no
     /// header. (ZooKeeper's servers call it `createSession`, -10.)
     pub const CONNECT: i32 = -10;
-    pub const DELETE: i32 = 2;
     pub const EXISTS: i32 = 3;
     pub const GET_DATA: i32 = 4;
     /// `getChildren`
     pub const LIST: i32 = 8;
+    /// A transaction of writes, named by its first operation's path.
+    pub const MULTI: i32 = 14;
     /// `create2`
     pub const CREATE: i32 = 15;
+    /// A read of several nodes at once, named by its first operation's path.
+    pub const MULTI_READ: i32 = 22;
 }
 
 /// A step of a run that talks to ZooKeeper, as the request that does it: a name, the opcode,
@@ -862,26 +865,18 @@ mod op {
 type Step = (&'static str, i32, &'static str, usize);
 
 /// The requests of a run with [`STEP_ARGS`] on a prefix whose folders exist, in the order it
-/// makes them (leaving out the heartbeat's syncs), as logged once: the connect request (and
-/// the ping the client library sends once connected), `getData` of the prefix
-/// (with a watch), `exists` of the lock (with a watch), `getChildren` of the queue, `create2`
-/// of the queue item, `getChildren` of the queue, `create2` of the guard node, `getChildren`
-/// of the guard folder and of the leases (sent together), `create2` of the lease, `delete` of
-/// the guard node, then (after the client library's `removeWatches` for the lock's watch)
-/// `delete` of the queue item and `create2` of the lock.
-const STEPS: [Step; 13] = [
+/// makes them until CMD starts (leaving out the heartbeat's syncs and the client library's own
+/// pings), as logged once: the connect request, `getData` of the prefix (with a watch),
+/// `exists` of the lock (with a watch), one transaction making the queue item and the guard
+/// node, one read listing the queue, the guard's queue and the leases, one transaction making
+/// the lease and deleting the guard node and the queue item, and `create2` of the lock.
+const STEPS: [Step; 7] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
     ("lock check (step 4)", op::EXISTS, "/locks/L", 1),
-    ("queue listing (queued already?)", op::LIST, "/queues/r", 1),
-    ("queue join", op::CREATE, "/queues/r/L-", 1),
-    ("queue listing (our turn?)", op::LIST, "/queues/r", 2),
-    ("guard create", op::CREATE, "/semaphores/r/lock/", 1),
-    ("guard listing", op::LIST, "/semaphores/r/lock", 1),
-    ("lease listing", op::LIST, "/semaphores/r/leases", 1),
-    ("lease create", op::CREATE, "/semaphores/r/leases/", 1),
-    ("guard delete", op::DELETE, "/semaphores/r/lock/", 1),
-    ("queue leave", op::DELETE, "/queues/r/", 1),
+    ("queue and guard join", op::MULTI, "/queues/r/L-", 1),
+    ("listings", op::MULTI_READ, "/queues/r", 1),
+    ("lease create", op::MULTI, "/semaphores/r/leases/", 1),
     ("lock create", op::CREATE, "/locks/L", 1),
 ];
 
@@ -1163,9 +1158,9 @@ async fn stall_during_each_step_is_retried_and_the_run_goes_on() {
     cut_during_each_step(Cut::Stall).await;
 }
 
-/// Issue 8, the creates of sequential nodes (queue item, guard node, lease): the reply of the
-/// create is lost (the node exists), and the connection is cut again while the run looks for
-/// the node its session owns. The run must find its node in the end, not make a second one:
+/// Issue 8, the transactions that make sequential nodes (queue item and guard node; lease):
+/// the reply of the transaction is lost (its nodes exist), and the connection is cut again
+/// while the run looks for the nodes its session owns. The run must find its node in the end, not make a second one:
 /// a second node would leave the run waiting behind its own queue item or guard node (the
 /// guard blocking every other run of the resource too), or holding two leases.
 #[tokio::test]
@@ -1173,8 +1168,9 @@ async fn lost_create_reply_and_a_cut_search_make_no_second_node() {
     let (base, client) = step_prefix("search-cut").await;
     let mut failures = Vec::new();
     for (step, folder) in [
-        (step("queue join"), "/queues/r"),
-        (step("guard create"), "/semaphores/r/lock"),
+        (step("queue and guard join"), "/queues/r"),
+        // The search for the second node of the same transaction.
+        (step("queue and guard join"), "/semaphores/r/lock"),
         (step("lease create"), "/semaphores/r/leases"),
     ] {
         let cuts = [

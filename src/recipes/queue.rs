@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::zk::Session;
+use crate::zk::access::Op;
 use crate::zk::access::session_ended;
 use crate::zk::paths::sequence_of;
 
@@ -19,25 +20,32 @@ pub struct Item {
 
 /// Appends an item `{stem}{seq10}` with `data` to the queue folder the stem lies in.
 pub async fn join(session: &Session, stem: &str, data: &[u8]) -> Result<Item> {
-    let path = session.create_sequential(stem, data).await?;
-    let (folder, name) = path.rsplit_once('/').expect("an absolute path");
-    let seq = sequence_of(name).expect("ZooKeeper appends a sequence number");
-    Ok(Item {
-        folder: folder.to_string(),
-        seq,
-        path,
-    })
+    Ok(Item::at(session.create_sequential(stem, data).await?))
 }
 
-/// The path of an item `{name}-{digits}` in the queue folder, if there is one (another host is
-/// waiting to run the same task).
-pub async fn item_named(session: &Session, folder: &str, name: &str) -> Result<Option<String>> {
-    Ok(session
-        .children(folder)
+/// Joins the queue of each stem at once (one transaction), then lists each of those queues
+/// and then each of `also` in one read, answered after the joins. A run that finds itself
+/// first everywhere goes on without another request; the lists show whom else to wait for.
+pub async fn join_all(
+    session: &Session,
+    stems: &[String],
+    data: &[u8],
+    also: &[&str],
+) -> Result<(Vec<Item>, Vec<Vec<String>>)> {
+    let ops: Vec<Op> = stems.iter().map(|stem| Op::Create { stem, data }).collect();
+    let items: Vec<Item> = session
+        .transact(&ops)
         .await?
         .into_iter()
-        .find(|c| task_of(c) == Some(name))
-        .map(|c| format!("{folder}/{c}")))
+        .map(Item::at)
+        .collect();
+    let folders: Vec<&str> = items
+        .iter()
+        .map(|i| i.folder.as_str())
+        .chain(also.iter().copied())
+        .collect();
+    let listed = session.children_of_all(&folders).await?;
+    Ok((items, listed))
 }
 
 /// The task an item `{task}-{digits}` is queued for; `None` for a name of another shape.
@@ -47,6 +55,27 @@ pub fn task_of(item: &str) -> Option<&str> {
 }
 
 impl Item {
+    /// The item at `path`, which ZooKeeper named `{stem}{seq10}`.
+    pub fn at(path: String) -> Item {
+        let (folder, name) = path.rsplit_once('/').expect("an absolute path");
+        let seq = sequence_of(name).expect("ZooKeeper appends a sequence number");
+        Item {
+            folder: folder.to_string(),
+            seq,
+            path,
+        }
+    }
+
+    /// An item of the same `task` that is older than ours in `children` (a listing of the queue
+    /// that holds ours): another run of the task got there first.
+    pub fn older_of_task(&self, children: &[String], task: &str) -> Option<String> {
+        children
+            .iter()
+            .filter(|c| task_of(c) == Some(task))
+            .find(|c| sequence_of(c).is_some_and(|s| s < self.seq))
+            .map(|c| format!("{}/{c}", self.folder))
+    }
+
     /// Whether no item in `children` (a listing of the queue that holds ours) is older.
     pub fn is_oldest(&self, children: &[String]) -> bool {
         !children

@@ -6,10 +6,10 @@
 //! add our lease. If not, we let go of the guard and wait for the leases folder to change. The
 //! original polls once a second here; a watch wakes us as soon as a lease goes.
 
-use super::queue;
+use super::queue::{self, Item};
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
-use crate::zk::access::session_ended;
+use crate::zk::access::{Op, session_ended};
 use crate::zk::{Paths, Session};
 
 /// A lease we hold.
@@ -19,47 +19,69 @@ pub struct Lease {
     pub resource: String,
 }
 
-/// Takes `spec.count` units of `spec.resource`, waiting as long as it takes.
+/// A guard node of ours, with the guard's queue and the leases as listed after it was made, in
+/// that order: the servers answer in order, so if the guard's queue shows our node first,
+/// every earlier holder had let go (after making its lease) before the leases were read.
+pub struct Guarded {
+    pub guard: Item,
+    pub waiting: Vec<String>,
+    pub held: Vec<String>,
+}
+
+/// Takes `spec.count` units of `spec.resource`, waiting as long as it takes. `first` is a
+/// guard node already made (with the run's queue items, in one transaction), if any. The
+/// queue items in `leave` are left at the moment the lease is made: in the same transaction,
+/// which also lets go of the guard.
 pub async fn acquire(
     session: &Session,
     paths: &Paths,
     spec: &LeaseSpec,
     data: &[u8],
+    mut first: Option<Guarded>,
+    leave: &[Item],
 ) -> Result<Lease> {
     let leases = paths.semaphore_leases(&spec.resource);
-    let guard_folder = paths.semaphore_guard(&spec.resource);
+    let lease_stem = paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total);
     loop {
-        let guard = queue::join(session, &paths.semaphore_guard_stem(&spec.resource), data).await?;
+        let Guarded {
+            guard,
+            waiting,
+            held,
+        } = match first.take() {
+            Some(guarded) => guarded,
+            None => enter(session, paths, spec, data).await?,
+        };
         // Usually nobody else is at the guard (a resource's queue lets one waiter at a time
-        // through), so look at the guard's queue and the leases in one round trip.
-        // The servers answer in order, so if the guard's queue shows our guard node first, every
-        // earlier holder had let go (after creating its lease) before the leases are read.
-        let room = match session.children_in_order(&guard_folder, &leases).await {
-            Ok((waiting, held)) if guard.is_oldest(&waiting) => fits(&leases, &held, spec),
-            Ok(_) => match guard.wait_turn(session).await {
+        // through), so the listings made with it are enough.
+        let room = if guard.is_oldest(&waiting) {
+            fits(&leases, &held, spec)
+        } else {
+            match guard.wait_turn(session).await {
                 Ok(()) => room(session, &leases, spec).await,
                 Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
+            }
         };
-        let taken = match room {
-            Ok(true) => Some(
-                session
-                    .create_sequential(
-                        &paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total),
+        match room {
+            Ok(true) => {
+                let mut ops = vec![
+                    Op::Create {
+                        stem: &lease_stem,
                         data,
-                    )
-                    .await,
-            ),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        };
-        guard.leave(session).await?;
-        if let Some(lease) = taken {
-            return Ok(Lease {
-                path: lease?,
-                resource: spec.resource.clone(),
-            });
+                    },
+                    Op::Delete(&guard.path),
+                ];
+                ops.extend(leave.iter().map(|item| Op::Delete(&item.path)));
+                let made = session.transact(&ops).await?;
+                return Ok(Lease {
+                    path: made[0].clone(),
+                    resource: spec.resource.clone(),
+                });
+            }
+            Ok(false) => guard.leave(session).await?,
+            Err(e) => {
+                guard.leave(session).await?;
+                return Err(e);
+            }
         }
 
         // No room: wait for a lease to go, then try again under the guard. The watch is set
@@ -82,6 +104,22 @@ pub async fn acquire(
             )));
         }
     }
+}
+
+/// Makes a guard node, then lists the guard's queue and the leases in one read.
+async fn enter(session: &Session, paths: &Paths, spec: &LeaseSpec, data: &[u8]) -> Result<Guarded> {
+    let stem = paths.semaphore_guard_stem(&spec.resource);
+    let leases = paths.semaphore_leases(&spec.resource);
+    let (mut items, mut listed) = queue::join_all(session, &[stem], data, &[&leases]).await?;
+    let (held, waiting) = (
+        listed.pop().unwrap_or_default(),
+        listed.pop().unwrap_or_default(),
+    );
+    Ok(Guarded {
+        guard: items.pop().expect("one guard node"),
+        waiting,
+        held,
+    })
 }
 
 /// Whether our count fits beside the existing leases.
