@@ -26,6 +26,10 @@ pub async fn join(session: &Session, stem: &str, data: &[u8]) -> Result<Item> {
 /// Joins the queue of each stem at once (one transaction), then lists each of those queues
 /// and then each of `also` in one read, answered after the joins. A run that finds itself
 /// first everywhere goes on without another request; the lists show whom else to wait for.
+///
+/// The read is sent right behind the transaction, without awaiting its answer: the servers
+/// answer a session's requests in order. A listing that does not show our item was read
+/// before the join (the transaction had to be made again) and is read again.
 pub async fn join_all(
     session: &Session,
     stems: &[String],
@@ -33,18 +37,24 @@ pub async fn join_all(
     also: &[&str],
 ) -> Result<(Vec<Item>, Vec<Vec<String>>)> {
     let ops: Vec<Op> = stems.iter().map(|stem| Op::Create { stem, data }).collect();
-    let items: Vec<Item> = session
-        .transact(&ops)
-        .await?
-        .into_iter()
-        .map(Item::at)
-        .collect();
-    let folders: Vec<&str> = items
+    let folders: Vec<&str> = stems
         .iter()
-        .map(|i| i.folder.as_str())
+        .map(|stem| stem.rsplit_once('/').expect("a stem is an absolute path").0)
         .chain(also.iter().copied())
         .collect();
-    let listed = session.children_of_all(&folders).await?;
+    let (made, listed) = futures::join!(session.transact(&ops), session.children_of_all(&folders));
+    let items: Vec<Item> = made?.into_iter().map(Item::at).collect();
+    let after_join = |listed: &[Vec<String>]| {
+        items.iter().zip(listed).all(|(item, children)| {
+            children
+                .iter()
+                .any(|c| item.path == format!("{}/{c}", item.folder))
+        })
+    };
+    let listed = match listed {
+        Ok(listed) if after_join(&listed) => listed,
+        _ => session.children_of_all(&folders).await?,
+    };
     Ok((items, listed))
 }
 
