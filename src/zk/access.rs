@@ -415,8 +415,17 @@ impl Session {
                 }
                 reader.commit().await
             })
-            .await
-            .map_err(|e| self.zk_error("list", folders.first().copied().unwrap_or("/"), e))?;
+            .await;
+        let first = folders.first().copied().unwrap_or("/");
+        let read = match read {
+            Err(zookeeper_client::Error::Unimplemented) => {
+                return Err(Error::Unavailable(format!(
+                    "list {first}: the ZooKeeper servers do not support multiRead (they need \
+                     version 3.6 or later)"
+                )));
+            }
+            other => other.map_err(|e| self.zk_error("list", first, e))?,
+        };
         read.into_iter()
             .zip(folders)
             .map(|(result, folder)| match result {
