@@ -862,14 +862,15 @@ mod op {
 type Step = (&'static str, i32, &'static str, usize);
 
 /// The requests of a run with [`STEP_ARGS`] on a prefix whose folders exist, in the order it
-/// makes them (leaving out the heartbeat's syncs), as logged once: the connect request (and
-/// the ping the client library sends once connected), `getData` of the prefix
+/// makes them (leaving out the heartbeat's syncs), as logged once: the connect request,
+/// `getData` of the prefix
 /// (with a watch), `exists` of the lock (with a watch), `getChildren` of the queue, `create2`
 /// of the queue item, `getChildren` of the queue, `create2` of the guard node, `getChildren`
 /// of the guard folder and of the leases (sent together), `create2` of the lease, `delete` of
 /// the guard node, then (after the client library's `removeWatches` for the lock's watch)
-/// `delete` of the queue item and `create2` of the lock.
-const STEPS: [Step; 13] = [
+/// `delete` of the queue item, `create2` of the lock and, in the same write, `getData` of it
+/// with a watch.
+const STEPS: [Step; 14] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
     ("lock check (step 4)", op::EXISTS, "/locks/L", 1),
@@ -883,6 +884,12 @@ const STEPS: [Step; 13] = [
     ("guard delete", op::DELETE, "/semaphores/r/lock/", 1),
     ("queue leave", op::DELETE, "/queues/r/", 1),
     ("lock create", op::CREATE, "/locks/L", 1),
+    (
+        "lock watch (sent with the create)",
+        op::GET_DATA,
+        "/locks/L",
+        1,
+    ),
 ];
 
 /// The step of [`STEPS`] called `name`.
