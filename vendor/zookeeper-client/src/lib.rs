@@ -44,6 +44,7 @@ mod record;
 #[cfg(any(feature = "sasl-digest-md5", feature = "sasl-gssapi"))]
 mod sasl;
 mod session;
+mod time;
 #[cfg(feature = "tls")]
 mod tls;
 mod util;

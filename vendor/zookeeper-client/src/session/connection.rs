@@ -3,7 +3,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_io::Timer;
 use asyncs::select;
 use bytes::buf::BufMut;
 use futures::io::BufReader;
@@ -17,6 +16,7 @@ use tracing::{debug, trace};
 use crate::deadline::Deadline;
 use crate::endpoint::{EndpointRef, IterableEndpoints};
 use crate::net::TcpStream;
+use crate::time::Timer;
 #[cfg(feature = "tls")]
 use crate::tls::TlsClient;
 
