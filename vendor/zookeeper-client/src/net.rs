@@ -3,9 +3,12 @@
 //! async-net's stream is driven by async-io's reactor, which runs on a thread of its own: every
 //! reply the server sends wakes that thread, which then wakes the runtime's. With the `tokio`
 //! feature the stream is tokio's, registered with the reactor of the runtime the session runs
-//! on, so a reply wakes the session's task directly. Only the TCP stream differs: async-net and
-//! tokio resolve host names alike (an IP address at once, a name on a blocking thread), neither
-//! sets TCP_NODELAY, and what is read and written is the same.
+//! on, so a reply wakes the session's task directly. async-net and tokio resolve host names
+//! alike (an IP address at once, a name on a blocking thread), and what is read and written is
+//! the same. The tokio stream sets TCP_NODELAY, as ZooKeeper's Java client does: requests sent
+//! one behind the other without waiting (a create and the read that watches its node) may now
+//! leave in two writes, and Nagle's algorithm would hold the second until the first is
+//! acknowledged, a round trip across a network.
 
 #[cfg(not(feature = "tokio"))]
 pub use async_net::TcpStream;
@@ -28,7 +31,9 @@ mod tokio_stream {
 
     impl TcpStream {
         pub async fn connect(addr: (&str, u16)) -> Result<TcpStream> {
-            tokio::net::TcpStream::connect(addr).await.map(TcpStream)
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(TcpStream(stream))
         }
     }
 
