@@ -2,6 +2,10 @@
 //! compared against group members.
 
 use std::ffi::{CStr, CString};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 /// Environment variable that overrides the FQDN (containers, tests). It wins over the config
 /// key `fqdn`, which wins over the resolver.
@@ -15,6 +19,73 @@ pub fn fqdn(config_override: Option<&str>) -> String {
     choose_fqdn(env.as_deref(), config_override, resolved_fqdn)
 }
 
+/// This host's FQDN as [`fqdn`] finds it, looked up on a thread of its own when the resolver
+/// must be asked, so that a run connects meanwhile: the first `getaddrinfo` of a process reads
+/// the resolver's files and may ask DNS (0.1 ms to well over a millisecond, measured), which
+/// would otherwise sit on the critical path of every run. Whoever needs the name first waits
+/// for it there, through `Deref`.
+pub struct Fqdn {
+    name: OnceLock<String>,
+    lookup: Mutex<Option<JoinHandle<String>>>,
+}
+
+impl Fqdn {
+    /// Starts the lookup (no thread when the environment or the config names the host).
+    pub fn look_up(config_override: Option<&str>) -> Fqdn {
+        let env = std::env::var(FQDN_ENV).ok();
+        let name = OnceLock::new();
+        let mut lookup = None;
+        match given_fqdn(env.as_deref(), config_override) {
+            Some(given) => drop(name.set(given)),
+            None => match std::thread::Builder::new()
+                .name("fqdn".into())
+                .spawn(resolved_fqdn)
+            {
+                Ok(thread) => lookup = Some(thread),
+                Err(_) => drop(name.set(resolved_fqdn())),
+            },
+        }
+        Fqdn {
+            name,
+            lookup: Mutex::new(lookup),
+        }
+    }
+}
+
+impl Deref for Fqdn {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.name.get_or_init(|| {
+            let thread = self.lookup.lock().ok().and_then(|mut l| l.take());
+            // A lookup thread that panicked leaves the name to be found here.
+            thread
+                .and_then(|t| t.join().ok())
+                .unwrap_or_else(resolved_fqdn)
+        })
+    }
+}
+
+impl fmt::Display for Fqdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for Fqdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The FQDN the environment's override (unless empty) or else the config key gives, if any.
+fn given_fqdn(env_override: Option<&str>, config_override: Option<&str>) -> Option<String> {
+    env_override
+        .filter(|name| !name.is_empty())
+        .or(config_override)
+        .map(str::to_string)
+}
+
 /// The FQDN from the first of: the environment's override (unless empty), the config key, and
 /// `resolve`, which is asked only when neither names the host.
 fn choose_fqdn(
@@ -22,15 +93,7 @@ fn choose_fqdn(
     config_override: Option<&str>,
     resolve: impl FnOnce() -> String,
 ) -> String {
-    if let Some(name) = env_override
-        && !name.is_empty()
-    {
-        return name.to_string();
-    }
-    if let Some(name) = config_override {
-        return name.to_string();
-    }
-    resolve()
+    given_fqdn(env_override, config_override).unwrap_or_else(resolve)
 }
 
 /// The kernel's host name, canonicalised by the resolver when it can.
@@ -96,5 +159,14 @@ mod tests {
     fn localhost_resolves() {
         assert!(canonical_name("localhost").is_some());
         assert!(!fqdn(None).is_empty());
+    }
+
+    #[test]
+    fn the_name_looked_up_aside_is_the_one_found_in_line() {
+        assert_eq!(&*Fqdn::look_up(Some("h1.example.com")), "h1.example.com");
+        // No override (unless the test's own environment sets one): the resolver's answer.
+        let aside = Fqdn::look_up(None);
+        assert_eq!(&*aside, fqdn(None));
+        assert_eq!(aside.to_string(), fqdn(None));
     }
 }

@@ -865,12 +865,13 @@ mod op {
 type Step = (&'static str, i32, &'static str, usize);
 
 /// The requests of a run with [`STEP_ARGS`] on a prefix whose folders exist, in the order it
-/// makes them until CMD starts (leaving out the heartbeat's syncs and the client library's own
-/// pings), as logged once: the connect request, `getData` of the prefix (with a watch),
-/// `exists` of the lock (with a watch), one transaction making the queue item and the guard
-/// node, one read listing the queue, the guard's queue and the leases, one transaction making
-/// the lease and deleting the guard node and the queue item, and `create2` of the lock.
-const STEPS: [Step; 7] = [
+/// makes them until CMD starts (leaving out the heartbeat's syncs), as logged once: the
+/// connect request, `getData` of the prefix (with a watch), `exists` of the lock (with a
+/// watch), one transaction making the queue item and the guard node, one read listing the
+/// queue, the guard's queue and the leases, one transaction making the lease and deleting the
+/// guard node and the queue item, `create2` of the lock and, in the same write, `getData` of
+/// it with a watch.
+const STEPS: [Step; 8] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
     ("lock check (step 4)", op::EXISTS, "/locks/L", 1),
@@ -878,6 +879,12 @@ const STEPS: [Step; 7] = [
     ("listings", op::MULTI_READ, "/queues/r", 1),
     ("lease create", op::MULTI, "/semaphores/r/leases/", 1),
     ("lock create", op::CREATE, "/locks/L", 1),
+    (
+        "lock watch (sent with the create)",
+        op::GET_DATA,
+        "/locks/L",
+        1,
+    ),
 ];
 
 /// The step of [`STEPS`] called `name`.

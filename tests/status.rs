@@ -398,8 +398,9 @@ async fn a_skipped_run_names_the_holder() {
     finish_ok(a).await;
 }
 
-/// Naming the holder of a lock we could not take costs no request more: the read that checks
-/// whether the existing node is ours (after a lost reply) reads its data too.
+/// Naming the holder of a lock we could not take costs no request more, nor a round trip: the
+/// read sent right behind the create, which checks whether an existing node is ours (after a
+/// lost reply) and watches ours, reads the holder's data too.
 #[tokio::test]
 async fn a_skipped_plain_run_costs_few_requests() {
     let ensemble = Ensemble::start(1);
@@ -411,7 +412,8 @@ async fn a_skipped_plain_run_costs_few_requests() {
     let a_cmd = cmd_waiting("a", 0);
     let a = job.spawn(&lock_argv("r", &a_cmd));
     wait_for_file(&job.file("a.pid")).await;
-    // Connect, the library's first ping, the create that fails, the read of the holder, close.
+    // Connect, the create that fails, the read of the holder, close; the read's watch on the
+    // holder's node is not removed (that would be one more).
     let mut counts = Vec::new();
     for _ in 0..3 {
         let before: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
@@ -423,7 +425,7 @@ async fn a_skipped_plain_run_costs_few_requests() {
         counts.push(after - before - 1);
     }
     assert!(
-        counts.iter().min() <= Some(&5),
+        counts.iter().min() <= Some(&4),
         "a skipped run sent {counts:?} packets"
     );
     job.go("a");

@@ -8,7 +8,9 @@
 //! close, and only ever our own node. A separate delete would cost a request and, if someone had
 //! already replaced the node, could delete another holder's lock.
 
-use zookeeper_client::OneshotWatcher;
+use std::cell::RefCell;
+
+use zookeeper_client::{OneshotWatcher, Stat};
 
 use super::holder::Holder;
 use crate::error::Result;
@@ -16,7 +18,7 @@ use crate::zk::Session;
 use crate::zk::access::Created;
 
 /// A lock we hold.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Lock {
     pub path: String,
     /// The node's creation zxid: the fencing token.
@@ -24,19 +26,24 @@ pub struct Lock {
     /// The node's creation time on the servers' clock (ms since the epoch): when the run began,
     /// as `--min-interval` measures it.
     pub ctime: i64,
+    /// The watch set on the node as it was taken, until [`Lock::lost`] takes it over.
+    watched: RefCell<Option<(Stat, OneshotWatcher)>>,
 }
 
 /// Why a run could not have the lock: another holder has it. `None` when the holder was gone
 /// again by the time we read who it was.
 pub type Taken = Option<Holder>;
 
-/// Tries to take the lock at `path` once. `Err` means another holder has it: skip.
+/// Tries to take the lock at `path` once. `Err` means another holder has it: skip. The watch
+/// that tells when the lock is lost is set in the same round trip (and the holder read in it).
 pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Result<Lock, Taken>> {
-    Ok(match session.create_own(path, data).await? {
+    let (created, watched) = session.create_own_watched(path, data).await?;
+    Ok(match created {
         Created::Ours(stat) => Ok(Lock {
             path: path.to_string(),
             czxid: stat.czxid,
             ctime: stat.ctime,
+            watched: RefCell::new(watched),
         }),
         Created::Theirs(found) => Err(found.map(|(data, stat)| Holder::new(&data, &stat))),
     })
@@ -46,8 +53,9 @@ impl Lock {
     /// Resolves when the lock is no longer ours: the node was deleted (by anyone) or replaced by
     /// another holder's.
     pub async fn lost(&self, session: &Session) -> String {
+        let watched = self.watched.borrow_mut().take();
         session
-            .node_gone("lock node", &self.path, Some(self.czxid))
+            .node_gone_watched("lock node", &self.path, Some(self.czxid), watched)
             .await
     }
 }

@@ -1,15 +1,18 @@
 //! Step 1 of a run: everything that can be known before connecting, from the command line and
 //! the config, with lease macros expanded; and step 5's global order of the leases.
 
+use std::cell::OnceCell;
 use std::ffi::OsString;
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::duration::Wait;
 use crate::error::Result;
-use crate::host;
+use crate::host::Fqdn;
 use crate::lease_spec::{LeaseSpec, Macros, in_resource_order};
 use crate::prefix_data::PrefixData;
 use crate::zk::Paths;
@@ -17,9 +20,10 @@ use crate::zk::Paths;
 /// What a run needs to know, fixed before it connects.
 pub(super) struct Plan {
     pub paths: Paths,
-    pub fqdn: String,
+    /// Looked up while the run connects, unless lease macros need it before (see [`Fqdn`]).
+    pub fqdn: Rc<Fqdn>,
     /// `"{fqdn} {pid}"`, the data of every node we create.
-    pub owner: String,
+    pub owner: Owner,
     /// The job's name: the lock name, or CMD's basename with `--no-lock`. Queue items are named
     /// after it.
     pub task: String,
@@ -45,10 +49,26 @@ pub(super) struct Plan {
     pub config_path: PathBuf,
 }
 
+/// `"{fqdn} {pid}"`, made when first needed, by when the FQDN's lookup has had the connect's
+/// time to finish.
+pub(super) struct Owner {
+    fqdn: Rc<Fqdn>,
+    text: OnceCell<String>,
+}
+
+impl Deref for Owner {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.text
+            .get_or_init(|| format!("{} {}", self.fqdn, std::process::id()))
+    }
+}
+
 impl Plan {
     /// Step 1: the command line and config, with lease macros expanded.
     pub fn resolve(cli: &Cli, config: &Config) -> Result<Plan> {
-        let fqdn = host::fqdn(config.fqdn.as_deref());
+        let fqdn = Rc::new(Fqdn::look_up(config.fqdn.as_deref()));
         let lock_name = cli.lock_name()?;
         let macros = if cli.leases.is_empty() {
             None
@@ -65,7 +85,10 @@ impl Plan {
         };
         Ok(Plan {
             paths: Paths::new(&config.prefix),
-            owner: format!("{fqdn} {}", std::process::id()),
+            owner: Owner {
+                fqdn: fqdn.clone(),
+                text: OnceCell::new(),
+            },
             fqdn,
             lock: lock_name.is_some(),
             record: lock_name.is_some() && (cli.min_interval.is_some() || config.record_runs),

@@ -67,7 +67,7 @@ pub(super) async fn record_run(
 ) {
     let path = plan.paths.run_record(&plan.task);
     let ours = Run {
-        host: plan.fqdn.clone(),
+        host: plan.fqdn.to_string(),
         pid: std::process::id(),
         start: lock.ctime,
         end: None,

@@ -90,14 +90,17 @@ impl Session {
     /// refuse to set.
     fn zk_error(&self, op: &str, path: &str, err: zookeeper_client::Error) -> Error {
         match err {
-            zookeeper_client::Error::NoAuth | zookeeper_client::Error::AuthFailed => {
-                Error::NoPerm(format!(
-                    "{op} {path}: denied to {} by the ACL of the znode (or, to create or \
+            // The session's authentication, not the node's ACL: a session without credentials
+            // learns only here that the ensemble enforces authentication.
+            zookeeper_client::Error::AuthFailed => {
+                Error::NoPerm(format!("{op} {path}: {}", self.refused))
+            }
+            zookeeper_client::Error::NoAuth => Error::NoPerm(format!(
+                "{op} {path}: denied to {} by the ACL of the znode (or, to create or \
                      delete, of its parent); check the user and password, or give that identity \
                      access (README: \"Securing it\")",
-                    self.identity
-                ))
-            }
+                self.identity
+            )),
             zookeeper_client::Error::InvalidAcl => Error::Config(format!(
                 "{op} {path}: ZooKeeper refuses the ACL made from \"acl\" and \"acl_extra\" in {}",
                 self.config_path.display()
@@ -162,6 +165,60 @@ impl Session {
                 found => Created::Theirs(found),
             }),
             Err(e) => Err(self.create_error(path, e)),
+        }
+    }
+
+    /// [`Session::create_own`], with the node's data read and watched in the same write: the
+    /// servers answer a session's requests in order, so the read sees what the create left.
+    /// So one round trip both takes the node and sets the watch that tells when it is gone
+    /// (ours) or names who has it (theirs), where one after the other would cost two. The
+    /// watch comes back with the stat it was set on; `None` when nothing was watched (the node
+    /// gone again by the read, or the folders made first). Either failing with its connection
+    /// repeats both, and a create whose reply was lost is found ours by its ephemeral owner.
+    pub async fn create_own_watched(
+        &self,
+        path: &str,
+        data: &[u8],
+    ) -> Result<(Created, Option<(Stat, OneshotWatcher)>)> {
+        let options = CreateMode::Ephemeral.with_acls(Acls::new(&self.acls));
+        let answers = self
+            .retry(|| async {
+                // Each request is sent when it is made, not when awaited.
+                let create = self.client.create(path, data, &options);
+                let read = self.client.get_and_watch_data(path);
+                let (created, read) = futures::join!(create, read);
+                match (&created, &read) {
+                    (Err(e), _) | (_, Err(e)) if is_transient(e) => Err(e.clone()),
+                    _ => Ok((created, read)),
+                }
+            })
+            .await;
+        let (created, read) = answers.map_err(|e| self.create_error(path, e))?;
+        let read = match read {
+            Ok((found, stat, watcher)) => Some((found, stat, watcher)),
+            Err(zookeeper_client::Error::NoNode) => None,
+            Err(e) => return Err(self.zk_error("read", path, e)),
+        };
+        match (created, read) {
+            (Ok((stat, _)), read) => Ok((
+                Created::Ours(stat),
+                read.map(|(_, stat, watcher)| (stat, watcher)),
+            )),
+            (Err(zookeeper_client::Error::NodeExists), Some((found, stat, watcher))) => {
+                if stat.ephemeral_owner == self.id() {
+                    Ok((Created::Ours(stat), Some((stat, watcher))))
+                } else {
+                    // Dropped now, the watch would cost a request to remove it.
+                    self.keep_until_close(watcher);
+                    Ok((Created::Theirs(Some((found, stat))), None))
+                }
+            }
+            (Err(zookeeper_client::Error::NodeExists), None) => Ok((Created::Theirs(None), None)),
+            // The folders are missing (a first run on this prefix): made the usual way.
+            (Err(zookeeper_client::Error::NoNode), _) => {
+                Ok((self.create_own(path, data).await?, None))
+            }
+            (Err(e), _) => Err(self.create_error(path, e)),
         }
     }
 
@@ -559,8 +616,24 @@ impl Session {
     /// by a node with another creation zxid than `czxid`, or lost with the session. `what` names
     /// the node in the reason ("lock node"). Driven by the watch event, never by polling.
     pub async fn node_gone(&self, what: &str, path: &str, czxid: Option<i64>) -> String {
+        self.node_gone_watched(what, path, czxid, None).await
+    }
+
+    /// [`Session::node_gone`], starting from a watch already set on `path` (with the stat it
+    /// was set on), as [`Session::create_own_watched`] gives one.
+    pub async fn node_gone_watched(
+        &self,
+        what: &str,
+        path: &str,
+        czxid: Option<i64>,
+        mut watched: Option<(Stat, OneshotWatcher)>,
+    ) -> String {
         loop {
-            match self.stat_and_watch(path).await {
+            let found = match watched.take() {
+                Some((stat, watcher)) => Ok((Some(stat), watcher)),
+                None => self.stat_and_watch(path).await,
+            };
+            match found {
                 Ok((Some(stat), _)) if czxid.is_some_and(|c| c != stat.czxid) => {
                     return format!("{what} {path} now belongs to another holder");
                 }

@@ -4,11 +4,12 @@
 //! the requests the recipes make through it, with their one retry rule, are in
 //! [`super::access`].
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use zookeeper_client::{Acl, Client, SessionState};
+use zookeeper_client::{Acl, Client, OneshotWatcher, SessionState};
 
 use super::liveness::{self, Liveness, now};
 use super::secure;
@@ -26,6 +27,30 @@ pub struct Session {
     pub(super) identity: String,
     /// The config file, for messages that point at a key in it.
     pub(super) config_path: PathBuf,
+    /// What to say when the servers refuse our authentication, or the lack of it: a session
+    /// without credentials learns of an ensemble that enforces authentication only from its
+    /// first request's answer.
+    pub(super) refused: String,
+    /// Watches the run no longer needs, dropped only once the session is closed: dropping one
+    /// before would cost a request to remove it from the servers.
+    kept: RefCell<Vec<OneshotWatcher>>,
+}
+
+/// The servers refused the session's authentication: wrong credentials, or none where the
+/// ensemble enforces them (`zookeeper.enforce.auth.enabled`).
+fn refusal(config: &Config, identity: &str) -> String {
+    match config.security.auth {
+        Some(_) => format!(
+            "ZooKeeper at {} refused to authenticate {identity}; check the user and password, \
+             and the servers' auth settings",
+            config.zkhosts
+        ),
+        None => format!(
+            "ZooKeeper at {} requires authentication; set \"auth\" in {}",
+            config.zkhosts,
+            config.path.display()
+        ),
+    }
 }
 
 impl Session {
@@ -48,18 +73,7 @@ impl Session {
             match tokio::time::timeout_at(give_up, connecting).await {
                 Ok(Ok(client)) => break (client, sent),
                 Ok(Err(zookeeper_client::Error::AuthFailed)) => {
-                    return Err(Error::NoPerm(match config.security.auth {
-                        Some(_) => format!(
-                            "ZooKeeper at {} refused to authenticate {identity}; check the user \
-                             and password, and the servers' auth settings",
-                            config.zkhosts
-                        ),
-                        None => format!(
-                            "ZooKeeper at {} requires authentication; set \"auth\" in {}",
-                            config.zkhosts,
-                            config.path.display()
-                        ),
-                    }));
+                    return Err(Error::NoPerm(refusal(config, &identity)));
                 }
                 Ok(Err(
                     e @ (zookeeper_client::Error::Timeout
@@ -118,6 +132,8 @@ impl Session {
             liveness: Liveness::new(timeout, config.server_tick_time, sent),
             heartbeat: None,
             acls: secure::acls(&config.security.acl),
+            refused: refusal(config, &identity),
+            kept: RefCell::default(),
             identity,
             config_path: config.path.clone(),
         })
@@ -154,7 +170,7 @@ impl Session {
                 }
                 SessionState::Closed => return "the ZooKeeper session was closed".into(),
                 SessionState::AuthFailed => {
-                    return format!("ZooKeeper refused to authenticate {}", self.identity);
+                    return self.refused.clone();
                 }
                 SessionState::Disconnected => {
                     tracing::info!("disconnected from ZooKeeper; reconnecting")
@@ -165,6 +181,11 @@ impl Session {
         }
     }
 
+    /// Keeps `watcher` until the session is closed (see `kept`).
+    pub fn keep_until_close(&self, watcher: OneshotWatcher) {
+        self.kept.borrow_mut().push(watcher);
+    }
+
     /// Stops the heartbeat, closes the session (deleting whatever ephemerals are left) and
     /// waits briefly for the servers to confirm.
     pub async fn close(mut self) {
@@ -173,8 +194,10 @@ impl Session {
             let _ = h.await;
         }
         let mut states = self.client.state_watcher();
-        // The library sends CloseSession once the last handle is dropped.
+        // The library sends CloseSession once the last handle is dropped; the kept watches go
+        // after it, when they can no longer ask the servers for anything.
         drop(self.client);
+        drop(self.kept);
         // An expired session has nothing left to close or delete.
         if self.liveness.is_expired() {
             return;

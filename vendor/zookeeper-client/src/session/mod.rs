@@ -10,7 +10,6 @@ use std::pin::pin;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
 use asyncs::{select, sync};
 use futures::channel::mpsc;
 use futures::{AsyncWriteExt, StreamExt};
@@ -38,6 +37,7 @@ use crate::endpoint::IterableEndpoints;
 use crate::error::Error;
 use crate::proto::{ConnectRequest, ConnectResponse, ErrorCode, OpCode, PredefinedXid, ReplyHeader};
 use crate::record;
+use crate::time::Timer;
 #[cfg(any(feature = "sasl-digest-md5", feature = "sasl-gssapi"))]
 use crate::sasl::{SaslInitiator, SaslOptions, SaslSession};
 #[cfg(feature = "tls")]
@@ -493,7 +493,7 @@ impl Session {
         buf: &mut Vec<u8>,
         depot: &mut Depot,
     ) -> Result<(), Error> {
-        let mut pinged = false;
+        let mut authes_sent = false;
         let (mut reader, mut writer) = conn.split();
         let mut tick = pin!(Timer::interval(self.tick_timeout));
         while !(self.session_state.is_connected() && depot.is_empty()) {
@@ -512,7 +512,7 @@ impl Session {
                     }
                 },
             }
-            if self.session_state.is_connected() && !pinged {
+            if self.session_state.is_connected() && !authes_sent {
                 // Authenticate only now that the connect response is in: ZooKeeper's Netty
                 // server (3.8.0 at least) may answer an auth or SASL packet that arrives right
                 // behind the connect request before it answers the connect request, which
@@ -524,10 +524,15 @@ impl Session {
                 let _ = host;
                 self.send_authes(depot);
                 self.watch_manager.resend_watches(self.last_zxid, depot);
+                authes_sent = true;
                 // Send opcode other than `auth` and `sasl` to get possible AuthFailed if
-                // "zookeeper.enforce.auth.enabled".
-                pinged = true;
-                self.send_ping(depot, Instant::now());
+                // "zookeeper.enforce.auth.enabled" refuses the scheme we authenticated with.
+                // Only then: it rides behind the auth, in its round trip, whereas a session
+                // that sent no auth would wait a round trip of its own for it, and learns of
+                // the refusal from its first request's answer (AuthFailed) all the same.
+                if self.is_authenticating() {
+                    self.send_ping(depot, Instant::now());
+                }
             }
         }
         Ok(())
@@ -633,6 +638,14 @@ impl Session {
         depot.push_sasl(session.initial());
         self.sasl_session = Some(session);
         Ok(())
+    }
+
+    fn is_authenticating(&self) -> bool {
+        #[cfg(any(feature = "sasl-digest-md5", feature = "sasl-gssapi"))]
+        if self.sasl_options.is_some() {
+            return true;
+        }
+        !self.authes.is_empty()
     }
 
     fn send_authes(&self, depot: &mut Depot) {
