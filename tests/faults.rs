@@ -868,24 +868,33 @@ type Step = (&'static str, i32, &'static str, usize);
 /// makes them until CMD starts (leaving out the heartbeat's syncs), as logged once: the
 /// connect request, `getData` of the prefix (with a watch), `exists` of the lock (with a
 /// watch), one transaction making the queue item and the guard node, one read listing the
-/// queue, the guard's queue and the leases, one transaction making the lease and deleting the
-/// guard node and the queue item, `create2` of the lock and, in the same write, `getData` of
-/// it with a watch.
-const STEPS: [Step; 8] = [
+/// queue, the guard's queue and the leases, one transaction making the lease, deleting the
+/// guard node and the queue item and creating the lock, and `getData` of the lock with a watch.
+const STEPS: [Step; 7] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
     ("lock check (step 4)", op::EXISTS, "/locks/L", 1),
     ("queue and guard join", op::MULTI, "/queues/r/L-", 1),
     ("listings", op::MULTI_READ, "/queues/r", 1),
-    ("lease create", op::MULTI, "/semaphores/r/leases/", 1),
-    ("lock create", op::CREATE, "/locks/L", 1),
     (
-        "lock watch (sent with the create)",
-        op::GET_DATA,
-        "/locks/L",
+        "lease and lock create",
+        op::MULTI,
+        "/semaphores/r/leases/",
         1,
     ),
+    ("lock watch", op::GET_DATA, "/locks/L", 1),
 ];
+
+/// The requests of a plain run ([`PLAIN_ARGS`]) until CMD starts: the connect request,
+/// `create2` of the lock and, in the same write, `getData` of it with a watch.
+const PLAIN_STEPS: [Step; 3] = [
+    ("connect (step 2)", op::CONNECT, "", 1),
+    ("lock create", op::CREATE, "/locks/L", 1),
+    ("lock watch", op::GET_DATA, "/locks/L", 1),
+];
+
+/// A plain run: the lock only.
+const PLAIN_ARGS: [&str; 2] = ["--lockname", "L"];
 
 /// The step of [`STEPS`] called `name`.
 fn step(name: &str) -> Step {
@@ -970,17 +979,23 @@ enum Progress {
     Duplicated(String),
 }
 
-/// One run of [`STEP_ARGS`] on `base`'s prefix through a framed proxy: each trigger of
-/// `cuts` in turn is armed, and once the proxy holds what it fired on, that connection is cut
-/// as `cut` says. Returns what went wrong, if anything: the run must run CMD, exit 0, hold
-/// exactly its lock and one lease while CMD runs (a create whose reply was lost must not be
+/// One run with `args` ([`STEP_ARGS`] or [`PLAIN_ARGS`]) on `base`'s prefix through a framed
+/// proxy: each trigger of `cuts` in turn is armed, and once the proxy holds what it fired on,
+/// that connection is cut as `cut` says. Returns what went wrong, if anything: the run must
+/// run CMD, exit 0, hold exactly its lock (and with `--lease`, one lease) while CMD runs (a create whose reply was lost must not be
 /// made twice; queue item and guard node are gone by then), leave no node behind, and must
 /// have gone on over a new connection.
-async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) -> Option<String> {
+async fn run_with_cuts(
+    base: &Job,
+    client: &Client,
+    args: &[&str],
+    cuts: &[Trigger],
+    cut: Cut,
+) -> Option<String> {
     let proxy = Proxy::start_framed(&support::shared_ensemble().client_ports());
     let job = base.other_host(json!({"zkhosts": proxy.connect_string()}));
     let cmd = cmd_noting_signals("a");
-    let mut a = job.spawn(&argv(&STEP_ARGS, &cmd));
+    let mut a = job.spawn(&argv(args, &cmd));
     let pid = format!("[{}]", a.id().unwrap());
     let mut held = Vec::new();
     // The proxy's number for the connection last cut.
@@ -1053,6 +1068,7 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
     let after = run_nodes(client, &job).await;
 
     let lease = format!("{}/", job.leases_path("r"));
+    let leased = args.contains(&"--lease");
     let lock = job.lock_path("L");
     let owner = during.iter().find(|(p, _)| *p == lock).map(|(_, o)| *o);
     let problem = match progress {
@@ -1071,9 +1087,9 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
         Progress::Ended => Some(format!("exit {code} without running CMD: {stderr}")),
         Progress::Running if code != 0 => Some(format!("exit {code}: {stderr}")),
         Progress::Running
-            if !(during.len() == 2
+            if !(during.len() == 1 + usize::from(leased)
                 && during.iter().all(|(_, o)| Some(*o) == owner)
-                && during.iter().any(|(p, _)| p.starts_with(&lease))) =>
+                && (!leased || during.iter().any(|(p, _)| p.starts_with(&lease)))) =>
         {
             Some(format!("nodes while CMD ran: {during:?}"))
         }
@@ -1126,14 +1142,17 @@ fn step_trigger(job: &Job, (_, op, path, occurrence): Step, at: HoldAt) -> Trigg
 async fn cut_during_each_step(cut: Cut) {
     let (base, client) = step_prefix("step-cut").await;
     let mut failures = Vec::new();
-    for at in [HoldAt::Request, HoldAt::Reply] {
-        for step in STEPS {
-            let trigger = step_trigger(&base, step, at);
-            if let Some(problem) = run_with_cuts(&base, &client, &[trigger], cut).await {
-                failures.push(format!(
-                    "{cut:?} at the {at:?} of the {}: {problem}",
-                    step.0
-                ));
+    let runs: [(&[&str], &[Step]); 2] = [(&STEP_ARGS, &STEPS), (&PLAIN_ARGS, &PLAIN_STEPS)];
+    for (args, steps) in runs {
+        for at in [HoldAt::Request, HoldAt::Reply] {
+            for &step in steps {
+                let trigger = step_trigger(&base, step, at);
+                if let Some(problem) = run_with_cuts(&base, &client, args, &[trigger], cut).await {
+                    failures.push(format!(
+                        "{cut:?} at the {at:?} of the {} ({args:?}): {problem}",
+                        step.0
+                    ));
+                }
             }
         }
     }
@@ -1141,7 +1160,7 @@ async fn cut_during_each_step(cut: Cut) {
         failures.is_empty(),
         "{} of {} cuts failed:\n{}",
         failures.len(),
-        2 * STEPS.len(),
+        2 * (STEPS.len() + PLAIN_STEPS.len()),
         failures.join("\n")
     );
 }
@@ -1178,14 +1197,14 @@ async fn lost_create_reply_and_a_cut_search_make_no_second_node() {
         (step("queue and guard join"), "/queues/r"),
         // The search for the second node of the same transaction.
         (step("queue and guard join"), "/semaphores/r/lock"),
-        (step("lease create"), "/semaphores/r/leases"),
+        (step("lease and lock create"), "/semaphores/r/leases"),
     ] {
         let cuts = [
             step_trigger(&base, step, HoldAt::Reply),
             // The next listing of the folder: the search for the node the create made.
             Trigger::op(op::LIST).path_containing(&format!("{}{folder}", base.prefix)),
         ];
-        if let Some(problem) = run_with_cuts(&base, &client, &cuts, Cut::Reset).await {
+        if let Some(problem) = run_with_cuts(&base, &client, &STEP_ARGS, &cuts, Cut::Reset).await {
             failures.push(format!("{}: {problem}", step.0));
         }
     }

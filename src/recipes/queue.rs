@@ -43,7 +43,8 @@ pub async fn join_all(
         .chain(also.iter().copied())
         .collect();
     let (made, listed) = futures::join!(session.transact(&ops), session.children_of_all(&folders));
-    let items: Vec<Item> = made?.into_iter().map(Item::at).collect();
+    let made = made?.expect("only a CreateOwn finds its node taken");
+    let items: Vec<Item> = made.into_iter().map(Item::at).collect();
     let after_join = |listed: &[Vec<String>]| {
         items.iter().zip(listed).all(|(item, children)| {
             children

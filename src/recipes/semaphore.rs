@@ -28,20 +28,25 @@ pub struct Guarded {
     pub held: Vec<String>,
 }
 
-/// Takes `spec.count` units of `spec.resource`, waiting as long as it takes. `first` is a
-/// guard node already made (with the run's queue items, in one transaction), if any. The
-/// queue items in `leave` are left at the moment the lease is made: in the same transaction,
-/// which also lets go of the guard.
-pub async fn acquire(
+/// Room for our lease, under the guard: the guard node is ours and first, and our count fits
+/// beside the leases. [`Room::take`] makes the lease.
+pub struct Room {
+    guard: Item,
+    stem: String,
+    resource: String,
+}
+
+/// Waits, as long as it takes, until there is room for `spec.count` units of `spec.resource`
+/// under the semaphore's guard. `first` is a guard node already made (with the run's queue
+/// items, in one transaction), if any.
+pub async fn room(
     session: &Session,
     paths: &Paths,
     spec: &LeaseSpec,
     data: &[u8],
     mut first: Option<Guarded>,
-    leave: &[Item],
-) -> Result<Lease> {
+) -> Result<Room> {
     let leases = paths.semaphore_leases(&spec.resource);
-    let lease_stem = paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total);
     loop {
         let Guarded {
             guard,
@@ -53,27 +58,19 @@ pub async fn acquire(
         };
         // Usually nobody else is at the guard (a resource's queue lets one waiter at a time
         // through), so the listings made with it are enough.
-        let room = if guard.is_oldest(&waiting) {
+        let fits = if guard.is_oldest(&waiting) {
             fits(&leases, &held, spec)
         } else {
             match guard.wait_turn(session).await {
-                Ok(()) => room(session, &leases, spec).await,
+                Ok(()) => fits_now(session, &leases, spec).await,
                 Err(e) => Err(e),
             }
         };
-        match room {
+        match fits {
             Ok(true) => {
-                let mut ops = vec![
-                    Op::Create {
-                        stem: &lease_stem,
-                        data,
-                    },
-                    Op::Delete(&guard.path),
-                ];
-                ops.extend(leave.iter().map(|item| Op::Delete(&item.path)));
-                let made = session.transact(&ops).await?;
-                return Ok(Lease {
-                    path: made[0].clone(),
+                return Ok(Room {
+                    guard,
+                    stem: paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total),
                     resource: spec.resource.clone(),
                 });
             }
@@ -106,6 +103,35 @@ pub async fn acquire(
     }
 }
 
+impl Room {
+    /// Makes the lease in one transaction that also lets go of the guard and makes `also`
+    /// (the run's last lease leaves its queues and creates the lock with it). `None`: the lock
+    /// was taken by then; nothing was made, and the guard is given back.
+    pub async fn take(
+        self,
+        session: &Session,
+        data: &[u8],
+        also: &[Op<'_>],
+    ) -> Result<Option<Lease>> {
+        let mut ops = vec![
+            Op::Create {
+                stem: &self.stem,
+                data,
+            },
+            Op::Delete(&self.guard.path),
+        ];
+        ops.extend_from_slice(also);
+        let Some(made) = session.transact(&ops).await? else {
+            self.guard.leave(session).await?;
+            return Ok(None);
+        };
+        Ok(Some(Lease {
+            path: made[0].clone(),
+            resource: self.resource,
+        }))
+    }
+}
+
 /// Makes a guard node, then lists the guard's queue and the leases in one read.
 async fn enter(session: &Session, paths: &Paths, spec: &LeaseSpec, data: &[u8]) -> Result<Guarded> {
     let stem = paths.semaphore_guard_stem(&spec.resource);
@@ -123,7 +149,7 @@ async fn enter(session: &Session, paths: &Paths, spec: &LeaseSpec, data: &[u8]) 
 }
 
 /// Whether our count fits beside the existing leases.
-async fn room(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
+async fn fits_now(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
     fits(leases, &session.children(leases).await?, spec)
 }
 

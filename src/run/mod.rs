@@ -27,8 +27,9 @@ use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::runs;
-use crate::recipes::semaphore::{self, Guarded, Lease};
+use crate::recipes::semaphore::{self, Guarded, Lease, Room};
 use crate::timestamp;
+use crate::zk::access::Op;
 use crate::zk::{Session, now};
 use plan::Plan;
 use supervisor::Ending;
@@ -202,14 +203,15 @@ async fn lock_and_leases(
             }
         };
 
-        // 7. In order: wait for our turn in the queue, then for room in the semaphore; unless
-        //    the lock is taken elsewhere first (skip; with --wait, give everything back and go
-        //    back to 4), or resources_wait_timeout passes (which --wait replaces). The lock's
-        //    watch is kept until the lock is ours: dropped unfired, it would cost a request to
-        //    remove it.
+        // 7. In order: wait for our turn in the queue, then for room in the semaphore, and
+        //    take each lease but the last; unless the lock is taken elsewhere first (skip; with
+        //    --wait, give everything back and go back to 4), or resources_wait_timeout passes
+        //    (which --wait replaces). The lock's watch is kept until the lock is ours: dropped
+        //    unfired, it would cost a request to remove it.
+        let queued: Vec<String> = joined.0.iter().map(|(item, _)| item.path.clone()).collect();
         let mut taken_elsewhere = Box::pin(lock_created(lock_watch.take()));
-        let held = if leases.is_empty() {
-            Vec::new()
+        let (mut held, last) = if leases.is_empty() {
+            (Vec::new(), None)
         } else {
             let timeout = plan.resources_wait_timeout.filter(|_| plan.wait.is_none());
             tokio::select! {
@@ -232,18 +234,36 @@ async fn lock_and_leases(
             }
         };
 
-        // 8. Every queue was left with the last lease. Take the lock (held elsewhere: skip, or
-        //    with --wait give the leases back and go back to 4); then leave the lock's line.
+        // 8. Take the last lease, leave every queue and create the lock node in one
+        //    transaction, so that the run holds all of it or none of it; then read the lock
+        //    node for its token and a watch (the lock's watch of step 4 is not listened to
+        //    here: our own create fires it). Held elsewhere: skip, or with --wait give the
+        //    leases back and go back to 4. Then leave the lock's line.
+        if let Some(room) = last {
+            let owner = plan.owner.as_bytes();
+            let mut also: Vec<Op> = queued.iter().map(|item| Op::Delete(item)).collect();
+            if let Some(path) = &lock_path {
+                also.push(Op::CreateOwn { path, data: owner });
+            }
+            held.extend(room.take(session, owner, &also).await?);
+        }
         let lock = match &lock_path {
             None => None,
-            Some(path) => match lock::acquire(session, path, plan.owner.as_bytes()).await? {
-                Ok(lock) => Some(lock),
-                Err(_) if plan.wait.is_some() => {
-                    wait::give_back(plan, session, &leases).await?;
-                    continue;
+            Some(path) => {
+                let taken = if leases.is_empty() {
+                    lock::acquire(session, path, plan.owner.as_bytes()).await?
+                } else {
+                    lock::made(session, path).await?
+                };
+                match taken {
+                    Ok(lock) => Some(lock),
+                    Err(_) if plan.wait.is_some() => {
+                        wait::give_back(plan, session, &leases).await?;
+                        continue;
+                    }
+                    Err(taken) => return Ok(held_elsewhere(path, &taken)),
                 }
-                Err(taken) => return Ok(held_elsewhere(path, &taken)),
-            },
+            }
         };
         // A watch still set on the lock has fired with our create by now.
         drop(taken_elsewhere);
@@ -402,17 +422,19 @@ fn describe_code(code: i32) -> String {
 }
 
 /// Step 7's wait: for each resource in order, our turn in its queue, then room in its
-/// semaphore; the last lease leaves every queue. The guard node made in step 6 is the first
-/// resource's, if our turn there had come; otherwise it is given back while we wait.
+/// semaphore; every lease but the last is taken, and the room for the last is returned, for
+/// step 8 to take. The guard node made in step 6 is the first resource's, if our turn there
+/// had come; otherwise it is given back while we wait.
 async fn acquire_leases(
     plan: &Plan,
     session: &Session,
     leases: &[LeaseSpec],
     (queued, mut guarded): (Vec<(Item, Vec<String>)>, Option<Guarded>),
     waiting: &Waiting,
-) -> Result<Vec<Lease>> {
-    let items: Vec<Item> = queued.iter().map(|(item, _)| item.clone()).collect();
+) -> Result<(Vec<Lease>, Option<Room>)> {
+    let owner = plan.owner.as_bytes();
     let mut held = Vec::new();
+    let mut last = None;
     for (k, (spec, (item, listed))) in leases.iter().zip(&queued).enumerate() {
         waiting.set(For::Lease(spec.clone()));
         // Once first in a queue, always first: a newer item cannot go ahead of ours.
@@ -422,16 +444,15 @@ async fn acquire_leases(
             }
             item.wait_turn(session).await?;
         }
-        let leave = if k + 1 == leases.len() {
-            &items[..]
+        let room = semaphore::room(session, &plan.paths, spec, owner, guarded.take()).await?;
+        if k + 1 == leases.len() {
+            last = Some(room);
         } else {
-            &[]
-        };
-        let owner = plan.owner.as_bytes();
-        let first = guarded.take();
-        held.push(semaphore::acquire(session, &plan.paths, spec, owner, first, leave).await?);
+            let lease = room.take(session, owner, &[]).await?;
+            held.push(lease.expect("a lease alone is always made"));
+        }
     }
-    Ok(held)
+    Ok((held, last))
 }
 
 /// Resolves when the watched lock node is created. Only its creation means the lock was taken:

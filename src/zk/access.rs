@@ -47,6 +47,8 @@ pub enum Created {
 pub enum Op<'a> {
     /// Create our ephemeral sequential node `{stem}{seq10}`.
     Create { stem: &'a str, data: &'a [u8] },
+    /// Create our ephemeral node at `path` (the lock), unless another session has it.
+    CreateOwn { path: &'a str, data: &'a [u8] },
     /// Delete a node of ours.
     Delete(&'a str),
 }
@@ -277,14 +279,15 @@ impl Session {
 
     /// Makes `ops` as one transaction (ZooKeeper's `multi`): all of them at once, or none; one
     /// request where each would cost one. Returns the path of each node created, in the order
-    /// of `ops`. The first op must be a create.
+    /// of `ops`; `None` if the node of a [`Op::CreateOwn`] exists already (another session's),
+    /// and then nothing was made. The first op must be a sequential create.
     ///
     /// Made safe to repeat like a single create: once an attempt has failed with its
     /// connection, the next first looks for the node the first create would have made, and our
     /// session owning one means the whole transaction happened. A delete of a node that is
     /// already gone is left out and the rest made again, as [`Session::delete_own`] would find
     /// it gone; a create whose folder is missing makes the folders first.
-    pub async fn transact(&self, ops: &[Op<'_>]) -> Result<Vec<String>> {
+    pub async fn transact(&self, ops: &[Op<'_>]) -> Result<Option<Vec<String>>> {
         let mut ops = ops.to_vec();
         let Some(&Op::Create { stem: first, .. }) = ops.first() else {
             panic!("a transaction of ours begins with a create");
@@ -311,12 +314,17 @@ impl Session {
                 })
                 .await;
             match attempt {
-                Ok(Ok(paths)) => return Ok(paths),
+                Ok(Ok(paths)) => return Ok(Some(paths)),
+                Ok(Err((index, zookeeper_client::Error::NodeExists)))
+                    if matches!(ops[index], Op::CreateOwn { .. }) =>
+                {
+                    return Ok(None);
+                }
                 Ok(Err((index, zookeeper_client::Error::NoNode))) => match ops[index] {
                     Op::Delete(_) => {
                         ops.remove(index);
                     }
-                    Op::Create { stem, .. } => {
+                    Op::Create { stem, .. } | Op::CreateOwn { path: stem, .. } => {
                         let parent = &stem[..stem.rfind('/').unwrap_or(0)];
                         let folder = CreateMode::Persistent.with_acls(Acls::new(&self.acls));
                         match self.retry(|| self.client.mkdir(parent, &folder)).await {
@@ -328,6 +336,7 @@ impl Session {
                 Ok(Err((index, e))) => {
                     return Err(match ops[index] {
                         Op::Create { stem, .. } => self.create_error(stem, e),
+                        Op::CreateOwn { path, .. } => self.create_error(path, e),
                         Op::Delete(path) => self.zk_error("delete", path, e),
                     });
                 }
@@ -339,10 +348,12 @@ impl Session {
     /// One attempt of [`Session::transact`].
     async fn commit(&self, ops: &[Op<'_>]) -> std::result::Result<Vec<String>, MultiWriteError> {
         let mut txn = self.client.new_multi_writer();
-        let mode = CreateMode::EphemeralSequential.with_acls(Acls::new(&self.acls));
+        let sequential = CreateMode::EphemeralSequential.with_acls(Acls::new(&self.acls));
+        let own = CreateMode::Ephemeral.with_acls(Acls::new(&self.acls));
         for op in ops {
             match *op {
-                Op::Create { stem, data } => txn.add_create(stem, data, &mode)?,
+                Op::Create { stem, data } => txn.add_create(stem, data, &sequential)?,
+                Op::CreateOwn { path, data } => txn.add_create(path, data, &own)?,
                 Op::Delete(path) => txn.add_delete(path, None)?,
             }
         }
@@ -362,15 +373,20 @@ impl Session {
     async fn find_own_creates(&self, ops: &[Op<'_>]) -> ZkResult<Option<Vec<String>>> {
         let mut found = Vec::new();
         for op in ops {
-            if let Op::Create { stem, .. } = op {
-                let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
-                match self.find_own_child(folder, base).await? {
-                    Some(path) => found.push(path),
-                    // The first create is not there: the transaction did not happen.
-                    None if found.is_empty() => return Ok(None),
-                    // Made with the first, and deleted since by someone else.
-                    None => return Err(zookeeper_client::Error::RuntimeInconsistent),
+            match *op {
+                Op::Create { stem, .. } => {
+                    let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
+                    match self.find_own_child(folder, base).await? {
+                        Some(path) => found.push(path),
+                        // The first create is not there: the transaction did not happen.
+                        None if found.is_empty() => return Ok(None),
+                        // Made with the first, and deleted since by someone else.
+                        None => return Err(zookeeper_client::Error::RuntimeInconsistent),
+                    }
                 }
+                // Made with the first; whoever holds it now is for its reader to see.
+                Op::CreateOwn { path, .. } => found.push(path.to_string()),
+                Op::Delete(_) => {}
             }
         }
         Ok(Some(found))
@@ -592,6 +608,19 @@ impl Session {
                  watches (they need version 3.6 or later)"
             ))),
             Err(e) => Err(self.zk_error("watch", path, e)),
+        }
+    }
+
+    /// The data and stat of `path` and a watch that fires when it changes or goes; `None` if it
+    /// does not exist (and nothing is watched).
+    pub async fn data_watched(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, Stat, OneshotWatcher)>> {
+        match self.retry(|| self.client.get_and_watch_data(path)).await {
+            Ok(found) => Ok(Some(found)),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(self.zk_error("read", path, e)),
         }
     }
 
