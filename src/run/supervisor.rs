@@ -8,25 +8,27 @@
 //!
 //! The supervisor waits for whichever comes first: CMD exiting, a loss (lock, lease, group or
 //! session, as a future from the caller), a signal to pass on, or a clock deadline from the
-//! session's liveness record. Losses wake it through their watch events; the clock is read
-//! only to enforce the no-overlap deadline, which no event can announce.
+//! session's liveness record. Losses wake it through their watch events, and the deadline,
+//! which no event can announce, through a timer set for it: between them it sleeps.
 
 use std::ffi::OsString;
 use std::future::Future;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::pin::Pin;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::TimerSetTimeFlags;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags};
 use nix::unistd::Pid;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::error::{Error, Result};
 use crate::zk::{Liveness, now};
-
-/// How often the clock is read at the least. A suspended machine stops tokio's timers but not
-/// the servers' clocks, so a timer alone could oversleep a deadline after resume.
-const CLOCK_CHECK: Duration = Duration::from_millis(100);
 
 /// How CMD's run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -208,9 +210,11 @@ impl Child {
         let mut int = signal(SignalKind::interrupt()).expect("signal handler");
         let mut hup = signal(SignalKind::hangup()).expect("signal handler");
         let mut quit = signal(SignalKind::quit()).expect("signal handler");
+        let alarm = Alarm::new().expect("a timer on CLOCK_BOOTTIME");
         let mut stop: Option<Stop> = None;
 
         loop {
+            let moved = liveness.moved();
             let t = now();
             if stop.is_none() && t >= liveness.stale_at() {
                 let silent = t.saturating_sub(liveness.acked_at());
@@ -226,11 +230,12 @@ impl Child {
             if let Some(s) = &mut stop {
                 s.enforce(self.group, liveness);
             }
-            let next = match &stop {
-                None => liveness.stale_at(),
-                Some(s) => s.kill_at(liveness),
-            };
-            let nap = next.saturating_sub(t).min(CLOCK_CHECK);
+            alarm.set(match &stop {
+                None => Some(liveness.stale_at()),
+                Some(s) if !s.killed => Some(s.kill_at(liveness)),
+                // Nothing is left to do but wait for CMD's end.
+                Some(_) => None,
+            });
 
             tokio::select! {
                 status = self.child.wait() => {
@@ -265,7 +270,8 @@ impl Child {
                 _ = int.recv() => self.pass_on(Signal::SIGINT),
                 _ = hup.recv() => self.pass_on(Signal::SIGHUP),
                 _ = quit.recv() => self.pass_on(Signal::SIGQUIT),
-                _ = tokio::time::sleep(nap) => {}
+                _ = alarm.rings() => {}
+                _ = moved => {}
             }
         }
     }
@@ -293,6 +299,63 @@ impl Child {
     fn pass_on(&self, sig: Signal) {
         tracing::debug!(signal = %sig, "signalling CMD's process group");
         let _ = killpg(self.group, sig);
+    }
+}
+
+/// A timer on CLOCK_BOOTTIME, set for a moment on [`now`]'s clock. tokio's timers count on
+/// CLOCK_MONOTONIC, which stops while the machine is suspended and the servers' clocks do not:
+/// they would oversleep a deadline by the length of a suspend. This one rings on resume.
+struct Alarm(AsyncFd<Timer>);
+
+/// tokio's `AsyncFd` wants `AsRawFd`, which nix's `TimerFd` lacks.
+struct Timer(TimerFd);
+
+impl AsRawFd for Timer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Alarm {
+    fn new() -> std::io::Result<Alarm> {
+        let timer = TimerFd::new(
+            ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // SAFETY: the descriptor is the TimerFd's own, and lives as long as the AsyncFd.
+        let fd = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE)? };
+        Ok(Alarm(fd))
+    }
+
+    /// Sets it for `at`, or for never.
+    fn set(&self, at: Option<Duration>) {
+        let timer = &self.0.get_ref().0;
+        let set = match at {
+            // A moment already past rings at once; zero alone would disarm the timer.
+            Some(at) => timer.set(
+                Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            ),
+            None => timer.unset(),
+        };
+        set.expect("a timerfd that is ours takes any time");
+    }
+
+    async fn rings(&self) {
+        loop {
+            let Ok(mut ready) = self.0.readable().await else {
+                return;
+            };
+            // Readiness may be left over from before the timer was set again; only a read
+            // that finds an expiry tells.
+            let read = ready.try_io(|fd| {
+                nix::unistd::read(fd.get_ref().0.as_fd(), &mut [0u8; 8])
+                    .map_err(std::io::Error::from)
+            });
+            if read.is_ok() {
+                return;
+            }
+        }
     }
 }
 

@@ -47,8 +47,8 @@ pub fn now() -> Duration {
 #[derive(Clone, Debug)]
 pub struct Liveness {
     acked_at_ns: Arc<AtomicU64>,
-    /// Woken whenever `acked` moves.
-    renewed: Arc<tokio::sync::Notify>,
+    /// Woken whenever the deadlines move: `acked` moved, or the session expired.
+    moved: Arc<tokio::sync::Notify>,
     /// Set once the servers have told us the session expired: nothing is left to wait for.
     expired: Arc<AtomicBool>,
     /// The negotiated session timeout.
@@ -61,7 +61,7 @@ impl Liveness {
     pub(super) fn new(timeout: Duration, tick: Duration, acked_at: Duration) -> Liveness {
         Liveness {
             acked_at_ns: Arc::new(AtomicU64::new(acked_at.as_nanos() as u64)),
-            renewed: Arc::new(tokio::sync::Notify::new()),
+            moved: Arc::new(tokio::sync::Notify::new()),
             expired: Arc::new(AtomicBool::new(false)),
             timeout,
             tick,
@@ -72,7 +72,7 @@ impl Liveness {
     fn acknowledged(&self, at: Duration) {
         self.acked_at_ns
             .fetch_max(at.as_nanos() as u64, Ordering::SeqCst);
-        self.renewed.notify_waiters();
+        self.moved.notify_waiters();
     }
 
     /// Waits until the record is fresh (short of [`Liveness::stale_at`]); `false` if the
@@ -82,7 +82,7 @@ impl Liveness {
     pub async fn wait_fresh(&self) -> bool {
         loop {
             // Made before the check, so that a renewal between the two is not missed.
-            let renewed = self.renewed.notified();
+            let moved = self.moved();
             let t = now();
             if t < self.stale_at() {
                 return true;
@@ -90,7 +90,7 @@ impl Liveness {
             if t >= self.expires_at() {
                 return false;
             }
-            let _ = tokio::time::timeout(self.expires_at() - t, renewed).await;
+            let _ = tokio::time::timeout(self.expires_at() - t, moved).await;
         }
     }
 
@@ -98,6 +98,14 @@ impl Liveness {
     /// else's, so every deadline is now.
     pub fn expired(&self) {
         self.expired.store(true, Ordering::SeqCst);
+        self.moved.notify_waiters();
+    }
+
+    /// Resolves when the deadlines move (a renewal, or news of expiry). Take it before reading
+    /// them, so that a move in between is not missed: a waiter that sleeps until a deadline
+    /// must not sleep through one brought forward.
+    pub fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
     }
 
     pub fn is_expired(&self) -> bool {
