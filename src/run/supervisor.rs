@@ -13,22 +13,16 @@
 
 use std::ffi::OsString;
 use std::future::Future;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::pin::Pin;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::time::TimeSpec;
-use nix::sys::timer::TimerSetTimeFlags;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags};
 use nix::unistd::Pid;
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::error::{Error, Result};
-use crate::zk::{Liveness, now};
+use crate::zk::{Alarm, Liveness, now};
 
 /// How CMD's run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -299,63 +293,6 @@ impl Child {
     fn pass_on(&self, sig: Signal) {
         tracing::debug!(signal = %sig, "signalling CMD's process group");
         let _ = killpg(self.group, sig);
-    }
-}
-
-/// A timer on CLOCK_BOOTTIME, set for a moment on [`now`]'s clock. tokio's timers count on
-/// CLOCK_MONOTONIC, which stops while the machine is suspended and the servers' clocks do not:
-/// they would oversleep a deadline by the length of a suspend. This one rings on resume.
-struct Alarm(AsyncFd<Timer>);
-
-/// tokio's `AsyncFd` wants `AsRawFd`, which nix's `TimerFd` lacks.
-struct Timer(TimerFd);
-
-impl AsRawFd for Timer {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
-
-impl Alarm {
-    fn new() -> std::io::Result<Alarm> {
-        let timer = TimerFd::new(
-            ClockId::CLOCK_BOOTTIME,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )?;
-        // SAFETY: the descriptor is the TimerFd's own, and lives as long as the AsyncFd.
-        let fd = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE)? };
-        Ok(Alarm(fd))
-    }
-
-    /// Sets it for `at`, or for never.
-    fn set(&self, at: Option<Duration>) {
-        let timer = &self.0.get_ref().0;
-        let set = match at {
-            // A moment already past rings at once; zero alone would disarm the timer.
-            Some(at) => timer.set(
-                Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-            ),
-            None => timer.unset(),
-        };
-        set.expect("a timerfd that is ours takes any time");
-    }
-
-    async fn rings(&self) {
-        loop {
-            let Ok(mut ready) = self.0.readable().await else {
-                return;
-            };
-            // Readiness may be left over from before the timer was set again; only a read
-            // that finds an expiry tells.
-            let read = ready.try_io(|fd| {
-                nix::unistd::read(fd.get_ref().0.as_fd(), &mut [0u8; 8])
-                    .map_err(std::io::Error::from)
-            });
-            if read.is_ok() {
-                return;
-            }
-        }
     }
 }
 

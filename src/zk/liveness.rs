@@ -21,11 +21,17 @@
 //! deadline must already look passed, which a clock that stopped would hide.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::TimerSetTimeFlags;
+use nix::sys::timerfd::{self, Expiration, TimerFd, TimerFlags};
 use nix::time::{ClockId, clock_gettime};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
@@ -40,6 +46,63 @@ pub fn now() -> Duration {
     let ts = clock_gettime(ClockId::CLOCK_BOOTTIME)
         .expect("CLOCK_BOOTTIME is always available on Linux");
     Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
+}
+
+/// A timer on CLOCK_BOOTTIME, set for a moment on [`now`]'s clock. tokio's timers count on
+/// CLOCK_MONOTONIC, which stops while the machine is suspended and the servers' clocks do not:
+/// they would oversleep a deadline by the length of a suspend. This one rings on resume.
+pub struct Alarm(AsyncFd<Timer>);
+
+/// tokio's `AsyncFd` wants `AsRawFd`, which nix's `TimerFd` lacks.
+struct Timer(TimerFd);
+
+impl AsRawFd for Timer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Alarm {
+    pub fn new() -> std::io::Result<Alarm> {
+        let timer = TimerFd::new(
+            timerfd::ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // SAFETY: the descriptor is the TimerFd's own, and lives as long as the AsyncFd.
+        let fd = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE)? };
+        Ok(Alarm(fd))
+    }
+
+    /// Sets it for `at`, or for never.
+    pub fn set(&self, at: Option<Duration>) {
+        let timer = &self.0.get_ref().0;
+        let set = match at {
+            // A moment already past rings at once; zero alone would disarm the timer.
+            Some(at) => timer.set(
+                Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            ),
+            None => timer.unset(),
+        };
+        set.expect("a timerfd that is ours takes any time");
+    }
+
+    pub async fn rings(&self) {
+        loop {
+            let Ok(mut ready) = self.0.readable().await else {
+                return;
+            };
+            // Readiness may be left over from before the timer was set again; only a read
+            // that finds an expiry tells.
+            let read = ready.try_io(|fd| {
+                nix::unistd::read(fd.get_ref().0.as_fd(), &mut [0u8; 8])
+                    .map_err(std::io::Error::from)
+            });
+            if read.is_ok() {
+                return;
+            }
+        }
+    }
 }
 
 /// The moment before which the leader has heard of our session, and the deadlines derived
@@ -171,18 +234,26 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
     let every = liveness.timeout / 20;
     tokio::spawn(async move {
         let mut chain = Chain::new(liveness.tick);
+        // tokio's timer wheel wakes twice for a beat (at its coarse slot, then at the
+        // millisecond); this one wakes once.
+        let alarm = Alarm::new().expect("a timer on CLOCK_BOOTTIME");
         // The first beat is due an interval after the connect (whose send time is `acked`
         // until the chain proves a later one), so a short run makes no beat at all.
-        let first = (liveness.acked_at() + every).saturating_sub(now());
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_beat = liveness.acked_at() + every;
+        alarm.set(Some(next_beat));
         let mut in_flight = futures::stream::FuturesUnordered::new();
         // Set by a beat lost with its connection: the first answer after it is followed by
         // another beat at once, which completes the chain a tick sooner after a reconnect.
         let mut recovering = false;
         loop {
             let pause = tokio::select! {
-                _ = ticks.tick() => Some(Duration::ZERO),
+                _ = alarm.rings() => {
+                    // Late (a stalled machine): on from now, rather than beats to catch up.
+                    let (due, t) = (next_beat + every, now());
+                    next_beat = if due > t { due } else { t + every };
+                    alarm.set(Some(next_beat));
+                    Some(Duration::ZERO)
+                }
                 Some((sent, answer)) = futures::StreamExt::next(&mut in_flight) => match answer {
                     Ok(()) => {
                         if let Some(heard) = chain.answered(sent, now()) {
