@@ -1,3 +1,4 @@
+mod alarm;
 mod connection;
 mod depot;
 mod event;
@@ -18,6 +19,7 @@ use ignore_result::Ignore;
 use tracing::field::display;
 use tracing::{debug, info, instrument, warn, Span};
 
+use self::alarm::Alarm;
 use self::connection::{AsyncReadToBuf, Connection, Connector};
 pub use self::depot::Depot;
 use self::event::WatcherEvent;
@@ -399,7 +401,7 @@ impl Session {
     /// connection timeout after the last receive), or a ping due (the ping timeout after the
     /// last send, unless one is out). Deadlines only move later between receives (sends push
     /// the ping back; a ping's reply, which may bring it forward, is a receive), so the alarm
-    /// is set again only after a receive or when it rings: an alarm that rings early just sets
+    /// is set again only after a receive or when it rings: one that rings early just sets
     /// itself again, and a receive already woke the thread.
     fn next_deadline(&self) -> Instant {
         let overdue = self.last_recv + self.connector.timeout();
@@ -567,7 +569,8 @@ impl Session {
         let mut seek_for_writable =
             if self.session.readonly { Some(self.connector.clone().seek_for_writable(endpoints)) } else { None };
         // switchman: sleeps until the next deadline instead of ticking; see `next_deadline`.
-        let mut alarm = Timer::at(self.next_deadline());
+        let alarm = Alarm::new().map_err(Error::other)?;
+        alarm.set_at(self.next_deadline()).map_err(Error::other)?;
         let mut err = None;
         let mut channel_halted = false;
         depot.start();
@@ -605,7 +608,7 @@ impl Session {
                         self.watch_manager.remove_watcher(id, responser, depot);
                     }
                 },
-                _ = &mut alarm => {
+                _ = alarm.rings() => {
                     let now = Instant::now();
                     if now >= self.last_recv + self.connector.timeout() {
                         return Err(Error::with_message(format!("no response from connection in {}ms", self.connector.timeout().as_millis())));
@@ -617,7 +620,7 @@ impl Session {
                 },
             }
             if rearm {
-                alarm.set_at(self.next_deadline());
+                alarm.set_at(self.next_deadline()).map_err(Error::other)?;
             }
         }
         writer.flush().await.map_err(Error::other)?;
