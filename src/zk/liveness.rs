@@ -285,7 +285,10 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
             {
                 let (client, path) = (client.clone(), path.clone());
                 in_flight.push(async move {
-                    tokio::time::sleep(pause).await;
+                    // Not even a zero one: tokio rounds it up to a millisecond, a wake-up more.
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
                     let sent = now();
                     (sent, client.sync(&path).await)
                 });
