@@ -77,10 +77,15 @@ impl Alarm {
     pub fn set(&self, at: Option<Duration>) {
         let timer = &self.0.get_ref().0;
         let set = match at {
-            // A moment already past rings at once; zero alone would disarm the timer.
+            // Relative, yet reckoned on CLOCK_BOOTTIME all the same, so it still counts through a
+            // suspend; an absolute one is shifted by a faked wall clock (libfaketime, in
+            // tests/wait.rs) that leaves CLOCK_BOOTTIME alone. A moment already past rings at
+            // once; zero alone would disarm the timer.
             Some(at) => timer.set(
-                Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+                Expiration::OneShot(TimeSpec::from(
+                    at.saturating_sub(now()).max(Duration::from_nanos(1)),
+                )),
+                TimerSetTimeFlags::empty(),
             ),
             None => timer.unset(),
         };
