@@ -369,6 +369,20 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A deadline already past must ring, including the zero of an expired session, which a
+    /// timerfd would take as "disarm"; and the alarm must ring again once set again.
+    #[tokio::test]
+    async fn an_alarm_for_a_moment_past_rings_at_once_every_time() {
+        let alarm = Alarm::new().unwrap();
+        for at in [Duration::ZERO, now(), Duration::ZERO] {
+            alarm.set(Some(at));
+            // Only a guard against a hang, far beyond any wait this could need.
+            tokio::time::timeout(Duration::from_secs(60), alarm.rings())
+                .await
+                .unwrap_or_else(|_| panic!("an alarm set for {at:?} never rang"));
+        }
+    }
+
     /// Beats every 100 ms, each answered after 2 ms; returns what each answer proved.
     fn steady(chain: &mut Chain, beats: u64) -> Vec<Option<Duration>> {
         (0..beats)
