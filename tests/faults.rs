@@ -24,8 +24,8 @@ use serde_json::json;
 use support::{
     Ensemble, HoldAt, Job, PATIENCE, Proxy, QuorumEnsemble, Records, SESSION_TIMEOUT, Trigger,
     argv, await_item, cmd_noting_signals, cmd_touching, env_or, finish, finish_ok, guard_cmd,
-    is_dead, lock_argv, set_prefix_data, shared_ensemble3, until_go, until_go_maybe_stubborn,
-    wait_for, wait_until, write_pid, zk,
+    is_dead, lock_argv, proc_stat, set_prefix_data, shared_ensemble3, until_go,
+    until_go_maybe_stubborn, wait_for, wait_until, write_pid, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -350,6 +350,63 @@ while :; do sleep 0.05; done"#,
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 79, "{stderr}");
     assert_eq!(signals(&job, "a"), "TERM\n", "SIGTERM came first");
+    assert!(stderr.contains("SIGKILL"), "{stderr}");
+}
+
+/// The suspend guarantee, as near as a test can come to a suspend: switchman and CMD's whole
+/// group are frozen (SIGSTOP) and cut off until the servers have expired the session and
+/// dropped the lock node, then switchman alone is resumed. The deadline passed while it was
+/// frozen, and no news of the expiry can reach it through the cut, so only its own timer can
+/// act (the client library gives the session up by itself too, but only at 7/5 of the timeout:
+/// the reason in the log tells which came first): it must SIGKILL CMD at once, and CMD, which
+/// appends to a file while it runs, must not run another moment. (A real suspend also stops
+/// CLOCK_MONOTONIC, which a frozen process does not; that part rests on the timer being on
+/// CLOCK_BOOTTIME.)
+#[tokio::test]
+async fn frozen_past_the_deadline_cmd_is_killed_on_resume_without_running_again() {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    // Long enough that the library's own verdict comes well after the resume.
+    let job = Job::new(
+        "frozen",
+        &proxy.connect_string(),
+        json!({"termination_timeout": 30, "session_timeout": 5}),
+    );
+    let client = zk(&ensemble.connect_string()).await;
+    let script = format!(
+        r#"{}
+while :; do echo tick >> "$JOB_DIR/a.ticks"; sleep 0.05; done"#,
+        write_pid("a")
+    );
+    let a = job.spawn(&["--lockname", "frozen", "--", "sh", "-c", &script]);
+    let pid = job.wait_for_pid("a.pid").await;
+    let (_, watcher) = watch_existing(&client, &job.lock_path("frozen")).await;
+    let ticks = || job.read("a.ticks").lines().count();
+    wait_until("CMD ticks", || ticks() >= 2).await;
+
+    let switchman = Pid::from_raw(a.id().unwrap() as i32);
+    let stopped = |pid: i32| proc_stat(pid).is_some_and(|(state, _)| state == 'T');
+    kill(switchman, Signal::SIGSTOP).unwrap();
+    wait_until("switchman frozen", || stopped(switchman.as_raw())).await;
+    killpg(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+    wait_until("CMD frozen", || stopped(pid)).await;
+    let frozen_at = ticks();
+    proxy.blackhole();
+
+    let event = watcher.changed().await;
+    assert_eq!(event.event_type, EventType::NodeDeleted, "{event:?}");
+    assert_eq!(ticks(), frozen_at, "CMD ran while frozen");
+
+    kill(switchman, Signal::SIGCONT).unwrap();
+    wait_until("CMD dead", || is_dead(pid)).await;
+    assert_eq!(ticks(), frozen_at, "CMD ran again after the resume");
+    proxy.heal();
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "{stderr}");
+    assert!(stderr.contains("no answer from ZooKeeper"), "{stderr}");
     assert!(stderr.contains("SIGKILL"), "{stderr}");
 }
 
