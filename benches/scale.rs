@@ -1,0 +1,940 @@
+//! Scale: hundreds of switchman processes waiting for one `1:1` resource, and a thousand plain
+//! runs started at once, all on this machine against one private ZooKeeper.
+//!
+//! ```text
+//! cargo bench --bench scale
+//! SCALE_WAITERS=50 SCALE_RUNS=100 SWITCHMAN_BEFORE=/path/to/old/switchman cargo bench --bench scale
+//! SCALE_ONLY=handoff|plain cargo bench --bench scale
+//! ```
+//!
+//! The hand-off, at 20 contenders (`SCALE_SMALL_ROUNDS` rounds, default 5) and at
+//! `SCALE_WAITERS` (default 500, one round): every contender runs `--lockname cI --lease r=1:1`
+//! with this executable as CMD (`scale stamp RECORDS GATES NAME`), which appends `start NAME T`
+//! (T from CLOCK_MONOTONIC), works out from the records that it is the K-th to run (one CMD runs
+//! at a time), waits for `GATES/K` or `GATES/open`, and appends `end NAME T`. Once one CMD runs
+//! and all the others are queued, the bench
+//!
+//! - samples VmRSS, PSS (`smaps_rollup`) and threads of every waiting switchman;
+//! - reads the server's watches (`wchp`, and `mntr`'s `zk_watch_count` for child watches,
+//!   which `wchp` does not list): at most one watch per queue node means no herd by design;
+//! - counts the requests of a quiet second: the heartbeats (and the library's pings) of the
+//!   waiters, per waiting process and second;
+//! - lets `SCALE_STEPS` (default 5) hand-offs through one at a time, and around each one
+//!   compares every connection's packet count (`cons`) before and after: a session that sent
+//!   only heartbeats in the window is not counted as woken; the requests of the hand-off are
+//!   `zk_packets_received` over the window less those heartbeats. A herd would wake every waiter;
+//! - opens the gate for the rest: their hand-offs (one CMD's end to the next one's start) give
+//!   the median and tails, and the round's requests, less the heartbeats of its waiters'
+//!   waiting (the quiet second's rate times the time each waited), over the number of runs, give
+//!   the requests per acquisition.
+//!
+//! Plain runs: `SCALE_RUNS` (default 1000) of `switchman --lockname pI -- true`, all started at
+//! once: how many succeeded, the batch's wall time, requests per run, and failures with their
+//! messages.
+//!
+//! `flock(1)` (and, where it says so, nothing but this machine) is measured alongside when it is
+//! installed: the same CMD through `flock FILE`, and `flock FILE true` per plain run. For every
+//! phase the bench also prints what the machine did: CPU busy (from /proc/stat, in cores),
+//! ZooKeeper's own CPU, the children's CPU (getrusage), and the server's peaks (connections,
+//! outstanding requests, file descriptors, latency), to say whether switchman or the machine was
+//! the limit.
+//!
+//! The server: the harness's standalone ZooKeeper (tickTime 100 ms) with `maxClientCnxns=0`, as
+//! the default of 60 connections from one address would turn away all but 60 of the waiters.
+//! Runs use a real config's defaults (session_timeout 10 s, loglevel info).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::time::{ClockId, clock_gettime};
+use serde_json::json;
+
+use support::{Ensemble, Extras, Job, SWITCHMAN, zk};
+
+/// The small size the large one is compared with (handoff.rs's).
+const SMALL: usize = 20;
+
+fn monotonic_ns() -> u128 {
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
+    ts.tv_sec() as u128 * 1_000_000_000 + ts.tv_nsec() as u128
+}
+
+fn starts(records: &Path) -> usize {
+    std::fs::read_to_string(records)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("start "))
+        .count()
+}
+
+/// CMD: `stamp RECORDS GATES NAME`.
+fn stamp(records: &Path, gates: &Path, name: &str) {
+    let append = |what: &str| {
+        let line = format!("{what} {name} {}\n", monotonic_ns());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(records)
+            .expect("open records");
+        // One write of one short line: appends from several processes never interleave.
+        f.write_all(line.as_bytes()).expect("write records");
+    };
+    append("start");
+    // Only one CMD runs at a time, so the starts so far say which one we are.
+    let k = starts(records).to_string();
+    while !gates.join("open").exists() && !gates.join(&k).exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    append("end");
+}
+
+/// (start, end) per CMD, in the order they ran.
+fn read_records(path: &Path) -> Vec<(u128, u128)> {
+    let text = std::fs::read_to_string(path).expect("records");
+    let mut runs: HashMap<&str, (u128, Option<u128>)> = HashMap::new();
+    for line in text.lines() {
+        let mut parts = line.split(' ');
+        let (what, name, t) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
+        let t = t.unwrap().parse::<u128>().unwrap();
+        match what {
+            "start" => runs.insert(name, (t, None)),
+            _ => runs.get_mut(name).map(|r| (r.0, r.1.replace(t))),
+        };
+    }
+    let mut runs: Vec<(u128, u128)> = runs
+        .into_iter()
+        .map(|(name, (s, e))| (s, e.unwrap_or_else(|| panic!("{name} never ended"))))
+        .collect();
+    runs.sort();
+    runs
+}
+
+// ---------------------------------------------------------------------------------------
+// What the machine and the server did
+// ---------------------------------------------------------------------------------------
+
+/// Four-letter words sent so far: the server counts each among its packets, as it counts a
+/// request, so a window's requests are its packets less its words times [`word_cost`].
+static WORDS: AtomicU64 = AtomicU64::new(0);
+
+fn word(port: u16, word: &str) -> String {
+    WORDS.fetch_add(1, Ordering::SeqCst);
+    support::four_letter_word(port, word).unwrap_or_default()
+}
+
+fn mntr(ensemble: &Ensemble) -> HashMap<String, String> {
+    support::parse_mntr(&word(ensemble.client_port(0), "mntr"))
+}
+
+fn packets(ensemble: &Ensemble) -> u64 {
+    mntr(ensemble)["zk_packets_received"].parse().unwrap()
+}
+
+/// Packets and words so far, for [`Mark::since`].
+#[derive(Clone, Copy)]
+struct Mark(u64, u64);
+
+fn mark(ensemble: &Ensemble) -> Mark {
+    let p = packets(ensemble);
+    Mark(p, WORDS.load(Ordering::SeqCst))
+}
+
+impl Mark {
+    /// Requests since `earlier`, the bench's own words taken off.
+    fn since(self, earlier: Mark, word_cost: u64) -> u64 {
+        (self.0 - earlier.0).saturating_sub((self.1 - earlier.1) * word_cost)
+    }
+}
+
+/// What one four-letter word adds to `zk_packets_received` (each word the same, checked).
+fn word_cost(ensemble: &Ensemble) -> u64 {
+    let port = ensemble.client_port(0);
+    let mntr = packets(ensemble).abs_diff(packets(ensemble));
+    let costs: Vec<(&str, u64)> = ["cons", "dump", "wchp", "srst"]
+        .into_iter()
+        .map(|w| {
+            let a = packets(ensemble);
+            word(port, w);
+            (w, packets(ensemble) - a - mntr)
+        })
+        .collect();
+    println!("packets per four-letter word: mntr {mntr}, {costs:?}");
+    mntr
+}
+
+/// Busy and total jiffies of the whole machine, from /proc/stat.
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = cpu.iter().take(8).sum();
+    // idle and iowait
+    (total - cpu[3] - cpu[4], total)
+}
+
+/// CPU seconds of one process so far (utime + stime).
+fn process_cpu(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// CPU seconds of every reaped child so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage writes into the struct we hand it.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The highest values of a few `mntr` keys while a phase runs, sampled every 100 ms.
+struct Peaks {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<HashMap<&'static str, u64>>,
+}
+
+const PEAK_KEYS: [&str; 5] = [
+    "zk_num_alive_connections",
+    "zk_outstanding_requests",
+    "zk_open_file_descriptor_count",
+    "zk_max_latency",
+    "zk_watch_count",
+];
+
+impl Peaks {
+    fn start(port: u16) -> Peaks {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peaks = HashMap::new();
+            loop {
+                let done = stopped.load(Ordering::SeqCst);
+                let mntr = support::parse_mntr(&word(port, "mntr"));
+                for key in PEAK_KEYS {
+                    let v = mntr.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let peak = peaks.entry(key).or_insert(0);
+                    *peak = v.max(*peak);
+                }
+                if done {
+                    return peaks;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Peaks { stop, thread }
+    }
+
+    fn finish(self) -> HashMap<&'static str, u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+/// What the machine did over one phase.
+struct Load {
+    busy: (u64, u64),
+    java: f64,
+    children: f64,
+    at: Instant,
+    peaks: Peaks,
+}
+
+impl Load {
+    fn start(ensemble: &Ensemble) -> Load {
+        // Latency peaks of this phase only.
+        word(ensemble.client_port(0), "srst");
+        Load {
+            busy: machine_jiffies(),
+            java: process_cpu(ensemble.pid(0).unwrap()),
+            children: children_cpu(),
+            at: Instant::now(),
+            peaks: Peaks::start(ensemble.client_port(0)),
+        }
+    }
+
+    /// One line: cores busy, ZooKeeper's CPU, the children's CPU per run, the server's peaks.
+    fn finish(self, ensemble: &Ensemble, runs: usize) -> String {
+        let wall = self.at.elapsed().as_secs_f64();
+        let (busy, total) = machine_jiffies();
+        let cores = num_cpus();
+        let machine = (busy - self.busy.0) as f64 / (total - self.busy.1).max(1) as f64 * cores;
+        let java = (process_cpu(ensemble.pid(0).unwrap()) - self.java) / wall;
+        let children = children_cpu() - self.children;
+        let ours = java + children / wall;
+        let children = children / runs.max(1) as f64;
+        let peaks = self.peaks.finish();
+        format!(
+            "{wall:.1} s: machine {machine:.2} of {cores} cores busy, ours {ours:.2} (ZooKeeper \
+             {java:.2}), {:.1} ms CPU per run (switchman and CMD); server peaks: {} connections, {} outstanding requests, {} \
+             fds (limit {}), max latency {} ms",
+            children * 1e3,
+            peaks["zk_num_alive_connections"],
+            peaks["zk_outstanding_requests"],
+            peaks["zk_open_file_descriptor_count"],
+            mntr(ensemble)["zk_max_file_descriptor_count"],
+            peaks["zk_max_latency"],
+        )
+    }
+}
+
+fn num_cpus() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+}
+
+// ---------------------------------------------------------------------------------------
+// The server's view of the sessions and their watches
+// ---------------------------------------------------------------------------------------
+
+/// Per session (`cons`): packets received and the last operation.
+fn connections(ensemble: &Ensemble) -> HashMap<String, (u64, String)> {
+    let text = word(ensemble.client_port(0), "cons");
+    let field = |line: &str, key: &str| {
+        let at = line.find(&format!("{key}="))? + key.len() + 1;
+        let rest = &line[at..];
+        Some(rest[..rest.find([',', ')']).unwrap_or(rest.len())].to_string())
+    };
+    text.lines()
+        .filter_map(|line| {
+            let sid = field(line, "sid")?;
+            let recved = field(line, "recved")?.parse().ok()?;
+            Some((sid, (recved, field(line, "lop").unwrap_or_default())))
+        })
+        .collect()
+}
+
+fn is_heartbeat(op: &str) -> bool {
+    let op = op.to_ascii_uppercase();
+    op.starts_with("SYNC") || op.starts_with("PING")
+}
+
+/// One hand-off seen from the server: sessions woken, and requests less heartbeats.
+struct Step {
+    woken: usize,
+    requests: u64,
+}
+
+fn step_between(
+    before: &HashMap<String, (u64, String)>,
+    after: &HashMap<String, (u64, String)>,
+    packets: u64,
+) -> Step {
+    let mut woken = 0;
+    let mut heartbeats = 0;
+    for (sid, (recved, op)) in after {
+        let delta = recved - before.get(sid).map_or(0, |b| b.0);
+        // A woken waiter sends at least a listing and a watch; a heartbeat is one request,
+        // perhaps beside a ping.
+        if delta >= 3 || (delta >= 1 && !is_heartbeat(op)) {
+            woken += 1;
+        } else {
+            heartbeats += delta;
+        }
+    }
+    Step {
+        woken,
+        requests: packets.saturating_sub(heartbeats),
+    }
+}
+
+/// Watches the server holds for the contenders.
+#[derive(Default)]
+struct Watches {
+    queue_nodes: usize,
+    per_queue_node: usize,
+    per_lock_node: usize,
+    data: usize,
+    child: usize,
+}
+
+fn watches(ensemble: &Ensemble, job: &Job) -> Watches {
+    WORDS.fetch_add(1, Ordering::SeqCst);
+    let by_path = ensemble.watches_by_path(0, -1);
+    let queue = format!("{}/", job.queue_path("r"));
+    let locks = format!("{}/locks/", job.prefix);
+    let most = |prefix: &str| {
+        by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .map(|(_, s)| s.len())
+            .max()
+            .unwrap_or(0)
+    };
+    let data = by_path.values().map(Vec::len).sum();
+    let total: usize = mntr(ensemble)["zk_watch_count"].parse().unwrap();
+    Watches {
+        queue_nodes: by_path.keys().filter(|p| p.starts_with(&queue)).count(),
+        per_queue_node: most(&queue),
+        per_lock_node: most(&locks),
+        data,
+        child: total.saturating_sub(data),
+    }
+}
+
+/// How many ephemeral nodes under `folder` the server holds (from `dump`).
+fn ephemerals_under(ensemble: &Ensemble, folder: &str) -> usize {
+    let dump = word(ensemble.client_port(0), "dump");
+    let prefix = format!("{folder}/");
+    dump.lines()
+        .filter(|l| l.trim().starts_with(&prefix))
+        .count()
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory of the waiting processes
+// ---------------------------------------------------------------------------------------
+
+/// (VmRSS, RssAnon, Pss, threads) of a process, in KiB (threads a count).
+fn memory(pid: u32) -> Option<(u64, u64, u64, u64)> {
+    let kib = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    Some((
+        kib(&status, "VmRSS:")?,
+        kib(&status, "RssAnon:")?,
+        kib(&rollup, "Pss:").unwrap_or(0),
+        kib(&status, "Threads:")?,
+    ))
+}
+
+fn median_max(mut v: Vec<u64>) -> (u64, u64) {
+    v.sort();
+    (v[v.len() / 2], *v.last().unwrap_or(&0))
+}
+
+// ---------------------------------------------------------------------------------------
+// The hand-off
+// ---------------------------------------------------------------------------------------
+
+/// Whom the contenders are: a switchman build, or flock(1) for comparison.
+#[derive(Clone)]
+enum Contender {
+    Switchman(String, PathBuf),
+    Flock,
+}
+
+impl Contender {
+    fn name(&self) -> &str {
+        match self {
+            Contender::Switchman(name, _) => name,
+            Contender::Flock => "flock(1)",
+        }
+    }
+}
+
+/// The figures of one contender at one size, over its rounds.
+#[derive(Default)]
+struct Figures {
+    handoffs: Vec<Duration>,
+    /// Per round: requests per acquisition less heartbeats, and raw.
+    requests: Vec<(f64, f64)>,
+    /// Heartbeats per waiting process and second.
+    heartbeat_rate: Vec<f64>,
+    steps: Vec<Step>,
+    rss: Vec<u64>,
+    anon: Vec<u64>,
+    pss: Vec<u64>,
+    threads: Vec<u64>,
+    watches: Vec<Watches>,
+    queue_up: Vec<Duration>,
+    load: Vec<String>,
+}
+
+struct Bench {
+    exe: PathBuf,
+    ensemble: Ensemble,
+    steps: usize,
+    word_cost: u64,
+}
+
+impl Bench {
+    /// A job whose prefix lists the resource `r`, its folders made by one run alone.
+    async fn job(&self, contender: &Contender) -> Job {
+        let job = Job::new(
+            "scale",
+            &self.ensemble.connect_string(),
+            json!({"session_timeout": 10, "termination_timeout": 10, "loglevel": "info"}),
+        );
+        let client = zk(&self.ensemble.connect_string()).await;
+        support::set_prefix_data(&client, &job.prefix, r#"{"resources": ["r"]}"#).await;
+        drop(client);
+        std::fs::create_dir(job.file("gates")).unwrap();
+        std::fs::write(job.file("gates/open"), "").unwrap();
+        if let Contender::Switchman(..) = contender {
+            let status = self
+                .spawn(&job, contender, "warm", "warm", "gates")
+                .wait()
+                .unwrap();
+            assert!(status.success(), "the warm-up run failed: {status}");
+        }
+        job
+    }
+
+    fn spawn(
+        &self,
+        job: &Job,
+        contender: &Contender,
+        name: &str,
+        round: &str,
+        gates: &str,
+    ) -> Child {
+        let mut cmd = match contender {
+            Contender::Switchman(_, exe) => {
+                let mut cmd = Command::new(exe);
+                cmd.arg("-c")
+                    .arg(&job.config)
+                    .args(["--lockname", name, "--lease", "r=1:1", "--"]);
+                cmd
+            }
+            Contender::Flock => {
+                let mut cmd = Command::new("flock");
+                cmd.arg(job.file("flock"));
+                cmd
+            }
+        };
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(job.file(&format!("stderr-{round}")))
+            .unwrap();
+        cmd.arg(&self.exe)
+            .arg("stamp")
+            .arg(job.file(&format!("records-{round}")))
+            .arg(job.file(gates))
+            .arg(name)
+            .env_remove("DEBUG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start a contender")
+    }
+
+    /// One round of `n` contenders; adds to `figures`. `sample`: memory, watches, steps.
+    fn round(
+        &self,
+        job: &Job,
+        contender: &Contender,
+        n: usize,
+        round: usize,
+        figures: &mut Figures,
+    ) {
+        let ensemble = &self.ensemble;
+        let is_switchman = matches!(contender, Contender::Switchman(..));
+        let tag = format!("{round}");
+        let gates = format!("gates-{round}");
+        std::fs::create_dir(job.file(&gates)).unwrap();
+        let records = job.file(&format!("records-{round}"));
+        let queue = job.queue_path("r");
+
+        let load = Load::start(ensemble);
+        let before = mark(ensemble);
+        let spawned = monotonic_ns();
+        let at = Instant::now();
+        let mut runs: Vec<Child> = (0..n)
+            .map(|i| self.spawn(job, contender, &format!("c{round}-{i}"), &tag, &gates))
+            .collect();
+        // One CMD runs; everyone else waits.
+        support::wait_until_blocking("every contender waits", Duration::from_secs(300), || {
+            std::thread::sleep(Duration::from_millis(200));
+            starts(&records) == 1
+                && if is_switchman {
+                    ephemerals_under(ensemble, &queue) == n - 1
+                } else {
+                    blocked_flocks() == n - 1
+                }
+        });
+        figures.queue_up.push(at.elapsed());
+
+        let running = read_first_name(&records);
+        for (i, run) in runs.iter().enumerate() {
+            if format!("c{round}-{i}") == running {
+                continue;
+            }
+            if let Some((rss, anon, pss, threads)) = memory(run.id()) {
+                figures.rss.push(rss);
+                figures.anon.push(anon);
+                figures.pss.push(pss);
+                figures.threads.push(threads);
+            }
+        }
+
+        let mut waited_steps = 0;
+        if is_switchman {
+            figures.watches.push(watches(ensemble, job));
+            let quiet = Duration::from_secs(1);
+            let (m0, t0) = (mark(ensemble), Instant::now());
+            std::thread::sleep(quiet);
+            let (m1, t1) = (mark(ensemble), Instant::now());
+            // Everyone alive heartbeats: the holder and the n - 1 waiters.
+            let quiet = m1.since(m0, self.word_cost) as f64;
+            figures
+                .heartbeat_rate
+                .push(quiet / (t1 - t0).as_secs_f64() / n as f64);
+            for k in 1..=self.steps.min(n - 1) {
+                let c0 = connections(ensemble);
+                let m0 = mark(ensemble);
+                std::fs::write(job.file(&format!("{gates}/{k}")), "").unwrap();
+                support::wait_until_blocking(
+                    "the next CMD starts",
+                    Duration::from_secs(60),
+                    || starts(&records) == k + 1,
+                );
+                // The waiter behind the new holder wakes as the holder leaves the queue.
+                std::thread::sleep(Duration::from_millis(200));
+                let m1 = mark(ensemble);
+                let c1 = connections(ensemble);
+                let requests = m1.since(m0, self.word_cost);
+                figures.steps.push(step_between(&c0, &c1, requests));
+                waited_steps = k;
+            }
+        }
+        std::fs::write(job.file(&format!("{gates}/open")), "").unwrap();
+        for run in &mut runs {
+            let status = run.wait().unwrap();
+            assert!(
+                status.success(),
+                "a contender exited {status}: {}",
+                job.read(&format!("stderr-{tag}"))
+            );
+        }
+        let requests = mark(ensemble).since(before, self.word_cost);
+        figures.load.push(load.finish(ensemble, n));
+
+        let ran = read_records(&records);
+        assert_eq!(ran.len(), n);
+        for (j, pair) in ran.windows(2).enumerate() {
+            assert!(pair[1].0 >= pair[0].1, "CMDs overlapped: {pair:?}");
+            if j >= waited_steps {
+                figures
+                    .handoffs
+                    .push(Duration::from_nanos((pair[1].0 - pair[0].1) as u64));
+            }
+        }
+        if is_switchman {
+            // Every process heartbeats from its start to its CMD's end.
+            let alive: f64 = ran.iter().map(|r| (r.1 - spawned) as f64 / 1e9).sum();
+            let rate = *figures.heartbeat_rate.last().unwrap();
+            let raw = requests as f64 / n as f64;
+            figures
+                .requests
+                .push(((requests as f64 - rate * alive) / n as f64, raw));
+        }
+    }
+}
+
+fn read_first_name(records: &Path) -> String {
+    let text = std::fs::read_to_string(records).unwrap_or_default();
+    text.split(' ').nth(1).unwrap_or_default().to_string()
+}
+
+/// flock(1)s blocked on a lock, from /proc/locks.
+fn blocked_flocks() -> usize {
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("-> FLOCK"))
+        .count()
+}
+
+fn pick(sorted: &[Duration], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn report(name: &str, n: usize, f: &mut Figures) -> f64 {
+    f.handoffs.sort();
+    let median = pick(&f.handoffs, 0.5);
+    println!(
+        "  {name} at {n}: hand-off median {median:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms \
+         over {} hand-offs; {} to line up",
+        pick(&f.handoffs, 0.9),
+        pick(&f.handoffs, 0.99),
+        pick(&f.handoffs, 1.0),
+        f.handoffs.len(),
+        f.queue_up
+            .iter()
+            .map(|d| format!("{:.1} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !f.requests.is_empty() {
+        let net = median_f(f.requests.iter().map(|r| r.0).collect());
+        let raw = median_f(f.requests.iter().map(|r| r.1).collect());
+        println!(
+            "    requests per acquisition {net:.1} less heartbeats ({raw:.1} with them, in this \
+             bench's rounds); heartbeats {:.2} per process and second",
+            median_f(f.heartbeat_rate.clone())
+        );
+    }
+    if !f.steps.is_empty() {
+        let woken: Vec<usize> = f.steps.iter().map(|s| s.woken).collect();
+        let requests: Vec<u64> = f.steps.iter().map(|s| s.requests).collect();
+        println!(
+            "    one hand-off at a time ({} of them): sessions woken {woken:?}, requests less \
+             heartbeats {requests:?}",
+            f.steps.len()
+        );
+    }
+    for w in &f.watches {
+        println!(
+            "    watches: {} queue nodes watched, at most {} watcher(s) on one; at most {} on one \
+             lock node; {} data watches, {} child watch(es) in all",
+            w.queue_nodes, w.per_queue_node, w.per_lock_node, w.data, w.child
+        );
+    }
+    if !f.rss.is_empty() {
+        let (rss, rss_max) = median_max(f.rss.clone());
+        let (pss, pss_max) = median_max(f.pss.clone());
+        let (anon, anon_max) = median_max(f.anon.clone());
+        let (threads, threads_max) = median_max(f.threads.clone());
+        println!(
+            "    each waiting process: RSS median {:.2} MiB (max {:.2}; anonymous {:.2}, max {:.2}), \
+             PSS median {:.2} MiB (max {:.2}), threads {threads} (max {threads_max}); {} sampled",
+            rss as f64 / 1024.0,
+            rss_max as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            anon_max as f64 / 1024.0,
+            pss as f64 / 1024.0,
+            pss_max as f64 / 1024.0,
+            f.rss.len()
+        );
+    }
+    for load in &f.load {
+        println!("    {load}");
+    }
+    median
+}
+
+// ---------------------------------------------------------------------------------------
+// Plain runs at once
+// ---------------------------------------------------------------------------------------
+
+async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
+    let ensemble = &bench.ensemble;
+    let job = Job::new(
+        "plain",
+        &ensemble.connect_string(),
+        json!({"session_timeout": 10, "termination_timeout": 10, "loglevel": "info"}),
+    );
+    let command = |i: usize| match contender {
+        Contender::Switchman(_, exe) => {
+            let mut cmd = Command::new(exe);
+            cmd.arg("-c")
+                .arg(&job.config)
+                .args(["--lockname", &format!("p{i}"), "--", "true"]);
+            cmd
+        }
+        Contender::Flock => {
+            let mut cmd = Command::new("flock");
+            cmd.arg(job.file(&format!("p{i}"))).arg("true");
+            cmd
+        }
+    };
+    let out = |i: usize| job.file(&format!("stderr-{i}"));
+    // The first run makes the prefix's folders, as on a new prefix.
+    let warm = command(n).stderr(Stdio::null()).status().unwrap();
+    assert!(warm.success());
+
+    let load = Load::start(ensemble);
+    let before = mark(ensemble);
+    let at = Instant::now();
+    let mut runs: Vec<Result<Child, String>> = (0..n)
+        .map(|i| {
+            command(i)
+                .env_remove("DEBUG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(out(i)).unwrap())
+                .spawn()
+                .map_err(|e| format!("spawn: {e}"))
+        })
+        .collect();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    let mut messages: HashMap<String, usize> = HashMap::new();
+    for (i, run) in runs.iter_mut().enumerate() {
+        let code = match run {
+            Ok(child) => child.wait().unwrap().to_string(),
+            Err(e) => e.clone(),
+        };
+        *codes.entry(code).or_default() += 1;
+        for line in std::fs::read_to_string(out(i)).unwrap_or_default().lines() {
+            // Paths and numbers differ from run to run; the message does not.
+            let line: String = line
+                .split_whitespace()
+                .map(|w| {
+                    if w.chars().any(|c| c.is_ascii_digit()) {
+                        "#"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            *messages.entry(line).or_default() += 1;
+        }
+    }
+    let wall = at.elapsed();
+    let requests = mark(ensemble).since(before, bench.word_cost);
+    let ok = codes.get("exit status: 0").copied().unwrap_or(0);
+    let is_switchman = matches!(contender, Contender::Switchman(..));
+    println!(
+        "  {}: {ok} of {n} succeeded in {:.2} s{}",
+        contender.name(),
+        wall.as_secs_f64(),
+        if is_switchman {
+            format!("; {:.1} requests per run", requests as f64 / n as f64)
+        } else {
+            String::new()
+        }
+    );
+    if ok < n {
+        let mut codes: Vec<_> = codes.into_iter().collect();
+        codes.sort();
+        println!("    exits: {codes:?}");
+    }
+    let mut messages: Vec<_> = messages.into_iter().collect();
+    messages.sort_by(|a, b| b.1.cmp(&a.1));
+    for (message, count) in messages.iter().take(8) {
+        println!("    {count} x {message}");
+    }
+    println!("    {}", load.finish(ensemble, n));
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("stamp") {
+        stamp(Path::new(&args[2]), Path::new(&args[3]), &args[4]);
+        return;
+    }
+    let waiters = support::env_or("SCALE_WAITERS", 500usize).max(2);
+    let runs = support::env_or("SCALE_RUNS", 1000usize).max(1);
+    let small_rounds = support::env_or("SCALE_SMALL_ROUNDS", 5usize).max(1);
+    let steps = support::env_or("SCALE_STEPS", 5usize);
+    let only = std::env::var("SCALE_ONLY").unwrap_or_default();
+
+    let mut contenders = vec![Contender::Switchman("this build".into(), SWITCHMAN.into())];
+    if let Ok(before) = std::env::var("SWITCHMAN_BEFORE") {
+        contenders.insert(
+            0,
+            Contender::Switchman("SWITCHMAN_BEFORE".into(), before.into()),
+        );
+    }
+    if Path::new("/usr/bin/flock").exists() {
+        contenders.push(Contender::Flock);
+    }
+
+    // The default maxClientCnxns (60 from one address) would refuse most of the waiters.
+    let ensemble = Ensemble::start_standalone_with(|_, _| Extras {
+        cfg: vec!["maxClientCnxns=0".into()],
+        ..Extras::default()
+    });
+    let word_cost = word_cost(&ensemble);
+    let bench = Bench {
+        exe: std::env::current_exe().expect("own path"),
+        ensemble,
+        steps,
+        word_cost,
+    };
+    let java = bench.ensemble.pid(0).unwrap();
+    println!(
+        "scale: {} cores, load {}, ulimit -n {} (ZooKeeper's: {}), ZooKeeper -Xmx192m",
+        num_cpus(),
+        std::fs::read_to_string("/proc/loadavg").unwrap().trim(),
+        nofile(std::process::id() as i32),
+        nofile(java),
+    );
+
+    if only.is_empty() || only == "handoff" {
+        println!("Hand-off on one r=1:1 resource:");
+        let mut medians: HashMap<(String, usize), f64> = HashMap::new();
+        for n in [SMALL, waiters] {
+            let rounds = if n == SMALL { small_rounds } else { 1 };
+            let mut jobs = Vec::new();
+            for contender in &contenders {
+                jobs.push(bench.job(contender).await);
+            }
+            let mut figures: Vec<Figures> = contenders.iter().map(|_| Figures::default()).collect();
+            // Round 0 warms the server up; then the contenders take turns, round by round.
+            for round in 0..=rounds {
+                for (c, contender) in contenders.iter().enumerate() {
+                    let mut scratch = Figures::default();
+                    let into = if round == 0 {
+                        &mut scratch
+                    } else {
+                        &mut figures[c]
+                    };
+                    let n = if round == 0 { SMALL.min(n) } else { n };
+                    bench.round(&jobs[c], contender, n, round, into);
+                }
+            }
+            for (c, contender) in contenders.iter().enumerate() {
+                let median = report(contender.name(), n, &mut figures[c]);
+                medians.insert((contender.name().to_string(), n), median);
+            }
+        }
+        for contender in &contenders {
+            let name = contender.name().to_string();
+            let ratio = medians[&(name.clone(), waiters)] / medians[&(name.clone(), SMALL)];
+            println!("  {name}: median at {waiters} / median at {SMALL} = {ratio:.2}");
+        }
+    }
+    if only.is_empty() || only == "plain" {
+        println!("{runs} plain runs on distinct locks, started at once:");
+        for contender in &contenders {
+            plain_runs(&bench, contender, runs).await;
+        }
+    }
+}
+
+/// The soft limit on open files of a process.
+fn nofile(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .unwrap_or_default()
+}
