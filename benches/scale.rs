@@ -160,7 +160,7 @@ impl Mark {
 fn word_cost(ensemble: &Ensemble) -> u64 {
     let port = ensemble.client_port(0);
     let mntr = packets(ensemble).abs_diff(packets(ensemble));
-    let costs: Vec<(&str, u64)> = ["cons", "dump", "wchp", "srst"]
+    let costs: Vec<(&str, u64)> = ["cons", "dump", "wchp"]
         .into_iter()
         .map(|w| {
             let a = packets(ensemble);
@@ -270,7 +270,8 @@ struct Load {
 
 impl Load {
     fn start(ensemble: &Ensemble) -> Load {
-        // Latency peaks of this phase only.
+        // Latency peaks of this phase only. It zeroes zk_packets_received too: a phase takes
+        // its first Mark after this.
         word(ensemble.client_port(0), "srst");
         Load {
             busy: machine_jiffies(),
@@ -572,6 +573,12 @@ impl Bench {
         // One CMD runs; everyone else waits.
         support::wait_until_blocking("every contender waits", Duration::from_secs(300), || {
             std::thread::sleep(Duration::from_millis(200));
+            if let Some(status) = runs.iter_mut().find_map(|r| r.try_wait().unwrap()) {
+                panic!(
+                    "a contender exited {status} before its turn: {}",
+                    job.read(&format!("stderr-{tag}"))
+                );
+            }
             starts(&records) == 1
                 && if is_switchman {
                     ephemerals_under(ensemble, &queue) == n - 1
@@ -775,12 +782,25 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
     let warm = command(n).stderr(Stdio::null()).status().unwrap();
     assert!(warm.success());
 
-    let load = Load::start(ensemble);
-    let before = mark(ensemble);
-    let at = Instant::now();
+    // All at once: each run is a shell blocked on reading a line from one FIFO, which the
+    // bench holds open (so no open blocks), and execs the run when it gets its line; the lines
+    // come in one write once every shell waits. Spawning them one by one would let the first
+    // end before the last began.
+    let fifo = job.file("start");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut start = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
     let mut runs: Vec<Result<Child, String>> = (0..n)
         .map(|i| {
-            command(i)
+            let run = command(i);
+            Command::new("/bin/sh")
+                .args(["-c", r#"read -r _ <"$0" && exec "$@""#])
+                .arg(&fifo)
+                .arg(run.get_program())
+                .args(run.get_args())
                 .env_remove("DEBUG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -789,6 +809,16 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
                 .map_err(|e| format!("spawn: {e}"))
         })
         .collect();
+    support::wait_until_blocking("every run waits to start", Duration::from_secs(120), || {
+        runs.iter().flatten().all(|r| {
+            std::fs::read_to_string(format!("/proc/{}/wchan", r.id()))
+                .is_ok_and(|w| w.contains("pipe"))
+        })
+    });
+    let load = Load::start(ensemble);
+    let before = mark(ensemble);
+    let at = Instant::now();
+    start.write_all("\n".repeat(n).as_bytes()).unwrap();
     let mut codes: HashMap<String, usize> = HashMap::new();
     let mut messages: HashMap<String, usize> = HashMap::new();
     for (i, run) in runs.iter_mut().enumerate() {
@@ -833,7 +863,7 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
         println!("    exits: {codes:?}");
     }
     let mut messages: Vec<_> = messages.into_iter().collect();
-    messages.sort_by(|a, b| b.1.cmp(&a.1));
+    messages.sort_by_key(|m| std::cmp::Reverse(m.1));
     for (message, count) in messages.iter().take(8) {
         println!("    {count} x {message}");
     }
