@@ -337,33 +337,39 @@ fn is_heartbeat(op: &str) -> bool {
     op.starts_with("SYNC") || op.starts_with("PING")
 }
 
-/// One hand-off seen from the server: sessions woken, and requests less heartbeats.
+/// One hand-off seen from the server, session by session (`cons` before and after).
 struct Step {
+    /// Sessions that sent more than heartbeats, and what they sent.
     woken: usize,
     requests: u64,
+    /// Sessions that sent heartbeats only.
+    beating: usize,
+    /// Sessions gone: the holder that let go.
+    closed: usize,
 }
 
 fn step_between(
     before: &HashMap<String, (u64, String)>,
     after: &HashMap<String, (u64, String)>,
-    packets: u64,
 ) -> Step {
-    let mut woken = 0;
-    let mut heartbeats = 0;
+    let mut step = Step {
+        woken: 0,
+        requests: 0,
+        beating: 0,
+        closed: before.keys().filter(|s| !after.contains_key(*s)).count(),
+    };
     for (sid, (recved, op)) in after {
         let delta = recved - before.get(sid).map_or(0, |b| b.0);
-        // A woken waiter sends at least a listing and a watch; a heartbeat is one request,
-        // perhaps beside a ping.
+        // A woken waiter sends at least a listing and a watch; in a window this short, a
+        // waiter that is not woken sends one heartbeat at most, perhaps beside a ping.
         if delta >= 3 || (delta >= 1 && !is_heartbeat(op)) {
-            woken += 1;
-        } else {
-            heartbeats += delta;
+            step.woken += 1;
+            step.requests += delta;
+        } else if delta > 0 {
+            step.beating += 1;
         }
     }
-    Step {
-        woken,
-        requests: packets.saturating_sub(heartbeats),
-    }
+    step
 }
 
 /// Watches the server holds for the contenders.
@@ -583,7 +589,7 @@ impl Bench {
                 && if is_switchman {
                     ephemerals_under(ensemble, &queue) == n - 1
                 } else {
-                    blocked_flocks() == n - 1
+                    blocked_flocks(&job.file("flock")) == n - 1
                 }
         });
         figures.queue_up.push(at.elapsed());
@@ -615,7 +621,6 @@ impl Bench {
                 .push(quiet / (t1 - t0).as_secs_f64() / n as f64);
             for k in 1..=self.steps.min(n - 1) {
                 let c0 = connections(ensemble);
-                let m0 = mark(ensemble);
                 std::fs::write(job.file(&format!("{gates}/{k}")), "").unwrap();
                 support::wait_until_blocking(
                     "the next CMD starts",
@@ -624,10 +629,8 @@ impl Bench {
                 );
                 // The waiter behind the new holder wakes as the holder leaves the queue.
                 std::thread::sleep(Duration::from_millis(200));
-                let m1 = mark(ensemble);
                 let c1 = connections(ensemble);
-                let requests = m1.since(m0, self.word_cost);
-                figures.steps.push(step_between(&c0, &c1, requests));
+                figures.steps.push(step_between(&c0, &c1));
                 waited_steps = k;
             }
         }
@@ -670,12 +673,17 @@ fn read_first_name(records: &Path) -> String {
     text.split(' ').nth(1).unwrap_or_default().to_string()
 }
 
-/// flock(1)s blocked on a lock, from /proc/locks.
-fn blocked_flocks() -> usize {
+/// flock(1)s blocked on the lock of `file`, from /proc/locks (cargo, for one, flocks too).
+fn blocked_flocks(file: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(file) else {
+        return 0;
+    };
+    let inode = format!(":{} ", meta.ino());
     std::fs::read_to_string("/proc/locks")
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("-> FLOCK"))
+        .filter(|l| l.contains("-> FLOCK") && l.contains(&inode))
         .count()
 }
 
@@ -716,9 +724,11 @@ fn report(name: &str, n: usize, f: &mut Figures) -> f64 {
     if !f.steps.is_empty() {
         let woken: Vec<usize> = f.steps.iter().map(|s| s.woken).collect();
         let requests: Vec<u64> = f.steps.iter().map(|s| s.requests).collect();
+        let closed: Vec<usize> = f.steps.iter().map(|s| s.closed).collect();
+        let beating: Vec<usize> = f.steps.iter().map(|s| s.beating).collect();
         println!(
-            "    one hand-off at a time ({} of them): sessions woken {woken:?}, requests less \
-             heartbeats {requests:?}",
+            "    one hand-off at a time ({} of them): sessions closed {closed:?}, woken {woken:?} \
+             sending {requests:?} requests; sessions that only heartbeated meanwhile {beating:?}",
             f.steps.len()
         );
     }
@@ -756,43 +766,67 @@ fn report(name: &str, n: usize, f: &mut Figures) -> f64 {
 // Plain runs at once
 // ---------------------------------------------------------------------------------------
 
-async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
+/// A FIFO in the job's dir, held open by the bench for reading and writing, so that no open of
+/// it blocks: a shell reading a line from it waits until the bench writes one.
+fn fifo(job: &Job, name: &str) -> (PathBuf, File) {
+    let path = job.file(name);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    (path, file)
+}
+
+/// `n` plain runs on distinct locks, all started at once. With `hold`, each CMD notes that it
+/// runs and waits until all of them run: n locks held at the same time.
+async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) {
     let ensemble = &bench.ensemble;
     let job = Job::new(
         "plain",
         &ensemble.connect_string(),
         json!({"session_timeout": 10, "termination_timeout": 10, "loglevel": "info"}),
     );
+    let (held, (release, mut release_file)) = (job.file("held"), fifo(&job, "release"));
+    let cmd: Vec<&std::ffi::OsStr> = if hold {
+        vec![
+            "/bin/sh".as_ref(),
+            "-c".as_ref(),
+            r#"echo >>"$0"; read -r _ <"$1""#.as_ref(),
+            held.as_os_str(),
+            release.as_os_str(),
+        ]
+    } else {
+        vec!["true".as_ref()]
+    };
     let command = |i: usize| match contender {
         Contender::Switchman(_, exe) => {
-            let mut cmd = Command::new(exe);
-            cmd.arg("-c")
+            let mut run = Command::new(exe);
+            run.arg("-c")
                 .arg(&job.config)
-                .args(["--lockname", &format!("p{i}"), "--", "true"]);
-            cmd
+                .args(["--lockname", &format!("p{i}"), "--"])
+                .args(&cmd);
+            run
         }
         Contender::Flock => {
-            let mut cmd = Command::new("flock");
-            cmd.arg(job.file(&format!("p{i}"))).arg("true");
-            cmd
+            let mut run = Command::new("flock");
+            run.arg(job.file(&format!("p{i}"))).args(&cmd);
+            run
         }
     };
     let out = |i: usize| job.file(&format!("stderr-{i}"));
     // The first run makes the prefix's folders, as on a new prefix.
+    release_file.write_all(b"\n").unwrap();
     let warm = command(n).stderr(Stdio::null()).status().unwrap();
     assert!(warm.success());
+    std::fs::remove_file(&held).ok();
 
     // All at once: each run is a shell blocked on reading a line from one FIFO, which the
     // bench holds open (so no open blocks), and execs the run when it gets its line; the lines
     // come in one write once every shell waits. Spawning them one by one would let the first
     // end before the last began.
-    let fifo = job.file("start");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let mut start = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
+    let (fifo, mut start) = fifo(&job, "start");
     let mut runs: Vec<Result<Child, String>> = (0..n)
         .map(|i| {
             let run = command(i);
@@ -819,6 +853,26 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
     let before = mark(ensemble);
     let at = Instant::now();
     start.write_all("\n".repeat(n).as_bytes()).unwrap();
+    let mut all_held = None;
+    if hold {
+        let lines = || {
+            std::fs::read_to_string(&held)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let ended = |runs: &mut Vec<Result<Child, String>>| {
+            runs.iter_mut()
+                .map(|r| r.as_mut().map_or(true, |c| c.try_wait().unwrap().is_some()))
+                .filter(|ended| *ended)
+                .count()
+        };
+        support::wait_until_blocking("every run holds its lock", Duration::from_secs(300), || {
+            lines() + ended(&mut runs) >= n
+        });
+        all_held = Some((lines(), at.elapsed()));
+        release_file.write_all("\n".repeat(n).as_bytes()).unwrap();
+    }
     let mut codes: HashMap<String, usize> = HashMap::new();
     let mut messages: HashMap<String, usize> = HashMap::new();
     for (i, run) in runs.iter_mut().enumerate() {
@@ -847,8 +901,14 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize) {
     let requests = mark(ensemble).since(before, bench.word_cost);
     let ok = codes.get("exit status: 0").copied().unwrap_or(0);
     let is_switchman = matches!(contender, Contender::Switchman(..));
+    let held = all_held.map_or(String::new(), |(held, at)| {
+        format!(
+            ", {held} held their locks at once {:.2} s after the start",
+            at.as_secs_f64()
+        )
+    });
     println!(
-        "  {}: {ok} of {n} succeeded in {:.2} s{}",
+        "  {}: {ok} of {n} succeeded in {:.2} s{held}{}",
         contender.name(),
         wall.as_secs_f64(),
         if is_switchman {
@@ -952,9 +1012,15 @@ async fn main() {
         }
     }
     if only.is_empty() || only == "plain" {
-        println!("{runs} plain runs on distinct locks, started at once:");
+        println!("{runs} plain runs on distinct locks (CMD true), started at once:");
         for contender in &contenders {
-            plain_runs(&bench, contender, runs).await;
+            plain_runs(&bench, contender, runs, false).await;
+        }
+        println!(
+            "{runs} plain runs on distinct locks, started at once, each CMD waiting until all run:"
+        );
+        for contender in &contenders {
+            plain_runs(&bench, contender, runs, true).await;
         }
     }
 }
