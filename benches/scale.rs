@@ -293,18 +293,32 @@ impl Load {
         let ours = java + children / wall;
         let children = children / runs.max(1) as f64;
         let peaks = self.peaks.finish();
+        let end = mntr(ensemble);
         format!(
             "{wall:.1} s: machine {machine:.2} of {cores} cores busy, ours {ours:.2} (ZooKeeper \
-             {java:.2}), {:.1} ms CPU per run (switchman and CMD); server peaks: {} connections, {} outstanding requests, {} \
-             fds (limit {}), max latency {} ms",
+             {java:.2}), {:.1} ms CPU per run (switchman and CMD); ZooKeeper's RSS {} MiB; \
+             server peaks: {} connections, {} outstanding requests, {} \
+             fds (limit {}), max latency {} ms; {} ops throttled; {} sockets in TIME_WAIT",
             children * 1e3,
+            memory(ensemble.pid(0).unwrap() as u32).map_or(0, |m| m.0 / 1024),
             peaks["zk_num_alive_connections"],
             peaks["zk_outstanding_requests"],
             peaks["zk_open_file_descriptor_count"],
-            mntr(ensemble)["zk_max_file_descriptor_count"],
+            end["zk_max_file_descriptor_count"],
             peaks["zk_max_latency"],
+            end["zk_throttled_ops"],
+            time_wait(),
         )
     }
+}
+
+/// TCP sockets of this machine in TIME_WAIT (each holds a local port for a minute).
+fn time_wait() -> usize {
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("06"))
+        .count()
 }
 
 fn num_cpus() -> f64 {
@@ -956,9 +970,11 @@ async fn main() {
         contenders.push(Contender::Flock);
     }
 
-    // The default maxClientCnxns (60 from one address) would refuse most of the waiters.
+    // The default maxClientCnxns (60 from one address) would refuse most of the waiters; 0 is
+    // no limit. SCALE_MAX_CLIENT_CNXNS=60 shows what the default does.
+    let max_cnxns = support::env_or("SCALE_MAX_CLIENT_CNXNS", 0u32);
     let ensemble = Ensemble::start_standalone_with(|_, _| Extras {
-        cfg: vec!["maxClientCnxns=0".into()],
+        cfg: vec![format!("maxClientCnxns={max_cnxns}")],
         ..Extras::default()
     });
     let word_cost = word_cost(&ensemble);
@@ -970,7 +986,8 @@ async fn main() {
     };
     let java = bench.ensemble.pid(0).unwrap();
     println!(
-        "scale: {} cores, load {}, ulimit -n {} (ZooKeeper's: {}), ZooKeeper -Xmx192m",
+        "scale: {} cores, load {}, ulimit -n {} (ZooKeeper's: {}), ZooKeeper -Xmx192m, \
+         maxClientCnxns={max_cnxns}",
         num_cpus(),
         std::fs::read_to_string("/proc/loadavg").unwrap().trim(),
         nofile(std::process::id() as i32),
