@@ -4,12 +4,13 @@
 //! ```text
 //! cargo bench --bench scale
 //! SCALE_WAITERS=50 SCALE_RUNS=100 SWITCHMAN_BEFORE=/path/to/old/switchman cargo bench --bench scale
-//! SCALE_ONLY=handoff|plain cargo bench --bench scale
+//! SCALE_ONLY=lease|wait|plain cargo bench --bench scale
 //! ```
 //!
 //! The hand-off, at 20 contenders (`SCALE_SMALL_ROUNDS` rounds, default 5) and at
-//! `SCALE_WAITERS` (default 500, one round): every contender runs `--lockname cI --lease r=1:1`
-//! with this executable as CMD (`scale stamp RECORDS GATES NAME`), which appends `start NAME T`
+//! `SCALE_WAITERS` (default 500, one round), of a `1:1` lease (every contender runs
+//! `--lockname cI --lease r=1:1`) and of one lock waited for in line (`--lockname L --wait
+//! forever`), with this executable as CMD (`scale stamp RECORDS GATES NAME`), which appends `start NAME T`
 //! (T from CLOCK_MONOTONIC), works out from the records that it is the K-th to run (one CMD runs
 //! at a time), waits for `GATES/K` or `GATES/open`, and appends `end NAME T`. Once one CMD runs
 //! and all the others are queued, the bench
@@ -396,10 +397,10 @@ struct Watches {
     child: usize,
 }
 
-fn watches(ensemble: &Ensemble, job: &Job) -> Watches {
+fn watches(ensemble: &Ensemble, job: &Job, mode: Mode) -> Watches {
     WORDS.fetch_add(1, Ordering::SeqCst);
     let by_path = ensemble.watches_by_path(0, -1);
-    let queue = format!("{}/", job.queue_path("r"));
+    let queue = format!("{}/", mode.queue(job));
     let locks = format!("{}/locks/", job.prefix);
     let most = |prefix: &str| {
         by_path
@@ -462,6 +463,40 @@ fn median_max(mut v: Vec<u64>) -> (u64, u64) {
 // The hand-off
 // ---------------------------------------------------------------------------------------
 
+/// What the contenders contend for.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// A `1:1` lease, each contender with a lock of its own.
+    Lease,
+    /// One lock, waited for in line.
+    Wait,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Lease => "lease",
+            Mode::Wait => "wait",
+        }
+    }
+
+    /// switchman's options for the contender `name`.
+    fn options(self, name: &str) -> Vec<&str> {
+        match self {
+            Mode::Lease => vec!["--lockname", name, "--lease", "r=1:1"],
+            Mode::Wait => vec!["--lockname", "L", "--wait", "forever"],
+        }
+    }
+
+    /// The folder the contenders wait in.
+    fn queue(self, job: &Job) -> String {
+        match self {
+            Mode::Lease => job.queue_path("r"),
+            Mode::Wait => job.line_path("L"),
+        }
+    }
+}
+
 /// Whom the contenders are: a switchman build, or flock(1) for comparison.
 #[derive(Clone)]
 enum Contender {
@@ -505,7 +540,7 @@ struct Bench {
 
 impl Bench {
     /// A job whose prefix lists the resource `r`, its folders made by one run alone.
-    async fn job(&self, contender: &Contender) -> Job {
+    async fn job(&self, contender: &Contender, mode: Mode) -> Job {
         let job = Job::new(
             "scale",
             &self.ensemble.connect_string(),
@@ -518,7 +553,7 @@ impl Bench {
         std::fs::write(job.file("gates/open"), "").unwrap();
         if let Contender::Switchman(..) = contender {
             let status = self
-                .spawn(&job, contender, "warm", "warm", "gates")
+                .spawn(&job, contender, mode, "warm", "warm", "gates")
                 .wait()
                 .unwrap();
             assert!(status.success(), "the warm-up run failed: {status}");
@@ -530,6 +565,7 @@ impl Bench {
         &self,
         job: &Job,
         contender: &Contender,
+        mode: Mode,
         name: &str,
         round: &str,
         gates: &str,
@@ -539,7 +575,8 @@ impl Bench {
                 let mut cmd = Command::new(exe);
                 cmd.arg("-c")
                     .arg(&job.config)
-                    .args(["--lockname", name, "--lease", "r=1:1", "--"]);
+                    .args(mode.options(name))
+                    .arg("--");
                 cmd
             }
             Contender::Flock => {
@@ -571,6 +608,7 @@ impl Bench {
         &self,
         job: &Job,
         contender: &Contender,
+        mode: Mode,
         n: usize,
         round: usize,
         figures: &mut Figures,
@@ -581,14 +619,14 @@ impl Bench {
         let gates = format!("gates-{round}");
         std::fs::create_dir(job.file(&gates)).unwrap();
         let records = job.file(&format!("records-{round}"));
-        let queue = job.queue_path("r");
+        let queue = mode.queue(job);
 
         let load = Load::start(ensemble);
         let before = mark(ensemble);
         let spawned = monotonic_ns();
         let at = Instant::now();
         let mut runs: Vec<Child> = (0..n)
-            .map(|i| self.spawn(job, contender, &format!("c{round}-{i}"), &tag, &gates))
+            .map(|i| self.spawn(job, contender, mode, &format!("c{round}-{i}"), &tag, &gates))
             .collect();
         // One CMD runs; everyone else waits.
         support::wait_until_blocking("every contender waits", Duration::from_secs(300), || {
@@ -623,7 +661,7 @@ impl Bench {
 
         let mut waited_steps = 0;
         if is_switchman {
-            figures.watches.push(watches(ensemble, job));
+            figures.watches.push(watches(ensemble, job, mode));
             let quiet = Duration::from_secs(1);
             let (m0, t0) = (mark(ensemble), Instant::now());
             std::thread::sleep(quiet);
@@ -994,14 +1032,26 @@ async fn main() {
         nofile(java),
     );
 
-    if only.is_empty() || only == "handoff" {
-        println!("Hand-off on one r=1:1 resource:");
+    for mode in [Mode::Lease, Mode::Wait] {
+        if !(only.is_empty() || only == mode.name()) {
+            continue;
+        }
+        match mode {
+            Mode::Lease => println!("Hand-off on one r=1:1 resource (--lease r=1:1):"),
+            Mode::Wait => println!("Hand-off of one lock waited for in line (--wait forever):"),
+        }
+        // flock(1) has one way to wait: measured with the first.
+        let contenders: Vec<Contender> = contenders
+            .iter()
+            .filter(|c| mode == Mode::Lease || matches!(c, Contender::Switchman(..)))
+            .cloned()
+            .collect();
         let mut medians: HashMap<(String, usize), f64> = HashMap::new();
         for n in [SMALL, waiters] {
             let rounds = if n == SMALL { small_rounds } else { 1 };
             let mut jobs = Vec::new();
             for contender in &contenders {
-                jobs.push(bench.job(contender).await);
+                jobs.push(bench.job(contender, mode).await);
             }
             let mut figures: Vec<Figures> = contenders.iter().map(|_| Figures::default()).collect();
             // Round 0 warms the server up; then the contenders take turns, round by round.
@@ -1014,7 +1064,7 @@ async fn main() {
                         &mut figures[c]
                     };
                     let n = if round == 0 { SMALL.min(n) } else { n };
-                    bench.round(&jobs[c], contender, n, round, into);
+                    bench.round(&jobs[c], contender, mode, n, round, into);
                 }
             }
             for (c, contender) in contenders.iter().enumerate() {
