@@ -521,6 +521,8 @@ struct Figures {
     requests: Vec<(f64, f64)>,
     /// Heartbeats per waiting process and second.
     heartbeat_rate: Vec<f64>,
+    /// Requests in each 20 ms of the quiet second.
+    slices: Vec<u64>,
     steps: Vec<Step>,
     rss: Vec<u64>,
     anon: Vec<u64>,
@@ -662,15 +664,20 @@ impl Bench {
         let mut waited_steps = 0;
         if is_switchman {
             figures.watches.push(watches(ensemble, job, mode));
-            let quiet = Duration::from_secs(1);
+            // A quiet second, in slices of 20 ms: everyone alive heartbeats, the holder and the
+            // n - 1 waiters, and the slices show whether they beat in step.
             let (m0, t0) = (mark(ensemble), Instant::now());
-            std::thread::sleep(quiet);
-            let (m1, t1) = (mark(ensemble), Instant::now());
-            // Everyone alive heartbeats: the holder and the n - 1 waiters.
-            let quiet = m1.since(m0, self.word_cost) as f64;
+            let mut last = m0;
+            while t0.elapsed() < Duration::from_secs(1) {
+                std::thread::sleep(Duration::from_millis(20));
+                let m = mark(ensemble);
+                figures.slices.push(m.since(last, self.word_cost));
+                last = m;
+            }
+            let quiet = last.since(m0, self.word_cost) as f64;
             figures
                 .heartbeat_rate
-                .push(quiet / (t1 - t0).as_secs_f64() / n as f64);
+                .push(quiet / t0.elapsed().as_secs_f64() / n as f64);
             for k in 1..=self.steps.min(n - 1) {
                 let c0 = connections(ensemble);
                 std::fs::write(job.file(&format!("{gates}/{k}")), "").unwrap();
@@ -769,8 +776,11 @@ fn report(name: &str, n: usize, f: &mut Figures) -> f64 {
         let raw = median_f(f.requests.iter().map(|r| r.1).collect());
         println!(
             "    requests per acquisition {net:.1} less heartbeats ({raw:.1} with them, in this \
-             bench's rounds); heartbeats {:.2} per process and second",
-            median_f(f.heartbeat_rate.clone())
+             bench's rounds); heartbeats {:.2} per process and second, per 20 ms median {} and \
+             max {}",
+            median_f(f.heartbeat_rate.clone()),
+            median_max(f.slices.clone()).0,
+            median_max(f.slices.clone()).1,
         );
     }
     if !f.steps.is_empty() {
