@@ -1,5 +1,5 @@
-//! Scale: hundreds of switchman processes waiting for one `1:1` resource, and a thousand plain
-//! runs started at once, all on this machine against one private ZooKeeper.
+//! Scale: hundreds of switchman processes waiting for one thing, and a thousand plain runs
+//! started at once, all on this machine against one private ZooKeeper.
 //!
 //! ```text
 //! cargo bench --bench scale
@@ -8,41 +8,45 @@
 //! ```
 //!
 //! The hand-off, at 20 contenders (`SCALE_SMALL_ROUNDS` rounds, default 5) and at
-//! `SCALE_WAITERS` (default 500, one round), of a `1:1` lease (every contender runs
-//! `--lockname cI --lease r=1:1`) and of one lock waited for in line (`--lockname L --wait
-//! forever`), with this executable as CMD (`scale stamp RECORDS GATES NAME`), which appends `start NAME T`
-//! (T from CLOCK_MONOTONIC), works out from the records that it is the K-th to run (one CMD runs
-//! at a time), waits for `GATES/K` or `GATES/open`, and appends `end NAME T`. Once one CMD runs
-//! and all the others are queued, the bench
+//! `SCALE_WAITERS` (default 500, one round), of a `1:1` lease (each contender runs `--lockname
+//! cI --lease r=1:1`) and of one lock waited for in line (`--lockname L --wait forever`). CMD is
+//! this executable as `scale stamp RECORDS GATES NAME`: it appends `start NAME T` (T from
+//! CLOCK_MONOTONIC), works out from the records that it is the K-th to run (one CMD runs at a
+//! time), waits for `GATES/K` or `GATES/open`, and appends `end NAME T`. Once one CMD runs and
+//! all the others wait in line, the bench
 //!
-//! - samples VmRSS, PSS (`smaps_rollup`) and threads of every waiting switchman;
-//! - reads the server's watches (`wchp`, and `mntr`'s `zk_watch_count` for child watches,
-//!   which `wchp` does not list): at most one watch per queue node means no herd by design;
-//! - counts the requests of a quiet second: the heartbeats (and the library's pings) of the
-//!   waiters, per waiting process and second;
-//! - lets `SCALE_STEPS` (default 5) hand-offs through one at a time, and around each one
-//!   compares every connection's packet count (`cons`) before and after: a session that sent
-//!   only heartbeats in the window is not counted as woken; the requests of the hand-off are
-//!   `zk_packets_received` over the window less those heartbeats. A herd would wake every waiter;
+//! - samples VmRSS (and its anonymous part), PSS (`smaps_rollup`) and the threads of every
+//!   waiting switchman;
+//! - reads the server's watches (`wchp`, and `mntr`'s `zk_watch_count` for the child watches,
+//!   which `wchp` does not list): at most one watcher per queue node is no herd by design;
+//! - counts the requests of a quiet second, in 20 ms slices: the heartbeats (and the library's
+//!   pings) per process and second, and whether processes started together beat in step;
+//! - lets `SCALE_STEPS` (default 5) hand-offs through one at a time and compares every
+//!   session's packet count (`cons`) before and after each: the sessions closed (the holder that
+//!   let go), the sessions woken (more than a heartbeat's worth, or a last request other than a
+//!   heartbeat) and what they sent, and the sessions that only heartbeated. A herd would wake
+//!   every waiter;
 //! - opens the gate for the rest: their hand-offs (one CMD's end to the next one's start) give
-//!   the median and tails, and the round's requests, less the heartbeats of its waiters'
-//!   waiting (the quiet second's rate times the time each waited), over the number of runs, give
-//!   the requests per acquisition.
+//!   the median and tails. The round's requests (`zk_packets_received`, the bench's own
+//!   four-letter words taken off), less the heartbeats of the time each process was alive (the
+//!   quiet second's rate), over the number of runs, are the requests per acquisition.
 //!
 //! Plain runs: `SCALE_RUNS` (default 1000) of `switchman --lockname pI -- true`, all started at
-//! once: how many succeeded, the batch's wall time, requests per run, and failures with their
-//! messages.
+//! once (each a shell blocked on a FIFO until all are ready, then exec'd): how many succeeded,
+//! the batch's wall time, requests per run, failures and their messages. Then the same with a
+//! CMD that waits until every run's CMD has started: that many locks and sessions at once.
 //!
-//! `flock(1)` (and, where it says so, nothing but this machine) is measured alongside when it is
-//! installed: the same CMD through `flock FILE`, and `flock FILE true` per plain run. For every
-//! phase the bench also prints what the machine did: CPU busy (from /proc/stat, in cores),
-//! ZooKeeper's own CPU, the children's CPU (getrusage), and the server's peaks (connections,
-//! outstanding requests, file descriptors, latency), to say whether switchman or the machine was
-//! the limit.
+//! `flock(1)`, when installed, runs alongside: the same CMD under `flock FILE` (the floor this
+//! machine sets for a hand-off between processes), and `flock FILE true` per plain run. For every
+//! phase the bench prints what the machine did: CPU busy (/proc/stat, in cores), ours (ZooKeeper
+//! and the children, from getrusage), ZooKeeper's RSS, and the server's peaks (connections,
+//! outstanding requests, file descriptors and their limit, latency), throttled requests and
+//! sockets in TIME_WAIT, to tell switchman's limits from the machine's.
 //!
-//! The server: the harness's standalone ZooKeeper (tickTime 100 ms) with `maxClientCnxns=0`, as
-//! the default of 60 connections from one address would turn away all but 60 of the waiters.
-//! Runs use a real config's defaults (session_timeout 10 s, loglevel info).
+//! The server: the harness's standalone ZooKeeper (tickTime 100 ms) with `maxClientCnxns=0` (no
+//! limit), as the default of 60 connections from one address would turn all but 60 of the
+//! waiters away; `SCALE_MAX_CLIENT_CNXNS=60` shows that. Runs use a real config's defaults
+//! (session_timeout 10 s, loglevel info).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -605,7 +609,7 @@ impl Bench {
             .expect("start a contender")
     }
 
-    /// One round of `n` contenders; adds to `figures`. `sample`: memory, watches, steps.
+    /// One round of `n` contenders; adds to `figures`.
     fn round(
         &self,
         job: &Job,
