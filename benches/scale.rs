@@ -268,6 +268,7 @@ impl Peaks {
 struct Load {
     busy: (u64, u64),
     java: f64,
+    etcd: f64,
     children: f64,
     at: Instant,
     peaks: Peaks,
@@ -281,6 +282,7 @@ impl Load {
         Load {
             busy: machine_jiffies(),
             java: process_cpu(ensemble.pid(0).unwrap()),
+            etcd: ETCD_PID.get().map_or(0.0, |&pid| process_cpu(pid)),
             children: children_cpu(),
             at: Instant::now(),
             peaks: Peaks::start(ensemble.client_port(0)),
@@ -294,14 +296,15 @@ impl Load {
         let cores = num_cpus();
         let machine = (busy - self.busy.0) as f64 / (total - self.busy.1).max(1) as f64 * cores;
         let java = (process_cpu(ensemble.pid(0).unwrap()) - self.java) / wall;
+        let etcd = (ETCD_PID.get().map_or(0.0, |&pid| process_cpu(pid)) - self.etcd) / wall;
         let children = children_cpu() - self.children;
-        let ours = java + children / wall;
+        let ours = java + etcd + children / wall;
         let children = children / runs.max(1) as f64;
         let peaks = self.peaks.finish();
         let end = mntr(ensemble);
         format!(
             "{wall:.1} s: machine {machine:.2} of {cores} cores busy, ours {ours:.2} (ZooKeeper \
-             {java:.2}), {:.1} ms CPU per run (switchman and CMD); ZooKeeper's RSS {} MiB; \
+             {java:.2}, etcd {etcd:.2}), {:.1} ms CPU per run (the contender and CMD); ZooKeeper's RSS {} MiB; \
              server peaks: {} connections, {} outstanding requests, {} \
              fds (limit {}), max latency {} ms; {} ops throttled; {} sockets in TIME_WAIT",
             children * 1e3,
@@ -506,6 +509,8 @@ impl Mode {
 enum Contender {
     Switchman(String, PathBuf),
     Flock,
+    /// `etcdctl lock`, against the private etcd at this endpoint.
+    Etcd(String),
 }
 
 impl Contender {
@@ -513,6 +518,7 @@ impl Contender {
         match self {
             Contender::Switchman(name, _) => name,
             Contender::Flock => "flock(1)",
+            Contender::Etcd(_) => "etcdctl lock",
         }
     }
 }
@@ -590,6 +596,11 @@ impl Bench {
                 cmd.arg(job.file("flock"));
                 cmd
             }
+            Contender::Etcd(endpoint) => {
+                let mut cmd = etcdctl(endpoint);
+                cmd.args(["lock", &etcd_lock(job, "L")]);
+                cmd
+            }
         };
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -644,10 +655,11 @@ impl Bench {
                 );
             }
             starts(&records) == 1
-                && if is_switchman {
-                    ephemerals_under(ensemble, &queue) == n - 1
-                } else {
-                    blocked_flocks(&job.file("flock")) == n - 1
+                && match contender {
+                    Contender::Switchman(..) => ephemerals_under(ensemble, &queue) == n - 1,
+                    Contender::Flock => blocked_flocks(&job.file("flock")) == n - 1,
+                    // The holder's key and one per waiter.
+                    Contender::Etcd(endpoint) => etcd_keys(endpoint, &etcd_lock(job, "L")) == n,
                 }
         });
         figures.queue_up.push(at.elapsed());
@@ -734,6 +746,96 @@ impl Bench {
 fn read_first_name(records: &Path) -> String {
     let text = std::fs::read_to_string(records).unwrap_or_default();
     text.split(' ').nth(1).unwrap_or_default().to_string()
+}
+
+/// A private etcd on free loopback ports, killed when dropped (or when this process dies).
+struct Etcd {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+/// etcd's pid, for [`Load`] to read its CPU.
+static ETCD_PID: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+impl Etcd {
+    fn start() -> Etcd {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ports = support::pick_ports(2);
+        let client = format!("http://127.0.0.1:{}", ports[0]);
+        let peer = format!("http://127.0.0.1:{}", ports[1]);
+        let mut cmd = Command::new("etcd");
+        cmd.arg("--name=scale")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=scale={peer}"))
+            .arg("--log-level=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().expect("start etcd");
+        let _ = ETCD_PID.set(child.id() as i32);
+        let etcd = Etcd {
+            child,
+            endpoint: format!("127.0.0.1:{}", ports[0]),
+            _dir: dir,
+        };
+        let healthy = support::poll_until_blocking(Duration::from_secs(30), || {
+            etcdctl(&etcd.endpoint)
+                .args(["endpoint", "health"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(healthy, "etcd did not become healthy at {}", etcd.endpoint);
+        etcd
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn etcdctl(endpoint: &str) -> Command {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"));
+    cmd
+}
+
+/// A lock name of the job's own in etcd's one key space.
+fn etcd_lock(job: &Job, name: &str) -> String {
+    format!("{}/{name}", job.prefix)
+}
+
+/// Keys under the lock `name`: its holder's and one per waiter.
+fn etcd_keys(endpoint: &str, name: &str) -> usize {
+    etcdctl(endpoint)
+        .args(["get", "--prefix", "--keys-only", &format!("{name}/")])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// flock(1)s blocked on the lock of `file`, from /proc/locks (cargo, for one, flocks too).
@@ -880,6 +982,12 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) 
             run.arg(job.file(&format!("p{i}"))).args(&cmd);
             run
         }
+        Contender::Etcd(endpoint) => {
+            let mut run = etcdctl(endpoint);
+            run.args(["lock", &etcd_lock(&job, &format!("p{i}"))])
+                .args(&cmd);
+            run
+        }
     };
     let out = |i: usize| job.file(&format!("stderr-{i}"));
     // The first run makes the prefix's folders, as on a new prefix.
@@ -1018,8 +1126,12 @@ async fn main() {
             Contender::Switchman("SWITCHMAN_BEFORE".into(), before.into()),
         );
     }
-    if Path::new("/usr/bin/flock").exists() {
+    if installed("flock") {
         contenders.push(Contender::Flock);
+    }
+    let etcd = (installed("etcd") && installed("etcdctl")).then(Etcd::start);
+    if let Some(etcd) = &etcd {
+        contenders.push(Contender::Etcd(etcd.endpoint.clone()));
     }
 
     // The default maxClientCnxns (60 from one address) would refuse most of the waiters; 0 is
@@ -1054,7 +1166,7 @@ async fn main() {
             Mode::Lease => println!("Hand-off on one r=1:1 resource (--lease r=1:1):"),
             Mode::Wait => println!("Hand-off of one lock waited for in line (--wait forever):"),
         }
-        // flock(1) has one way to wait: measured with the first.
+        // flock(1) and etcdctl lock have one way to wait: measured with the first.
         let contenders: Vec<Contender> = contenders
             .iter()
             .filter(|c| mode == Mode::Lease || matches!(c, Contender::Switchman(..)))
@@ -1104,6 +1216,11 @@ async fn main() {
             plain_runs(&bench, contender, runs, true).await;
         }
     }
+}
+
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// The soft limit on open files of a process.
