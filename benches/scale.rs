@@ -984,7 +984,7 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) 
         }
         Contender::Etcd(endpoint) => {
             let mut run = etcdctl(endpoint);
-            run.args(["lock", &etcd_lock(&job, &format!("p{i}"))])
+            run.args(["lock", &etcd_lock(&job, &format!("p{i}")), "--"])
                 .args(&cmd);
             run
         }
