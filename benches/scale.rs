@@ -861,7 +861,17 @@ fn median_f(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn report(name: &str, n: usize, f: &mut Figures) -> f64 {
+/// What the summary at the end takes from one contender at one size.
+struct Brief {
+    median: f64,
+    p99: f64,
+    requests: Option<f64>,
+    woken: Option<usize>,
+    /// RSS and PSS in MiB, medians.
+    memory: Option<(f64, f64)>,
+}
+
+fn report(name: &str, n: usize, f: &mut Figures) -> Brief {
     f.handoffs.sort();
     let median = pick(&f.handoffs, 0.5);
     println!(
@@ -927,7 +937,72 @@ fn report(name: &str, n: usize, f: &mut Figures) -> f64 {
     for load in &f.load {
         println!("    {load}");
     }
-    median
+    Brief {
+        median,
+        p99: pick(&f.handoffs, 0.99),
+        requests: (!f.requests.is_empty())
+            .then(|| median_f(f.requests.iter().map(|r| r.0).collect())),
+        woken: f.steps.iter().map(|s| s.woken).max(),
+        memory: (!f.rss.is_empty()).then(|| {
+            let mib = |v: &[u64]| median_max(v.to_vec()).0 as f64 / 1024.0;
+            (mib(&f.rss), mib(&f.pss))
+        }),
+    }
+}
+
+/// The figures again, as two Markdown tables, one row per contender, for the README.
+#[derive(Default)]
+struct Summary {
+    handoff: Vec<String>,
+    plain: Vec<(String, [String; 2])>,
+}
+
+impl Summary {
+    fn handoff(&mut self, name: &str, mode: Mode, small: &Brief, large: &Brief) {
+        let pair = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
+            _ => "-".to_string(),
+        };
+        self.handoff.push(format!(
+            "| {name} | {} | {:.1} / {:.1} ms | {:.2} | {:.0} / {:.0} ms | {} | {} | {} |",
+            mode.name(),
+            small.median,
+            large.median,
+            large.median / small.median,
+            small.p99,
+            large.p99,
+            pair(small.requests, large.requests),
+            large
+                .woken
+                .max(small.woken)
+                .map_or("-".to_string(), |w| w.to_string()),
+            large.memory.map_or("-".to_string(), |(rss, pss)| format!(
+                "{rss:.1} / {pss:.2} MiB"
+            )),
+        ));
+    }
+
+    fn print(&self, waiters: usize, runs: usize) {
+        if !self.handoff.is_empty() {
+            println!(
+                "\n| | waiting | hand-off median at {SMALL} / {waiters} | ratio | p99 | requests per \
+                 acquisition | sessions woken per hand-off | RSS / PSS per waiter |\n\
+                 |---|---|---|---|---|---|---|---|"
+            );
+            for row in &self.handoff {
+                println!("{row}");
+            }
+        }
+        if !self.plain.is_empty() {
+            println!(
+                "\n| | {runs} plain runs at once (CMD true) | {runs} holding their locks at once |\n\
+                 |---|---|---|"
+            );
+            for (name, [plain, held]) in &self.plain {
+                println!("| {name} | {plain} | {held} |");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -949,7 +1024,8 @@ fn fifo(job: &Job, name: &str) -> (PathBuf, File) {
 
 /// `n` plain runs on distinct locks, all started at once. With `hold`, each CMD notes that it
 /// runs and waits until all of them run: n locks held at the same time.
-async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) {
+/// Returns the summary's cell: how many succeeded, how soon.
+async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) -> String {
     let ensemble = &bench.ensemble;
     let job = Job::new(
         "plain",
@@ -1075,14 +1151,14 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) 
     let requests = mark(ensemble).since(before, bench.word_cost);
     let ok = codes.get("exit status: 0").copied().unwrap_or(0);
     let is_switchman = matches!(contender, Contender::Switchman(..));
-    let held = all_held.map_or(String::new(), |(held, at)| {
+    let held_at = all_held.map_or(String::new(), |(held, at)| {
         format!(
             ", {held} held their locks at once {:.2} s after the start",
             at.as_secs_f64()
         )
     });
     println!(
-        "  {}: {ok} of {n} succeeded in {:.2} s{held}{}",
+        "  {}: {ok} of {n} succeeded in {:.2} s{held_at}{}",
         contender.name(),
         wall.as_secs_f64(),
         if is_switchman {
@@ -1102,6 +1178,19 @@ async fn plain_runs(bench: &Bench, contender: &Contender, n: usize, hold: bool) 
         println!("    {count} x {message}");
     }
     println!("    {}", load.finish(ensemble, n));
+    let requests = if is_switchman {
+        format!(", {:.1} requests per run", requests as f64 / n as f64)
+    } else {
+        String::new()
+    };
+    match all_held {
+        Some((held, at)) => format!(
+            "{ok} ok, {held} held at once after {:.1} s, all done in {:.1} s{requests}",
+            at.as_secs_f64(),
+            wall.as_secs_f64()
+        ),
+        None => format!("{ok} ok in {:.1} s{requests}", wall.as_secs_f64()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1158,6 +1247,7 @@ async fn main() {
         nofile(java),
     );
 
+    let mut summary = Summary::default();
     for mode in [Mode::Lease, Mode::Wait] {
         if !(only.is_empty() || only == mode.name()) {
             continue;
@@ -1172,7 +1262,7 @@ async fn main() {
             .filter(|c| mode == Mode::Lease || matches!(c, Contender::Switchman(..)))
             .cloned()
             .collect();
-        let mut medians: HashMap<(String, usize), f64> = HashMap::new();
+        let mut briefs: HashMap<(String, usize), Brief> = HashMap::new();
         for n in [SMALL, waiters] {
             let rounds = if n == SMALL { small_rounds } else { 1 };
             let mut jobs = Vec::new();
@@ -1194,28 +1284,39 @@ async fn main() {
                 }
             }
             for (c, contender) in contenders.iter().enumerate() {
-                let median = report(contender.name(), n, &mut figures[c]);
-                medians.insert((contender.name().to_string(), n), median);
+                let brief = report(contender.name(), n, &mut figures[c]);
+                briefs.insert((contender.name().to_string(), n), brief);
             }
         }
         for contender in &contenders {
             let name = contender.name().to_string();
-            let ratio = medians[&(name.clone(), waiters)] / medians[&(name.clone(), SMALL)];
+            let (small, large) = (
+                &briefs[&(name.clone(), SMALL)],
+                &briefs[&(name.clone(), waiters)],
+            );
+            let ratio = large.median / small.median;
             println!("  {name}: median at {waiters} / median at {SMALL} = {ratio:.2}");
+            summary.handoff(&name, mode, small, large);
         }
     }
     if only.is_empty() || only == "plain" {
         println!("{runs} plain runs on distinct locks (CMD true), started at once:");
         for contender in &contenders {
-            plain_runs(&bench, contender, runs, false).await;
+            let cell = plain_runs(&bench, contender, runs, false).await;
+            summary
+                .plain
+                .push((contender.name().to_string(), [cell, String::new()]));
         }
         println!(
             "{runs} plain runs on distinct locks, started at once, each CMD waiting until all run:"
         );
         for contender in &contenders {
-            plain_runs(&bench, contender, runs, true).await;
+            let cell = plain_runs(&bench, contender, runs, true).await;
+            let row = summary.plain.iter_mut().find(|r| r.0 == contender.name());
+            row.expect("a row from the first pass").1[1] = cell;
         }
     }
+    summary.print(waiters, runs);
 }
 
 fn installed(program: &str) -> bool {
