@@ -111,10 +111,11 @@ fn read_records(path: &Path) -> Vec<(u128, u128)> {
         let mut parts = line.split(' ');
         let (what, name, t) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
         let t = t.unwrap().parse::<u128>().unwrap();
-        match what {
-            "start" => runs.insert(name, (t, None)),
-            _ => runs.get_mut(name).map(|r| (r.0, r.1.replace(t))),
-        };
+        if what == "start" {
+            runs.insert(name, (t, None));
+        } else if let Some(run) = runs.get_mut(name) {
+            run.1 = Some(t);
+        }
     }
     let mut runs: Vec<(u128, u128)> = runs
         .into_iter()
@@ -161,7 +162,8 @@ impl Mark {
     }
 }
 
-/// What one four-letter word adds to `zk_packets_received` (each word the same, checked).
+/// What one four-letter word adds to `zk_packets_received`: `mntr`'s, printed beside the others'
+/// to show that they are all alike.
 fn word_cost(ensemble: &Ensemble) -> u64 {
     let port = ensemble.client_port(0);
     let mntr = packets(ensemble).abs_diff(packets(ensemble));
@@ -227,12 +229,11 @@ struct Peaks {
     thread: JoinHandle<HashMap<&'static str, u64>>,
 }
 
-const PEAK_KEYS: [&str; 5] = [
+const PEAK_KEYS: [&str; 4] = [
     "zk_num_alive_connections",
     "zk_outstanding_requests",
     "zk_open_file_descriptor_count",
     "zk_max_latency",
-    "zk_watch_count",
 ];
 
 impl Peaks {
@@ -304,8 +305,8 @@ impl Load {
         let end = mntr(ensemble);
         format!(
             "{wall:.1} s: machine {machine:.2} of {cores} cores busy, ours {ours:.2} (ZooKeeper \
-             {java:.2}, etcd {etcd:.2}), {:.1} ms CPU per run (the contender and CMD); ZooKeeper's RSS {} MiB; \
-             server peaks: {} connections, {} outstanding requests, {} \
+             {java:.2}, etcd {etcd:.2}), {:.1} ms CPU per run (the contender and CMD); \
+             ZooKeeper's RSS {} MiB; server peaks: {} connections, {} outstanding requests, {} \
              fds (limit {}), max latency {} ms; {} ops throttled; {} sockets in TIME_WAIT",
             children * 1e3,
             memory(ensemble.pid(0).unwrap() as u32).map_or(0, |m| m.0 / 1024),
@@ -397,14 +398,18 @@ fn step_between(
 /// Watches the server holds for the contenders.
 #[derive(Default)]
 struct Watches {
+    /// Queue (or line) nodes watched, and the most sessions watching one of them.
     queue_nodes: usize,
     per_queue_node: usize,
+    /// The most sessions watching one lock node.
     per_lock_node: usize,
+    /// Data and exists watches in all, and child watches in all.
     data: usize,
     child: usize,
 }
 
 fn watches(ensemble: &Ensemble, job: &Job, mode: Mode) -> Watches {
+    // The harness sends this `wchp`; no session is -1, so none is left out.
     WORDS.fetch_add(1, Ordering::SeqCst);
     let by_path = ensemble.watches_by_path(0, -1);
     let queue = format!("{}/", mode.queue(job));
@@ -504,7 +509,7 @@ impl Mode {
     }
 }
 
-/// Whom the contenders are: a switchman build, or flock(1) for comparison.
+/// Whom the contenders are: a switchman build, or flock(1) or etcdctl for comparison.
 #[derive(Clone)]
 enum Contender {
     Switchman(String, PathBuf),
@@ -544,8 +549,10 @@ struct Figures {
 }
 
 struct Bench {
+    /// This executable, the CMD.
     exe: PathBuf,
     ensemble: Ensemble,
+    /// Hand-offs let through one at a time in each round.
     steps: usize,
     word_cost: u64,
 }
@@ -560,6 +567,7 @@ impl Bench {
         );
         let client = zk(&self.ensemble.connect_string()).await;
         support::set_prefix_data(&client, &job.prefix, r#"{"resources": ["r"]}"#).await;
+        // Closed before any count starts.
         drop(client);
         std::fs::create_dir(job.file("gates")).unwrap();
         std::fs::write(job.file("gates/open"), "").unwrap();
