@@ -651,13 +651,15 @@ impl Bench {
         let before = mark(ensemble);
         let spawned = monotonic_ns();
         let at = Instant::now();
-        let mut runs: Vec<Child> = (0..n)
-            .map(|i| self.spawn(job, contender, mode, &format!("c{round}-{i}"), &tag, &gates))
-            .collect();
+        let mut runs = Contenders(
+            (0..n)
+                .map(|i| self.spawn(job, contender, mode, &format!("c{round}-{i}"), &tag, &gates))
+                .collect(),
+        );
         // One CMD runs; everyone else waits.
         support::wait_until_blocking("every contender waits", Duration::from_secs(300), || {
             std::thread::sleep(Duration::from_millis(200));
-            if let Some(status) = runs.iter_mut().find_map(|r| r.try_wait().unwrap()) {
+            if let Some(status) = runs.0.iter_mut().find_map(|r| r.try_wait().unwrap()) {
                 panic!(
                     "a contender exited {status} before its turn: {}",
                     job.read(&format!("stderr-{tag}"))
@@ -674,7 +676,7 @@ impl Bench {
         figures.queue_up.push(at.elapsed());
 
         let running = read_first_name(&records);
-        for (i, run) in runs.iter().enumerate() {
+        for (i, run) in runs.0.iter().enumerate() {
             if format!("c{round}-{i}") == running {
                 continue;
             }
@@ -719,7 +721,7 @@ impl Bench {
             }
         }
         std::fs::write(job.file(&format!("{gates}/open")), "").unwrap();
-        for run in &mut runs {
+        for run in &mut runs.0 {
             let status = run.wait().unwrap();
             assert!(
                 status.success(),
@@ -748,6 +750,22 @@ impl Bench {
             figures
                 .requests
                 .push(((requests as f64 - rate * alive) / n as f64, raw));
+        }
+    }
+}
+
+/// A round's processes. Should the bench fail, they are killed rather than left to find out
+/// for themselves, a session timeout later, that ZooKeeper is gone: hundreds of them, on a
+/// machine that others share.
+struct Contenders(Vec<Child>);
+
+impl Drop for Contenders {
+    fn drop(&mut self) {
+        for run in &mut self.0 {
+            if let Ok(None) = run.try_wait() {
+                let _ = run.kill();
+                let _ = run.wait();
+            }
         }
     }
 }
