@@ -37,11 +37,14 @@
 //! CMD that waits until every run's CMD has started: that many locks and sessions at once.
 //!
 //! `flock(1)`, when installed, runs alongside: the same CMD under `flock FILE` (the floor this
-//! machine sets for a hand-off between processes), and `flock FILE true` per plain run. For every
-//! phase the bench prints what the machine did: CPU busy (/proc/stat, in cores), ours (ZooKeeper
-//! and the children, from getrusage), ZooKeeper's RSS, and the server's peaks (connections,
-//! outstanding requests, file descriptors and their limit, latency), throttled requests and
-//! sockets in TIME_WAIT, to tell switchman's limits from the machine's.
+//! machine sets for a hand-off between processes), and `flock FILE true` per plain run; so does
+//! `etcdctl lock` against a private etcd, when installed. etcd keeps its default of an fsync per
+//! write, where the harness's ZooKeeper has `forceSync=no`: under load they are not alike.
+//!
+//! For every phase the bench prints what the machine did: CPU busy (/proc/stat, in cores), ours
+//! (ZooKeeper, etcd and the children, from getrusage), ZooKeeper's RSS, and the server's peaks
+//! (connections, outstanding requests, file descriptors and their limit, latency), throttled
+//! requests and sockets in TIME_WAIT, to tell switchman's limits from the machine's.
 //!
 //! The server: the harness's standalone ZooKeeper (tickTime 100 ms) with `maxClientCnxns=0` (no
 //! limit), as the default of 60 connections from one address would turn all but 60 of the
