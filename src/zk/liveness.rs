@@ -235,6 +235,13 @@ impl Liveness {
 /// were answered, and each counts, with its own send time, whenever its reply comes. A beat that
 /// fails with its connection (reset, lost, timed out) is sent again at once; the client library
 /// holds it until it has reconnected.
+/// A number in [0, 1), different in every process: std's hasher keys are random per process.
+fn random_fraction() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> JoinHandle<()> {
     let every = liveness.timeout / 20;
     tokio::spawn(async move {
@@ -242,9 +249,10 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
         // tokio's timer wheel wakes twice for a beat (at its coarse slot, then at the
         // millisecond); this one wakes once.
         let alarm = Alarm::new().expect("a timer on CLOCK_BOOTTIME");
-        // The first beat is due an interval after the connect (whose send time is `acked`
-        // until the chain proves a later one), so a short run makes no beat at all.
-        let mut next_beat = liveness.acked_at() + every;
+        // The first beat is due half an interval to an interval after the connect (whose send
+        // time is `acked` until the chain proves a later one), so a short run makes no beat at
+        // all, and runs that cron started in the same second do not beat in step ever after.
+        let mut next_beat = liveness.acked_at() + every.mul_f64(0.5 + random_fraction() / 2.0);
         alarm.set(Some(next_beat));
         let mut in_flight = futures::stream::FuturesUnordered::new();
         // Set by a beat lost with its connection: the first answer after it is followed by
