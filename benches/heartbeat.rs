@@ -8,13 +8,16 @@
 //! One private single-server ensemble (tickTime 100 ms). Requests are `zk_packets_received`
 //! of the server's `mntr`, before and after, less the bench's own `mntr`. A plain run is
 //! `switchman --lockname L -- true` with the defaults of a real config (session_timeout 10 s);
-//! the idle figure holds a lock for `HEARTBEAT_HOLD` seconds (default 10) with `sleep` as CMD
-//! and reports requests per second and the supervisor's context switches per second (voluntary
-//! and involuntary, from /proc, summed over its threads).
+//! the idle figure holds a lock for `HEARTBEAT_HOLD` seconds (default 10) with `sleep` as CMD,
+//! `HEARTBEAT_IDLE_RUNS` times (default 3) per build, interleaved, and reports requests per
+//! second and switchman's context switches per minute (from /proc/PID/task/*/status): voluntary
+//! (its wake-ups) and involuntary (preemptions, which depend on what else the machine does),
+//! and the voluntary ones by thread name. Medians of the holds.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,27 +41,27 @@ fn command(exe: &Path, job: &Job, args: &[&str]) -> Command {
     cmd
 }
 
-/// Context switches of every thread of `pid` so far.
-fn switches(pid: u32) -> u64 {
-    let mut total = 0;
+/// Voluntary and involuntary context switches of `pid` so far, by thread name.
+fn switches(pid: u32) -> BTreeMap<String, (u64, u64)> {
+    let mut by_name = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return by_name;
     };
     for task in tasks.flatten() {
         let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        for line in status.lines() {
-            if line.starts_with("voluntary_ctxt_switches")
-                || line.starts_with("nonvoluntary_ctxt_switches")
-            {
-                total += line
-                    .split_whitespace()
-                    .last()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let count = |name: &str| field(name).parse::<u64>().unwrap_or(0);
+        let entry = by_name.entry(field("Name:")).or_insert((0, 0));
+        entry.0 += count("voluntary_ctxt_switches:");
+        entry.1 += count("nonvoluntary_ctxt_switches:");
     }
-    total
+    by_name
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -79,8 +82,15 @@ fn plain_run(exe: &Path, ensemble: &Ensemble, job: &Job, lock: &str) -> (f64, f6
     ((packets(ensemble) - before - 1) as f64, ms)
 }
 
-/// Requests and context switches per second of a supervisor holding a lock for `hold` s.
-fn idle(exe: &Path, ensemble: &Ensemble, job: &Job, lock: &str, hold: f64) -> (f64, f64) {
+/// What a supervisor holding a lock for `hold` s costs.
+struct Idle {
+    requests_per_s: f64,
+    /// Voluntary context switches per minute, by thread name.
+    voluntary: BTreeMap<String, f64>,
+    involuntary_per_min: f64,
+}
+
+fn idle(exe: &Path, ensemble: &Ensemble, job: &Job, lock: &str, hold: f64) -> Idle {
     let mut child = command(
         exe,
         job,
@@ -111,11 +121,24 @@ fn idle(exe: &Path, ensemble: &Ensemble, job: &Job, lock: &str, hold: f64) -> (f
     );
     let _ = child.wait();
     let secs = (t1 - t0).as_secs_f64();
-    ((p1 - p0 - 1) as f64 / secs, (s1 - s0) as f64 / secs)
+    let per_min = |n: u64| n as f64 * 60.0 / secs;
+    let mut voluntary = BTreeMap::new();
+    let mut involuntary = 0;
+    for (name, (v1, i1)) in &s1 {
+        let (v0, i0) = s0.get(name).copied().unwrap_or((0, 0));
+        voluntary.insert(name.clone(), per_min(v1 - v0));
+        involuntary += i1 - i0;
+    }
+    Idle {
+        requests_per_s: (p1 - p0 - 1) as f64 / secs,
+        voluntary,
+        involuntary_per_min: per_min(involuntary),
+    }
 }
 
 fn main() {
     let runs = support::env_or("HEARTBEAT_RUNS", 20usize).max(3);
+    let idle_runs = support::env_or("HEARTBEAT_IDLE_RUNS", 3usize).max(1);
     let hold = support::env_or("HEARTBEAT_HOLD", 10.0f64);
     let ensemble = Ensemble::start(1);
     let job = Job::new(
@@ -140,19 +163,51 @@ fn main() {
             figures[b].1.push(ms);
         }
     }
+    let mut idles: Vec<Vec<Idle>> = builds.iter().map(|_| Vec::new()).collect();
+    for i in 0..idle_runs {
+        for (b, (_, exe)) in builds.iter().enumerate() {
+            idles[b].push(idle(exe, &ensemble, &job, &format!("idle-{b}-{i}"), hold));
+        }
+    }
     println!(
-        "{:<18} {:>14} {:>12} {:>16} {:>18}",
-        "build", "requests/run", "median ms", "idle requests/s", "idle switches/s"
+        "{:<18} {:>14} {:>12} {:>16} {:>20} {:>22}",
+        "build",
+        "requests/run",
+        "median ms",
+        "idle requests/s",
+        "idle voluntary/min",
+        "idle involuntary/min"
     );
-    for (b, (name, exe)) in builds.iter().enumerate() {
-        let (idle_p, idle_s) = idle(exe, &ensemble, &job, &format!("idle-{b}"), hold);
+    for (b, (name, _)) in builds.iter().enumerate() {
+        let runs = &idles[b];
+        let med = |f: &dyn Fn(&Idle) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
         println!(
-            "{:<18} {:>14.0} {:>12.1} {:>16.2} {:>18.1}",
+            "{:<18} {:>14.0} {:>12.1} {:>16.2} {:>20.0} {:>22.0}",
             name,
             median(&mut figures[b].0),
             median(&mut figures[b].1),
-            idle_p,
-            idle_s
+            med(&|r| r.requests_per_s),
+            med(&|r| r.voluntary.values().sum()),
+            med(&|r| r.involuntary_per_min),
         );
+    }
+    println!(
+        "\nidle voluntary context switches per minute, by thread (median of {idle_runs} holds of {hold} s):"
+    );
+    for (b, (name, _)) in builds.iter().enumerate() {
+        let runs = &idles[b];
+        let threads: std::collections::BTreeSet<&String> =
+            runs.iter().flat_map(|r| r.voluntary.keys()).collect();
+        let parts: Vec<String> = threads
+            .into_iter()
+            .map(|t| {
+                let mut v: Vec<f64> = runs
+                    .iter()
+                    .map(|r| r.voluntary.get(t).copied().unwrap_or(0.0))
+                    .collect();
+                format!("{t} {:.0}", median(&mut v))
+            })
+            .collect();
+        println!("  {name:<18} {}", parts.join(", "));
     }
 }

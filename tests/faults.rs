@@ -24,8 +24,8 @@ use serde_json::json;
 use support::{
     Ensemble, HoldAt, Job, PATIENCE, Proxy, QuorumEnsemble, Records, SESSION_TIMEOUT, Trigger,
     argv, await_item, cmd_noting_signals, cmd_touching, env_or, finish, finish_ok, guard_cmd,
-    is_dead, lock_argv, set_prefix_data, shared_ensemble3, until_go, until_go_maybe_stubborn,
-    wait_for, wait_until, write_pid, zk,
+    is_dead, lock_argv, proc_stat, set_prefix_data, shared_ensemble3, until_go,
+    until_go_maybe_stubborn, wait_for, wait_until, write_pid, zk,
 };
 use tokio::process::Child;
 use zookeeper_client::{Client, EventType, OneshotWatcher};
@@ -350,6 +350,63 @@ while :; do sleep 0.05; done"#,
     let (code, stderr) = finish(a).await;
     assert_eq!(code, 79, "{stderr}");
     assert_eq!(signals(&job, "a"), "TERM\n", "SIGTERM came first");
+    assert!(stderr.contains("SIGKILL"), "{stderr}");
+}
+
+/// The suspend guarantee, as near as a test can come to a suspend: switchman and CMD's whole
+/// group are frozen (SIGSTOP) and cut off until the servers have expired the session and
+/// dropped the lock node, then switchman alone is resumed. The deadline passed while it was
+/// frozen, and no news of the expiry can reach it through the cut, so only its own timer can
+/// act (the client library gives the session up by itself too, but only at 7/5 of the timeout:
+/// the reason in the log tells which came first): it must SIGKILL CMD at once, and CMD, which
+/// appends to a file while it runs, must not run another moment. (A real suspend also stops
+/// CLOCK_MONOTONIC, which a frozen process does not; that part rests on the timer being on
+/// CLOCK_BOOTTIME.)
+#[tokio::test]
+async fn frozen_past_the_deadline_cmd_is_killed_on_resume_without_running_again() {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+
+    let ensemble = shared_ensemble3();
+    let proxy = Proxy::start(&ensemble.client_ports());
+    // Long enough that the library's own verdict comes well after the resume.
+    let job = Job::new(
+        "frozen",
+        &proxy.connect_string(),
+        json!({"termination_timeout": 30, "session_timeout": 5}),
+    );
+    let client = zk(&ensemble.connect_string()).await;
+    let script = format!(
+        r#"{}
+while :; do echo tick >> "$JOB_DIR/a.ticks"; sleep 0.05; done"#,
+        write_pid("a")
+    );
+    let a = job.spawn(&["--lockname", "frozen", "--", "sh", "-c", &script]);
+    let pid = job.wait_for_pid("a.pid").await;
+    let (_, watcher) = watch_existing(&client, &job.lock_path("frozen")).await;
+    let ticks = || job.read("a.ticks").lines().count();
+    wait_until("CMD ticks", || ticks() >= 2).await;
+
+    let switchman = Pid::from_raw(a.id().unwrap() as i32);
+    let stopped = |pid: i32| proc_stat(pid).is_some_and(|(state, _)| state == 'T');
+    kill(switchman, Signal::SIGSTOP).unwrap();
+    wait_until("switchman frozen", || stopped(switchman.as_raw())).await;
+    killpg(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+    wait_until("CMD frozen", || stopped(pid)).await;
+    let frozen_at = ticks();
+    proxy.blackhole();
+
+    let event = watcher.changed().await;
+    assert_eq!(event.event_type, EventType::NodeDeleted, "{event:?}");
+    assert_eq!(ticks(), frozen_at, "CMD ran while frozen");
+
+    kill(switchman, Signal::SIGCONT).unwrap();
+    wait_until("CMD dead", || is_dead(pid)).await;
+    assert_eq!(ticks(), frozen_at, "CMD ran again after the resume");
+    proxy.heal();
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "{stderr}");
+    assert!(stderr.contains("no answer from ZooKeeper"), "{stderr}");
     assert!(stderr.contains("SIGKILL"), "{stderr}");
 }
 
@@ -848,13 +905,16 @@ mod op {
     /// Not an opcode on the wire: the connect request, a connection's first frame, has no
     /// header. (ZooKeeper's servers call it `createSession`, -10.)
     pub const CONNECT: i32 = -10;
-    pub const DELETE: i32 = 2;
     pub const EXISTS: i32 = 3;
     pub const GET_DATA: i32 = 4;
     /// `getChildren`
     pub const LIST: i32 = 8;
+    /// A transaction of writes, named by its first operation's path.
+    pub const MULTI: i32 = 14;
     /// `create2`
     pub const CREATE: i32 = 15;
+    /// A read of several nodes at once, named by its first operation's path.
+    pub const MULTI_READ: i32 = 22;
 }
 
 /// A step of a run that talks to ZooKeeper, as the request that does it: a name, the opcode,
@@ -862,35 +922,36 @@ mod op {
 type Step = (&'static str, i32, &'static str, usize);
 
 /// The requests of a run with [`STEP_ARGS`] on a prefix whose folders exist, in the order it
-/// makes them (leaving out the heartbeat's syncs), as logged once: the connect request,
-/// `getData` of the prefix
-/// (with a watch), `exists` of the lock (with a watch), `getChildren` of the queue, `create2`
-/// of the queue item, `getChildren` of the queue, `create2` of the guard node, `getChildren`
-/// of the guard folder and of the leases (sent together), `create2` of the lease, `delete` of
-/// the guard node, then (after the client library's `removeWatches` for the lock's watch)
-/// `delete` of the queue item, `create2` of the lock and, in the same write, `getData` of it
-/// with a watch.
-const STEPS: [Step; 14] = [
+/// makes them until CMD starts (leaving out the heartbeat's syncs), as logged once: the
+/// connect request, `getData` of the prefix (with a watch), `exists` of the lock (with a
+/// watch), one transaction making the queue item and the guard node, one read listing the
+/// queue, the guard's queue and the leases, one transaction making the lease, deleting the
+/// guard node and the queue item and creating the lock, and `getData` of the lock with a watch.
+const STEPS: [Step; 7] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
     ("lock check (step 4)", op::EXISTS, "/locks/L", 1),
-    ("queue listing (queued already?)", op::LIST, "/queues/r", 1),
-    ("queue join", op::CREATE, "/queues/r/L-", 1),
-    ("queue listing (our turn?)", op::LIST, "/queues/r", 2),
-    ("guard create", op::CREATE, "/semaphores/r/lock/", 1),
-    ("guard listing", op::LIST, "/semaphores/r/lock", 1),
-    ("lease listing", op::LIST, "/semaphores/r/leases", 1),
-    ("lease create", op::CREATE, "/semaphores/r/leases/", 1),
-    ("guard delete", op::DELETE, "/semaphores/r/lock/", 1),
-    ("queue leave", op::DELETE, "/queues/r/", 1),
-    ("lock create", op::CREATE, "/locks/L", 1),
+    ("queue and guard join", op::MULTI, "/queues/r/L-", 1),
+    ("listings", op::MULTI_READ, "/queues/r", 1),
     (
-        "lock watch (sent with the create)",
-        op::GET_DATA,
-        "/locks/L",
+        "lease and lock create",
+        op::MULTI,
+        "/semaphores/r/leases/",
         1,
     ),
+    ("lock watch", op::GET_DATA, "/locks/L", 1),
 ];
+
+/// The requests of a plain run ([`PLAIN_ARGS`]) until CMD starts: the connect request,
+/// `create2` of the lock and, in the same write, `getData` of it with a watch.
+const PLAIN_STEPS: [Step; 3] = [
+    ("connect (step 2)", op::CONNECT, "", 1),
+    ("lock create", op::CREATE, "/locks/L", 1),
+    ("lock watch", op::GET_DATA, "/locks/L", 1),
+];
+
+/// A plain run: the lock only.
+const PLAIN_ARGS: [&str; 2] = ["--lockname", "L"];
 
 /// The step of [`STEPS`] called `name`.
 fn step(name: &str) -> Step {
@@ -975,17 +1036,23 @@ enum Progress {
     Duplicated(String),
 }
 
-/// One run of [`STEP_ARGS`] on `base`'s prefix through a framed proxy: each trigger of
-/// `cuts` in turn is armed, and once the proxy holds what it fired on, that connection is cut
-/// as `cut` says. Returns what went wrong, if anything: the run must run CMD, exit 0, hold
-/// exactly its lock and one lease while CMD runs (a create whose reply was lost must not be
+/// One run with `args` ([`STEP_ARGS`] or [`PLAIN_ARGS`]) on `base`'s prefix through a framed
+/// proxy: each trigger of `cuts` in turn is armed, and once the proxy holds what it fired on,
+/// that connection is cut as `cut` says. Returns what went wrong, if anything: the run must
+/// run CMD, exit 0, hold exactly its lock (and with `--lease`, one lease) while CMD runs (a create whose reply was lost must not be
 /// made twice; queue item and guard node are gone by then), leave no node behind, and must
 /// have gone on over a new connection.
-async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) -> Option<String> {
+async fn run_with_cuts(
+    base: &Job,
+    client: &Client,
+    args: &[&str],
+    cuts: &[Trigger],
+    cut: Cut,
+) -> Option<String> {
     let proxy = Proxy::start_framed(&support::shared_ensemble().client_ports());
     let job = base.other_host(json!({"zkhosts": proxy.connect_string()}));
     let cmd = cmd_noting_signals("a");
-    let mut a = job.spawn(&argv(&STEP_ARGS, &cmd));
+    let mut a = job.spawn(&argv(args, &cmd));
     let pid = format!("[{}]", a.id().unwrap());
     let mut held = Vec::new();
     // The proxy's number for the connection last cut.
@@ -1058,6 +1125,7 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
     let after = run_nodes(client, &job).await;
 
     let lease = format!("{}/", job.leases_path("r"));
+    let leased = args.contains(&"--lease");
     let lock = job.lock_path("L");
     let owner = during.iter().find(|(p, _)| *p == lock).map(|(_, o)| *o);
     let problem = match progress {
@@ -1076,9 +1144,9 @@ async fn run_with_cuts(base: &Job, client: &Client, cuts: &[Trigger], cut: Cut) 
         Progress::Ended => Some(format!("exit {code} without running CMD: {stderr}")),
         Progress::Running if code != 0 => Some(format!("exit {code}: {stderr}")),
         Progress::Running
-            if !(during.len() == 2
+            if !(during.len() == 1 + usize::from(leased)
                 && during.iter().all(|(_, o)| Some(*o) == owner)
-                && during.iter().any(|(p, _)| p.starts_with(&lease))) =>
+                && (!leased || during.iter().any(|(p, _)| p.starts_with(&lease)))) =>
         {
             Some(format!("nodes while CMD ran: {during:?}"))
         }
@@ -1131,14 +1199,17 @@ fn step_trigger(job: &Job, (_, op, path, occurrence): Step, at: HoldAt) -> Trigg
 async fn cut_during_each_step(cut: Cut) {
     let (base, client) = step_prefix("step-cut").await;
     let mut failures = Vec::new();
-    for at in [HoldAt::Request, HoldAt::Reply] {
-        for step in STEPS {
-            let trigger = step_trigger(&base, step, at);
-            if let Some(problem) = run_with_cuts(&base, &client, &[trigger], cut).await {
-                failures.push(format!(
-                    "{cut:?} at the {at:?} of the {}: {problem}",
-                    step.0
-                ));
+    let runs: [(&[&str], &[Step]); 2] = [(&STEP_ARGS, &STEPS), (&PLAIN_ARGS, &PLAIN_STEPS)];
+    for (args, steps) in runs {
+        for at in [HoldAt::Request, HoldAt::Reply] {
+            for &step in steps {
+                let trigger = step_trigger(&base, step, at);
+                if let Some(problem) = run_with_cuts(&base, &client, args, &[trigger], cut).await {
+                    failures.push(format!(
+                        "{cut:?} at the {at:?} of the {} ({args:?}): {problem}",
+                        step.0
+                    ));
+                }
             }
         }
     }
@@ -1146,7 +1217,7 @@ async fn cut_during_each_step(cut: Cut) {
         failures.is_empty(),
         "{} of {} cuts failed:\n{}",
         failures.len(),
-        2 * STEPS.len(),
+        2 * (STEPS.len() + PLAIN_STEPS.len()),
         failures.join("\n")
     );
 }
@@ -1170,9 +1241,9 @@ async fn stall_during_each_step_is_retried_and_the_run_goes_on() {
     cut_during_each_step(Cut::Stall).await;
 }
 
-/// Issue 8, the creates of sequential nodes (queue item, guard node, lease): the reply of the
-/// create is lost (the node exists), and the connection is cut again while the run looks for
-/// the node its session owns. The run must find its node in the end, not make a second one:
+/// Issue 8, the transactions that make sequential nodes (queue item and guard node; lease):
+/// the reply of the transaction is lost (its nodes exist), and the connection is cut again
+/// while the run looks for the nodes its session owns. The run must find its node in the end, not make a second one:
 /// a second node would leave the run waiting behind its own queue item or guard node (the
 /// guard blocking every other run of the resource too), or holding two leases.
 #[tokio::test]
@@ -1180,16 +1251,17 @@ async fn lost_create_reply_and_a_cut_search_make_no_second_node() {
     let (base, client) = step_prefix("search-cut").await;
     let mut failures = Vec::new();
     for (step, folder) in [
-        (step("queue join"), "/queues/r"),
-        (step("guard create"), "/semaphores/r/lock"),
-        (step("lease create"), "/semaphores/r/leases"),
+        (step("queue and guard join"), "/queues/r"),
+        // The search for the second node of the same transaction.
+        (step("queue and guard join"), "/semaphores/r/lock"),
+        (step("lease and lock create"), "/semaphores/r/leases"),
     ] {
         let cuts = [
             step_trigger(&base, step, HoldAt::Reply),
             // The next listing of the folder: the search for the node the create made.
             Trigger::op(op::LIST).path_containing(&format!("{}{folder}", base.prefix)),
         ];
-        if let Some(problem) = run_with_cuts(&base, &client, &cuts, Cut::Reset).await {
+        if let Some(problem) = run_with_cuts(&base, &client, &STEP_ARGS, &cuts, Cut::Reset).await {
             failures.push(format!("{}: {problem}", step.0));
         }
     }

@@ -16,7 +16,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use serde_json::json;
 use support::{
-    Job, Proxy, argv, assert_left_nothing, await_children, await_item, children,
+    Ensemble, Job, Proxy, argv, assert_left_nothing, await_children, await_item, children,
     cmd_recording_start_end, cmd_waiting, finish, finish_ok, has_item, leased_job, sh,
     shared_ensemble, until_go, wait_for_file, wait_until,
 };
@@ -704,4 +704,27 @@ async fn guard_held_elsewhere_is_honoured() {
         children(&client, &job.guard_path("r")).await,
         Vec::<String>::new()
     );
+}
+
+/// Issue 14: an uncontended run with a lock and one lease costs at most nine requests (README:
+/// "Leases", where each is named): connect; the prefix data; the lock's check; one transaction
+/// joining the queue and the semaphore's guard; one read of the queue, the guard's queue and
+/// the leases; one transaction making the lease, letting go of the guard, leaving the queue and
+/// creating the lock; a read of the lock with a watch; the lease's watch; close. (Eighteen
+/// before.)
+#[tokio::test]
+async fn an_uncontended_lease_costs_few_requests() {
+    let ensemble = Ensemble::start(1);
+    let job = Job::new(
+        "requests",
+        &ensemble.connect_string(),
+        json!({"session_timeout": 10}),
+    );
+    let client = support::zk(&ensemble.connect_string()).await;
+    support::set_prefix_data(&client, &job.prefix, r#"{"resources": ["r"]}"#).await;
+    let args = ["--lockname", "L", "--lease", "r=1:1", "true"];
+    // A first run makes the folders.
+    assert_eq!(job.run(&args).await.0, 0);
+    let cost = job.least_packets(&ensemble, &args).await;
+    assert!(cost <= 9, "an uncontended lease run sent {cost} packets");
 }

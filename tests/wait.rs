@@ -685,21 +685,6 @@ async fn status_shows_run_records_and_lines() {
     finish_ok(w).await;
 }
 
-/// What a run costs in requests, from the server's own counter, the least of three runs on a
-/// prepared prefix; on a server of its own.
-async fn packets_of(ensemble: &Ensemble, job: &Job, args: &[&str]) -> u64 {
-    let mut counts = Vec::new();
-    for _ in 0..3 {
-        let before: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
-        assert_eq!(job.run(args).await.0, 0);
-        let after: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
-        // mntr itself is one packet.
-        counts.push(after - before - 1);
-    }
-    eprintln!("switchman {args:?} sent {counts:?} packets");
-    counts.into_iter().min().unwrap()
-}
-
 /// `--min-interval` adds the read of the record and its write to a plain run's 4 packets;
 /// `--wait` with nobody in line adds the look at the line.
 #[tokio::test]
@@ -716,10 +701,13 @@ async fn what_waiting_and_recording_cost_in_requests() {
     // A first run creates the folders and the record.
     assert_eq!(job.run(&interval).await.0, 0);
     let mut costs = HashMap::new();
-    costs.insert("min-interval", packets_of(&ensemble, &job, &interval).await);
+    costs.insert(
+        "min-interval",
+        job.least_packets(&ensemble, &interval).await,
+    );
     assert_eq!(ran(&job).len(), 4, "none skipped");
     let wait = ["--lockname", "r", "--wait", "1m", "true"];
-    costs.insert("wait", packets_of(&ensemble, &job, &wait).await);
+    costs.insert("wait", job.least_packets(&ensemble, &wait).await);
     assert!(costs["min-interval"] <= 6, "{costs:?}");
     assert!(costs["wait"] <= 5, "{costs:?}");
 }

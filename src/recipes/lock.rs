@@ -49,6 +49,26 @@ pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Resul
     })
 }
 
+/// The lock at `path`, which a transaction of ours has just made (with the run's last lease):
+/// its stat, which holds the fencing token, and the watch that tells when it is lost, read in
+/// one request. Also after a transaction that found the lock taken: `Err` names its holder.
+pub async fn made(session: &Session, path: &str) -> Result<Result<Lock, Taken>> {
+    Ok(match session.data_watched(path).await? {
+        Some((_, stat, watcher)) if stat.ephemeral_owner == session.id() => Ok(Lock {
+            path: path.to_string(),
+            czxid: stat.czxid,
+            ctime: stat.ctime,
+            watched: RefCell::new(Some((stat, watcher))),
+        }),
+        Some((data, stat, watcher)) => {
+            // Dropped now, the watch would cost a request to remove it.
+            session.keep_until_close(watcher);
+            Err(Some(Holder::new(&data, &stat)))
+        }
+        None => Err(None),
+    })
+}
+
 impl Lock {
     /// Resolves when the lock is no longer ours: the node was deleted (by anyone) or replaced by
     /// another holder's.

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::zk::Session;
+use crate::zk::access::Op;
 use crate::zk::access::session_ended;
 use crate::zk::paths::sequence_of;
 
@@ -19,25 +20,43 @@ pub struct Item {
 
 /// Appends an item `{stem}{seq10}` with `data` to the queue folder the stem lies in.
 pub async fn join(session: &Session, stem: &str, data: &[u8]) -> Result<Item> {
-    let path = session.create_sequential(stem, data).await?;
-    let (folder, name) = path.rsplit_once('/').expect("an absolute path");
-    let seq = sequence_of(name).expect("ZooKeeper appends a sequence number");
-    Ok(Item {
-        folder: folder.to_string(),
-        seq,
-        path,
-    })
+    Ok(Item::at(session.create_sequential(stem, data).await?))
 }
 
-/// The path of an item `{name}-{digits}` in the queue folder, if there is one (another host is
-/// waiting to run the same task).
-pub async fn item_named(session: &Session, folder: &str, name: &str) -> Result<Option<String>> {
-    Ok(session
-        .children(folder)
-        .await?
-        .into_iter()
-        .find(|c| task_of(c) == Some(name))
-        .map(|c| format!("{folder}/{c}")))
+/// Joins the queue of each stem at once (one transaction), then lists each of those queues
+/// and then each of `also` in one read, answered after the joins. A run that finds itself
+/// first everywhere goes on without another request; the lists show whom else to wait for.
+///
+/// The read is sent right behind the transaction, without awaiting its answer: the servers
+/// answer a session's requests in order. A listing that does not show our item was read
+/// before the join (the transaction had to be made again) and is read again.
+pub async fn join_all(
+    session: &Session,
+    stems: &[String],
+    data: &[u8],
+    also: &[&str],
+) -> Result<(Vec<Item>, Vec<Vec<String>>)> {
+    let ops: Vec<Op> = stems.iter().map(|stem| Op::Create { stem, data }).collect();
+    let folders: Vec<&str> = stems
+        .iter()
+        .map(|stem| stem.rsplit_once('/').expect("a stem is an absolute path").0)
+        .chain(also.iter().copied())
+        .collect();
+    let (made, listed) = futures::join!(session.transact(&ops), session.children_of_all(&folders));
+    let made = made?.expect("only a CreateOwn finds its node taken");
+    let items: Vec<Item> = made.into_iter().map(Item::at).collect();
+    let after_join = |listed: &[Vec<String>]| {
+        items.iter().zip(listed).all(|(item, children)| {
+            children
+                .iter()
+                .any(|c| item.path == format!("{}/{c}", item.folder))
+        })
+    };
+    let listed = match listed {
+        Ok(listed) if after_join(&listed) => listed,
+        _ => session.children_of_all(&folders).await?,
+    };
+    Ok((items, listed))
 }
 
 /// The task an item `{task}-{digits}` is queued for; `None` for a name of another shape.
@@ -47,6 +66,27 @@ pub fn task_of(item: &str) -> Option<&str> {
 }
 
 impl Item {
+    /// The item at `path`, which ZooKeeper named `{stem}{seq10}`.
+    pub fn at(path: String) -> Item {
+        let (folder, name) = path.rsplit_once('/').expect("an absolute path");
+        let seq = sequence_of(name).expect("ZooKeeper appends a sequence number");
+        Item {
+            folder: folder.to_string(),
+            seq,
+            path,
+        }
+    }
+
+    /// An item of the same `task` that is older than ours in `children` (a listing of the queue
+    /// that holds ours): another run of the task got there first.
+    pub fn older_of_task(&self, children: &[String], task: &str) -> Option<String> {
+        children
+            .iter()
+            .filter(|c| task_of(c) == Some(task))
+            .find(|c| sequence_of(c).is_some_and(|s| s < self.seq))
+            .map(|c| format!("{}/{c}", self.folder))
+    }
+
     /// Whether no item in `children` (a listing of the queue that holds ours) is older.
     pub fn is_oldest(&self, children: &[String]) -> bool {
         !children

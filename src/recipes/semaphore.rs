@@ -6,10 +6,10 @@
 //! add our lease. If not, we let go of the guard and wait for the leases folder to change. The
 //! original polls once a second here; a watch wakes us as soon as a lease goes.
 
-use super::queue;
+use super::queue::{self, Item};
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
-use crate::zk::access::session_ended;
+use crate::zk::access::{Op, session_ended};
 use crate::zk::{Paths, Session};
 
 /// A lease we hold.
@@ -19,47 +19,66 @@ pub struct Lease {
     pub resource: String,
 }
 
-/// Takes `spec.count` units of `spec.resource`, waiting as long as it takes.
-pub async fn acquire(
+/// A guard node of ours, with the guard's queue and the leases as listed after it was made, in
+/// that order: the servers answer in order, so if the guard's queue shows our node first,
+/// every earlier holder had let go (after making its lease) before the leases were read.
+pub struct Guarded {
+    pub guard: Item,
+    pub waiting: Vec<String>,
+    pub held: Vec<String>,
+}
+
+/// Room for our lease, under the guard: the guard node is ours and first, and our count fits
+/// beside the leases. [`Room::take`] makes the lease.
+pub struct Room {
+    guard: Item,
+    stem: String,
+    resource: String,
+}
+
+/// Waits, as long as it takes, until there is room for `spec.count` units of `spec.resource`
+/// under the semaphore's guard. `first` is a guard node already made (with the run's queue
+/// items, in one transaction), if any.
+pub async fn room(
     session: &Session,
     paths: &Paths,
     spec: &LeaseSpec,
     data: &[u8],
-) -> Result<Lease> {
+    mut first: Option<Guarded>,
+) -> Result<Room> {
     let leases = paths.semaphore_leases(&spec.resource);
-    let guard_folder = paths.semaphore_guard(&spec.resource);
     loop {
-        let guard = queue::join(session, &paths.semaphore_guard_stem(&spec.resource), data).await?;
+        let Guarded {
+            guard,
+            waiting,
+            held,
+        } = match first.take() {
+            Some(guarded) => guarded,
+            None => enter(session, paths, spec, data).await?,
+        };
         // Usually nobody else is at the guard (a resource's queue lets one waiter at a time
-        // through), so look at the guard's queue and the leases in one round trip.
-        // The servers answer in order, so if the guard's queue shows our guard node first, every
-        // earlier holder had let go (after creating its lease) before the leases are read.
-        let room = match session.children_in_order(&guard_folder, &leases).await {
-            Ok((waiting, held)) if guard.is_oldest(&waiting) => fits(&leases, &held, spec),
-            Ok(_) => match guard.wait_turn(session).await {
-                Ok(()) => room(session, &leases, spec).await,
+        // through), so the listings made with it are enough.
+        let fits = if guard.is_oldest(&waiting) {
+            fits(&leases, &held, spec)
+        } else {
+            match guard.wait_turn(session).await {
+                Ok(()) => fits_now(session, &leases, spec).await,
                 Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
+            }
         };
-        let taken = match room {
-            Ok(true) => Some(
-                session
-                    .create_sequential(
-                        &paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total),
-                        data,
-                    )
-                    .await,
-            ),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        };
-        guard.leave(session).await?;
-        if let Some(lease) = taken {
-            return Ok(Lease {
-                path: lease?,
-                resource: spec.resource.clone(),
-            });
+        match fits {
+            Ok(true) => {
+                return Ok(Room {
+                    guard,
+                    stem: paths.semaphore_lease_stem(&spec.resource, spec.count, spec.total),
+                    resource: spec.resource.clone(),
+                });
+            }
+            Ok(false) => guard.leave(session).await?,
+            Err(e) => {
+                guard.leave(session).await?;
+                return Err(e);
+            }
         }
 
         // No room: wait for a lease to go, then try again under the guard. The watch is set
@@ -84,8 +103,53 @@ pub async fn acquire(
     }
 }
 
+impl Room {
+    /// Makes the lease in one transaction that also lets go of the guard and makes `also`
+    /// (the run's last lease leaves its queues and creates the lock with it). `None`: the lock
+    /// was taken by then; nothing was made, and the guard is given back.
+    pub async fn take(
+        self,
+        session: &Session,
+        data: &[u8],
+        also: &[Op<'_>],
+    ) -> Result<Option<Lease>> {
+        let mut ops = vec![
+            Op::Create {
+                stem: &self.stem,
+                data,
+            },
+            Op::Delete(&self.guard.path),
+        ];
+        ops.extend_from_slice(also);
+        let Some(made) = session.transact(&ops).await? else {
+            self.guard.leave(session).await?;
+            return Ok(None);
+        };
+        Ok(Some(Lease {
+            path: made[0].clone(),
+            resource: self.resource,
+        }))
+    }
+}
+
+/// Makes a guard node, then lists the guard's queue and the leases in one read.
+async fn enter(session: &Session, paths: &Paths, spec: &LeaseSpec, data: &[u8]) -> Result<Guarded> {
+    let stem = paths.semaphore_guard_stem(&spec.resource);
+    let leases = paths.semaphore_leases(&spec.resource);
+    let (mut items, mut listed) = queue::join_all(session, &[stem], data, &[&leases]).await?;
+    let (held, waiting) = (
+        listed.pop().unwrap_or_default(),
+        listed.pop().unwrap_or_default(),
+    );
+    Ok(Guarded {
+        guard: items.pop().expect("one guard node"),
+        waiting,
+        held,
+    })
+}
+
 /// Whether our count fits beside the existing leases.
-async fn room(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
+async fn fits_now(session: &Session, leases: &str, spec: &LeaseSpec) -> Result<bool> {
     fits(leases, &session.children(leases).await?, spec)
 }
 

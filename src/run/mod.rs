@@ -27,8 +27,9 @@ use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::runs;
-use crate::recipes::semaphore::{self, Lease};
+use crate::recipes::semaphore::{self, Guarded, Lease, Room};
 use crate::timestamp;
+use crate::zk::access::Op;
 use crate::zk::{Session, now};
 use plan::Plan;
 use supervisor::Ending;
@@ -184,31 +185,38 @@ async fn lock_and_leases(
         // 5. Leased resources must be listed in the prefix data; take them in the list's order.
         let leases = plan.order_leases(data)?;
 
-        // 6. Join each resource's queue, unless the same task already waits there.
-        let mut items = Vec::new();
-        if let Some(item) = join_queues(plan, session, &leases, &mut items).await? {
-            if plan.wait.is_some() {
-                wait::until_task_leaves(plan, session, &leases, &item, waiting).await?;
-                continue;
+        // 6. Join each resource's queue, unless the same task already waits there; and, in
+        //    the same transaction, the first resource's semaphore guard (step 7's first move).
+        let joined = match join_queues(plan, session, &leases).await? {
+            Joined::First(queued, guarded) => (queued, guarded),
+            Joined::Behind(item) => {
+                if plan.wait.is_some() {
+                    wait::until_task_leaves(plan, session, &leases, &item, waiting).await?;
+                    continue;
+                }
+                let by = match Holder::read(session, &item).await? {
+                    Some(h) => format!(" by {}", h.describe()),
+                    None => String::new(),
+                };
+                let why = format!("task {} is already queued as {item}{by}", plan.task);
+                return Ok(Taken::Skip(why));
             }
-            let by = match Holder::read(session, &item).await? {
-                Some(h) => format!(" by {}", h.describe()),
-                None => String::new(),
-            };
-            let why = format!("task {} is already queued as {item}{by}", plan.task);
-            return Ok(Taken::Skip(why));
-        }
+        };
 
-        // 7. In order: wait for our turn in the queue, then for room in the semaphore; unless
-        //    the lock is taken elsewhere first (skip; with --wait, give everything back and go
-        //    back to 4), or resources_wait_timeout passes (which --wait replaces).
-        let held = if leases.is_empty() {
-            Vec::new()
+        // 7. In order: wait for our turn in the queue, then for room in the semaphore, and
+        //    take each lease but the last; unless the lock is taken elsewhere first (skip; with
+        //    --wait, give everything back and go back to 4), or resources_wait_timeout passes
+        //    (which --wait replaces). The lock's watch is kept until the lock is ours: dropped
+        //    unfired, it would cost a request to remove it.
+        let queued: Vec<String> = joined.0.iter().map(|(item, _)| item.path.clone()).collect();
+        let mut taken_elsewhere = Box::pin(lock_created(lock_watch.take()));
+        let (mut held, last) = if leases.is_empty() {
+            (Vec::new(), None)
         } else {
             let timeout = plan.resources_wait_timeout.filter(|_| plan.wait.is_none());
             tokio::select! {
-                held = acquire_leases(plan, session, &leases, &items, waiting) => held?,
-                _ = lock_created(lock_watch.take()) => {
+                held = acquire_leases(plan, session, &leases, joined, waiting) => held?,
+                _ = &mut taken_elsewhere => {
                     let path = lock_path.as_deref().unwrap_or_default();
                     if plan.wait.is_none() {
                         let why = format!("lock {path} was taken elsewhere while we waited");
@@ -226,25 +234,39 @@ async fn lock_and_leases(
             }
         };
 
-        // 8. Leave every queue, then take the lock (held elsewhere: skip, or with --wait give
-        //    the leases back and go back to 4); then leave the lock's line.
-        for item in &items {
-            item.leave(session).await?;
+        // 8. Take the last lease, leave every queue and create the lock node in one
+        //    transaction, so that the run holds all of it or none of it; then read the lock
+        //    node for its token and a watch (the lock's watch of step 4 is not listened to
+        //    here: our own create fires it). Held elsewhere: skip, or with --wait give the
+        //    leases back and go back to 4. Then leave the lock's line.
+        if let Some(room) = last {
+            let owner = plan.owner.as_bytes();
+            let mut also: Vec<Op> = queued.iter().map(|item| Op::Delete(item)).collect();
+            if let Some(path) = &lock_path {
+                also.push(Op::CreateOwn { path, data: owner });
+            }
+            held.extend(room.take(session, owner, &also).await?);
         }
         let lock = match &lock_path {
             None => None,
-            Some(path) => match lock::acquire(session, path, plan.owner.as_bytes()).await? {
-                Ok(lock) => Some(lock),
-                Err(_) if plan.wait.is_some() => {
-                    wait::give_back(plan, session, &leases).await?;
-                    continue;
+            Some(path) => {
+                let taken = if leases.is_empty() {
+                    lock::acquire(session, path, plan.owner.as_bytes()).await?
+                } else {
+                    lock::made(session, path).await?
+                };
+                match taken {
+                    Ok(lock) => Some(lock),
+                    Err(_) if plan.wait.is_some() => {
+                        wait::give_back(plan, session, &leases).await?;
+                        continue;
+                    }
+                    Err(taken) => return Ok(held_elsewhere(path, &taken)),
                 }
-                Err(taken) => return Ok(held_elsewhere(path, &taken)),
-            },
+            }
         };
-        // A watch still set on the lock has fired with our create by now; dropped before, it
-        // would have cost a request to remove it.
-        drop(lock_watch);
+        // A watch still set on the lock has fired with our create by now.
+        drop(taken_elsewhere);
         if let Some(item) = line.take() {
             item.leave(session).await?;
         }
@@ -252,25 +274,45 @@ async fn lock_and_leases(
     }
 }
 
-/// Step 6: joins each resource's queue, in order, into `items`; stops at the first queue where
-/// an item of the same task already waits and returns it.
-async fn join_queues(
-    plan: &Plan,
-    session: &Session,
-    leases: &[LeaseSpec],
-    items: &mut Vec<Item>,
-) -> Result<Option<String>> {
-    for spec in leases {
-        let folder = plan.paths.queue(&spec.resource);
-        if plan.lock
-            && let Some(item) = queue::item_named(session, &folder, &plan.task).await?
-        {
-            return Ok(Some(item));
-        }
-        let stem = plan.paths.queue_item_stem(&spec.resource, &plan.task);
-        items.push(queue::join(session, &stem, plan.owner.as_bytes()).await?);
+/// What step 6 came to.
+enum Joined {
+    /// In every queue, and (with leases) at the first resource's semaphore guard.
+    First(Vec<(Item, Vec<String>)>, Option<Guarded>),
+    /// An item of the same task was there first, in this queue.
+    Behind(String),
+}
+
+/// Step 6: joins every resource's queue and the first resource's semaphore guard in one
+/// transaction, then lists them all, and the first resource's leases, in one read: what an
+/// uncontended run needs to take its first lease at once. If an item of the same task is
+/// older than ours in a queue (only a run with a lock cares), that run got there first.
+async fn join_queues(plan: &Plan, session: &Session, leases: &[LeaseSpec]) -> Result<Joined> {
+    let Some(first) = leases.first() else {
+        return Ok(Joined::First(Vec::new(), None));
+    };
+    let mut stems: Vec<String> = leases
+        .iter()
+        .map(|spec| plan.paths.queue_item_stem(&spec.resource, &plan.task))
+        .collect();
+    stems.push(plan.paths.semaphore_guard_stem(&first.resource));
+    let leased = plan.paths.semaphore_leases(&first.resource);
+    let (mut items, mut listed) =
+        queue::join_all(session, &stems, plan.owner.as_bytes(), &[&leased]).await?;
+    let held = listed.pop().unwrap_or_default();
+    let guarded = Guarded {
+        guard: items.pop().expect("the guard node"),
+        waiting: listed.pop().unwrap_or_default(),
+        held,
+    };
+    let queued: Vec<(Item, Vec<String>)> = items.into_iter().zip(listed).collect();
+    if plan.lock
+        && let Some(older) = queued
+            .iter()
+            .find_map(|(item, listed)| item.older_of_task(listed, &plan.task))
+    {
+        return Ok(Joined::Behind(older));
     }
-    Ok(None)
+    Ok(Joined::First(queued, Some(guarded)))
 }
 
 /// Step 10: starts CMD, not before the leader is proven to know our session again if a wait
@@ -379,21 +421,38 @@ fn describe_code(code: i32) -> String {
     }
 }
 
-/// Step 7's wait: for each resource in order, our turn in its queue, then room in its semaphore.
+/// Step 7's wait: for each resource in order, our turn in its queue, then room in its
+/// semaphore; every lease but the last is taken, and the room for the last is returned, for
+/// step 8 to take. The guard node made in step 6 is the first resource's, if our turn there
+/// had come; otherwise it is given back while we wait.
 async fn acquire_leases(
     plan: &Plan,
     session: &Session,
     leases: &[LeaseSpec],
-    items: &[Item],
+    (queued, mut guarded): (Vec<(Item, Vec<String>)>, Option<Guarded>),
     waiting: &Waiting,
-) -> Result<Vec<Lease>> {
+) -> Result<(Vec<Lease>, Option<Room>)> {
+    let owner = plan.owner.as_bytes();
     let mut held = Vec::new();
-    for (spec, item) in leases.iter().zip(items) {
+    let mut last = None;
+    for (k, (spec, (item, listed))) in leases.iter().zip(&queued).enumerate() {
         waiting.set(For::Lease(spec.clone()));
-        item.wait_turn(session).await?;
-        held.push(semaphore::acquire(session, &plan.paths, spec, plan.owner.as_bytes()).await?);
+        // Once first in a queue, always first: a newer item cannot go ahead of ours.
+        if !item.is_oldest(listed) {
+            if let Some(early) = guarded.take() {
+                early.guard.leave(session).await?;
+            }
+            item.wait_turn(session).await?;
+        }
+        let room = semaphore::room(session, &plan.paths, spec, owner, guarded.take()).await?;
+        if k + 1 == leases.len() {
+            last = Some(room);
+        } else {
+            let lease = room.take(session, owner, &[]).await?;
+            held.push(lease.expect("a lease alone is always made"));
+        }
     }
-    Ok(held)
+    Ok((held, last))
 }
 
 /// Resolves when the watched lock node is created. Only its creation means the lock was taken:

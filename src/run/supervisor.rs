@@ -8,8 +8,8 @@
 //!
 //! The supervisor waits for whichever comes first: CMD exiting, a loss (lock, lease, group or
 //! session, as a future from the caller), a signal to pass on, or a clock deadline from the
-//! session's liveness record. Losses wake it through their watch events; the clock is read
-//! only to enforce the no-overlap deadline, which no event can announce.
+//! session's liveness record. Losses wake it through their watch events, and the deadline,
+//! which no event can announce, through a timer set for it: between them it sleeps.
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -22,11 +22,7 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::error::{Error, Result};
-use crate::zk::{Liveness, now};
-
-/// How often the clock is read at the least. A suspended machine stops tokio's timers but not
-/// the servers' clocks, so a timer alone could oversleep a deadline after resume.
-const CLOCK_CHECK: Duration = Duration::from_millis(100);
+use crate::zk::{Alarm, Liveness, now};
 
 /// How CMD's run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -232,9 +228,11 @@ impl Child {
         let mut int = signal(SignalKind::interrupt()).expect("signal handler");
         let mut hup = signal(SignalKind::hangup()).expect("signal handler");
         let mut quit = signal(SignalKind::quit()).expect("signal handler");
+        let alarm = Alarm::new().expect("a timer on CLOCK_BOOTTIME");
         let mut stop: Option<Stop> = None;
 
         loop {
+            let moved = liveness.moved();
             let t = now();
             if stop.is_none() && t >= liveness.stale_at() {
                 let silent = t.saturating_sub(liveness.acked_at());
@@ -250,11 +248,12 @@ impl Child {
             if let Some(s) = &mut stop {
                 s.enforce(self.group, liveness);
             }
-            let next = match &stop {
-                None => liveness.stale_at(),
-                Some(s) => s.kill_at(liveness),
-            };
-            let nap = next.saturating_sub(t).min(CLOCK_CHECK);
+            alarm.set(match &stop {
+                None => Some(liveness.stale_at()),
+                Some(s) if !s.killed => Some(s.kill_at(liveness)),
+                // Nothing is left to do but wait for CMD's end.
+                Some(_) => None,
+            });
 
             tokio::select! {
                 status = self.child.wait() => {
@@ -289,7 +288,8 @@ impl Child {
                 _ = int.recv() => self.pass_on(Signal::SIGINT),
                 _ = hup.recv() => self.pass_on(Signal::SIGHUP),
                 _ = quit.recv() => self.pass_on(Signal::SIGQUIT),
-                _ = tokio::time::sleep(nap) => {}
+                _ = alarm.rings() => {}
+                _ = moved => {}
             }
         }
     }

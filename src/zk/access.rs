@@ -18,8 +18,8 @@ use std::future::Future;
 
 use futures::{StreamExt, TryStreamExt};
 use zookeeper_client::{
-    Acls, AddWatchMode, CreateMode, CreateSequence, EventType, OneshotWatcher, PersistentWatcher,
-    Stat,
+    Acls, AddWatchMode, CreateMode, CreateSequence, EventType, MultiReadResult, MultiWriteError,
+    MultiWriteResult, OneshotWatcher, PersistentWatcher, Stat,
 };
 
 use super::liveness::now;
@@ -40,6 +40,17 @@ pub enum Created {
     /// Another session's node, with its data and stat; `None` if it was gone again by the time
     /// we read it.
     Theirs(Option<(Vec<u8>, Stat)>),
+}
+
+/// One operation of a transaction ([`Session::transact`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    /// Create our ephemeral sequential node `{stem}{seq10}`.
+    Create { stem: &'a str, data: &'a [u8] },
+    /// Create our ephemeral node at `path` (the lock), unless another session has it.
+    CreateOwn { path: &'a str, data: &'a [u8] },
+    /// Delete a node of ours.
+    Delete(&'a str),
 }
 
 /// Whether `e` is about the connection rather than the request: the library fails requests in
@@ -266,6 +277,121 @@ impl Session {
         created.map_err(|e| self.create_error(stem, e))
     }
 
+    /// Makes `ops` as one transaction (ZooKeeper's `multi`): all of them at once, or none; one
+    /// request where each would cost one. Returns the path of each node created, in the order
+    /// of `ops`; `None` if the node of a [`Op::CreateOwn`] exists already (another session's),
+    /// and then nothing was made. The first op must be a sequential create.
+    ///
+    /// Made safe to repeat like a single create: once an attempt has failed with its
+    /// connection, the next first looks for the node the first create would have made, and our
+    /// session owning one means the whole transaction happened. A delete of a node that is
+    /// already gone is left out and the rest made again, as [`Session::delete_own`] would find
+    /// it gone; a create whose folder is missing makes the folders first.
+    pub async fn transact(&self, ops: &[Op<'_>]) -> Result<Option<Vec<String>>> {
+        let mut ops = ops.to_vec();
+        let Some(&Op::Create { stem: first, .. }) = ops.first() else {
+            panic!("a transaction of ours begins with a create");
+        };
+        let maybe_done = Cell::new(false);
+        loop {
+            let attempt = self
+                .retry(|| async {
+                    if maybe_done.get()
+                        && let Some(paths) = self.find_own_creates(&ops).await?
+                    {
+                        return Ok(Ok(paths));
+                    }
+                    match self.commit(&ops).await {
+                        Err(MultiWriteError::RequestFailed { source }) => {
+                            maybe_done.set(maybe_done.get() || is_transient(&source));
+                            Err(source)
+                        }
+                        Err(MultiWriteError::OperationFailed { index, source }) => {
+                            Ok(Err((index, source)))
+                        }
+                        Ok(paths) => Ok(Ok(paths)),
+                    }
+                })
+                .await;
+            match attempt {
+                Ok(Ok(paths)) => return Ok(Some(paths)),
+                Ok(Err((index, zookeeper_client::Error::NodeExists)))
+                    if matches!(ops[index], Op::CreateOwn { .. }) =>
+                {
+                    return Ok(None);
+                }
+                Ok(Err((index, zookeeper_client::Error::NoNode))) => match ops[index] {
+                    Op::Delete(_) => {
+                        ops.remove(index);
+                    }
+                    Op::Create { stem, .. } | Op::CreateOwn { path: stem, .. } => {
+                        let parent = &stem[..stem.rfind('/').unwrap_or(0)];
+                        let folder = CreateMode::Persistent.with_acls(Acls::new(&self.acls));
+                        match self.retry(|| self.client.mkdir(parent, &folder)).await {
+                            Ok(()) => {}
+                            Err(e) => return Err(self.create_error(parent, e)),
+                        }
+                    }
+                },
+                Ok(Err((index, e))) => {
+                    return Err(match ops[index] {
+                        Op::Create { stem, .. } => self.create_error(stem, e),
+                        Op::CreateOwn { path, .. } => self.create_error(path, e),
+                        Op::Delete(path) => self.zk_error("delete", path, e),
+                    });
+                }
+                Err(e) => return Err(self.create_error(first, e)),
+            }
+        }
+    }
+
+    /// One attempt of [`Session::transact`].
+    async fn commit(&self, ops: &[Op<'_>]) -> std::result::Result<Vec<String>, MultiWriteError> {
+        let mut txn = self.client.new_multi_writer();
+        let sequential = CreateMode::EphemeralSequential.with_acls(Acls::new(&self.acls));
+        let own = CreateMode::Ephemeral.with_acls(Acls::new(&self.acls));
+        for op in ops {
+            match *op {
+                Op::Create { stem, data } => txn.add_create(stem, data, &sequential)?,
+                Op::CreateOwn { path, data } => txn.add_create(path, data, &own)?,
+                Op::Delete(path) => txn.add_delete(path, None)?,
+            }
+        }
+        Ok(txn
+            .commit()
+            .await?
+            .into_iter()
+            .filter_map(|result| match result {
+                MultiWriteResult::Create { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The nodes the creates of `ops` made, if the transaction happened: found by their stem
+    /// and our session owning them.
+    async fn find_own_creates(&self, ops: &[Op<'_>]) -> ZkResult<Option<Vec<String>>> {
+        let mut found = Vec::new();
+        for op in ops {
+            match *op {
+                Op::Create { stem, .. } => {
+                    let (folder, base) = stem.rsplit_once('/').expect("a stem is an absolute path");
+                    match self.find_own_child(folder, base).await? {
+                        Some(path) => found.push(path),
+                        // The first create is not there: the transaction did not happen.
+                        None if found.is_empty() => return Ok(None),
+                        // Made with the first, and deleted since by someone else.
+                        None => return Err(zookeeper_client::Error::RuntimeInconsistent),
+                    }
+                }
+                // Made with the first; whoever holds it now is for its reader to see.
+                Op::CreateOwn { path, .. } => found.push(path.to_string()),
+                Op::Delete(_) => {}
+            }
+        }
+        Ok(Some(found))
+    }
+
     /// A create's errors: a missing parent after the folders were made means the chroot is
     /// missing.
     fn create_error(&self, path: &str, e: zookeeper_client::Error) -> Error {
@@ -350,32 +476,42 @@ impl Session {
         empty_if_absent(children).map_err(|e| self.zk_error("list", folder, e))
     }
 
-    /// The children of `first` and then of `second`, asked at once: the servers answer a
-    /// session's requests in the order they were sent, so `second` is read after `first`.
-    /// A connection lost in flight loses the order, so both are asked again.
-    pub async fn children_in_order(
-        &self,
-        first: &str,
-        second: &str,
-    ) -> Result<(Vec<String>, Vec<String>)> {
-        let (a, b) = self
+    /// The children of each of `folders`, read in one request (ZooKeeper's `multiRead`, 3.6
+    /// or later), one after the other in their order, after every request sent before it.
+    /// A folder that does not exist has none.
+    pub async fn children_of_all(&self, folders: &[&str]) -> Result<Vec<Vec<String>>> {
+        let read = self
             .retry(|| async {
-                // Each request is sent when it is made, not when awaited.
-                let a = self.client.list_children(first);
-                let b = self.client.list_children(second);
-                let (a, b) = futures::join!(a, b);
-                let (a, b) = (empty_if_absent(a), empty_if_absent(b));
-                match (&a, &b) {
-                    (Err(e), _) | (_, Err(e)) if is_transient(e) => Err(e.clone()),
-                    _ => Ok((a, b)),
+                let mut reader = self.client.new_multi_reader();
+                for folder in folders {
+                    reader.add_get_children(folder)?;
                 }
+                reader.commit().await
             })
-            .await
-            .map_err(|e| self.zk_error("list", first, e))?;
-        Ok((
-            a.map_err(|e| self.zk_error("list", first, e))?,
-            b.map_err(|e| self.zk_error("list", second, e))?,
-        ))
+            .await;
+        let first = folders.first().copied().unwrap_or("/");
+        let read = match read {
+            Err(zookeeper_client::Error::Unimplemented) => {
+                return Err(Error::Unavailable(format!(
+                    "list {first}: the ZooKeeper servers do not support multiRead (they need \
+                     version 3.6 or later)"
+                )));
+            }
+            other => other.map_err(|e| self.zk_error("list", first, e))?,
+        };
+        read.into_iter()
+            .zip(folders)
+            .map(|(result, folder)| match result {
+                MultiReadResult::Children { children } => Ok(children),
+                MultiReadResult::Error {
+                    err: zookeeper_client::Error::NoNode,
+                } => Ok(Vec::new()),
+                MultiReadResult::Error { err } => Err(self.zk_error("list", folder, err)),
+                other => Err(Error::Internal(format!(
+                    "list {folder}: ZooKeeper answered {other:?}"
+                ))),
+            })
+            .collect()
     }
 
     /// The children of `folder` and a watch that fires when they change. `None` if the folder
@@ -472,6 +608,19 @@ impl Session {
                  watches (they need version 3.6 or later)"
             ))),
             Err(e) => Err(self.zk_error("watch", path, e)),
+        }
+    }
+
+    /// The data and stat of `path` and a watch that fires when it changes or goes; `None` if it
+    /// does not exist (and nothing is watched).
+    pub async fn data_watched(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, Stat, OneshotWatcher)>> {
+        match self.retry(|| self.client.get_and_watch_data(path)).await {
+            Ok(found) => Ok(Some(found)),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(self.zk_error("read", path, e)),
         }
     }
 

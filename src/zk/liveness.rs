@@ -21,11 +21,17 @@
 //! deadline must already look passed, which a clock that stopped would hide.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::TimerSetTimeFlags;
+use nix::sys::timerfd::{self, Expiration, TimerFd, TimerFlags};
 use nix::time::{ClockId, clock_gettime};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
@@ -42,13 +48,75 @@ pub fn now() -> Duration {
     Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
 }
 
+/// A timer on CLOCK_BOOTTIME, set for a moment on [`now`]'s clock. tokio's timers count on
+/// CLOCK_MONOTONIC, which stops while the machine is suspended and the servers' clocks do not:
+/// they would oversleep a deadline by the length of a suspend. This one rings on resume.
+pub struct Alarm(AsyncFd<Timer>);
+
+/// tokio's `AsyncFd` wants `AsRawFd`, which nix's `TimerFd` lacks.
+struct Timer(TimerFd);
+
+impl AsRawFd for Timer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Alarm {
+    pub fn new() -> std::io::Result<Alarm> {
+        let timer = TimerFd::new(
+            timerfd::ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // SAFETY: the descriptor is the TimerFd's own, and lives as long as the AsyncFd.
+        let fd = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE)? };
+        Ok(Alarm(fd))
+    }
+
+    /// Sets it for `at`, or for never.
+    pub fn set(&self, at: Option<Duration>) {
+        let timer = &self.0.get_ref().0;
+        let set = match at {
+            // Relative, yet reckoned on CLOCK_BOOTTIME all the same, so it still counts through a
+            // suspend; an absolute one is shifted by a faked wall clock (libfaketime, in
+            // tests/wait.rs) that leaves CLOCK_BOOTTIME alone. A moment already past rings at
+            // once; zero alone would disarm the timer.
+            Some(at) => timer.set(
+                Expiration::OneShot(TimeSpec::from(
+                    at.saturating_sub(now()).max(Duration::from_nanos(1)),
+                )),
+                TimerSetTimeFlags::empty(),
+            ),
+            None => timer.unset(),
+        };
+        set.expect("a timerfd that is ours takes any time");
+    }
+
+    pub async fn rings(&self) {
+        loop {
+            let Ok(mut ready) = self.0.readable().await else {
+                return;
+            };
+            // Readiness may be left over from before the timer was set again; only a read
+            // that finds an expiry tells.
+            let read = ready.try_io(|fd| {
+                nix::unistd::read(fd.get_ref().0.as_fd(), &mut [0u8; 8])
+                    .map_err(std::io::Error::from)
+            });
+            if read.is_ok() {
+                return;
+            }
+        }
+    }
+}
+
 /// The moment before which the leader has heard of our session, and the deadlines derived
 /// from it.
 #[derive(Clone, Debug)]
 pub struct Liveness {
     acked_at_ns: Arc<AtomicU64>,
-    /// Woken whenever `acked` moves.
-    renewed: Arc<tokio::sync::Notify>,
+    /// Woken whenever the deadlines move: `acked` moved, or the session expired.
+    moved: Arc<tokio::sync::Notify>,
     /// Set once the servers have told us the session expired: nothing is left to wait for.
     expired: Arc<AtomicBool>,
     /// The negotiated session timeout.
@@ -61,7 +129,7 @@ impl Liveness {
     pub(super) fn new(timeout: Duration, tick: Duration, acked_at: Duration) -> Liveness {
         Liveness {
             acked_at_ns: Arc::new(AtomicU64::new(acked_at.as_nanos() as u64)),
-            renewed: Arc::new(tokio::sync::Notify::new()),
+            moved: Arc::new(tokio::sync::Notify::new()),
             expired: Arc::new(AtomicBool::new(false)),
             timeout,
             tick,
@@ -72,7 +140,7 @@ impl Liveness {
     fn acknowledged(&self, at: Duration) {
         self.acked_at_ns
             .fetch_max(at.as_nanos() as u64, Ordering::SeqCst);
-        self.renewed.notify_waiters();
+        self.moved.notify_waiters();
     }
 
     /// Waits until the record is fresh (short of [`Liveness::stale_at`]); `false` if the
@@ -82,7 +150,7 @@ impl Liveness {
     pub async fn wait_fresh(&self) -> bool {
         loop {
             // Made before the check, so that a renewal between the two is not missed.
-            let renewed = self.renewed.notified();
+            let moved = self.moved();
             let t = now();
             if t < self.stale_at() {
                 return true;
@@ -90,7 +158,7 @@ impl Liveness {
             if t >= self.expires_at() {
                 return false;
             }
-            let _ = tokio::time::timeout(self.expires_at() - t, renewed).await;
+            let _ = tokio::time::timeout(self.expires_at() - t, moved).await;
         }
     }
 
@@ -98,6 +166,14 @@ impl Liveness {
     /// else's, so every deadline is now.
     pub fn expired(&self) {
         self.expired.store(true, Ordering::SeqCst);
+        self.moved.notify_waiters();
+    }
+
+    /// Resolves when the deadlines move (a renewal, or news of expiry). Take it before reading
+    /// them, so that a move in between is not missed: a waiter that sleeps until a deadline
+    /// must not sleep through one brought forward.
+    pub fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
     }
 
     pub fn is_expired(&self) -> bool {
@@ -163,18 +239,26 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
     let every = liveness.timeout / 20;
     tokio::spawn(async move {
         let mut chain = Chain::new(liveness.tick);
+        // tokio's timer wheel wakes twice for a beat (at its coarse slot, then at the
+        // millisecond); this one wakes once.
+        let alarm = Alarm::new().expect("a timer on CLOCK_BOOTTIME");
         // The first beat is due an interval after the connect (whose send time is `acked`
         // until the chain proves a later one), so a short run makes no beat at all.
-        let first = (liveness.acked_at() + every).saturating_sub(now());
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_beat = liveness.acked_at() + every;
+        alarm.set(Some(next_beat));
         let mut in_flight = futures::stream::FuturesUnordered::new();
         // Set by a beat lost with its connection: the first answer after it is followed by
         // another beat at once, which completes the chain a tick sooner after a reconnect.
         let mut recovering = false;
         loop {
             let pause = tokio::select! {
-                _ = ticks.tick() => Some(Duration::ZERO),
+                _ = alarm.rings() => {
+                    // Late (a stalled machine): on from now, rather than beats to catch up.
+                    let (due, t) = (next_beat + every, now());
+                    next_beat = if due > t { due } else { t + every };
+                    alarm.set(Some(next_beat));
+                    Some(Duration::ZERO)
+                }
                 Some((sent, answer)) = futures::StreamExt::next(&mut in_flight) => match answer {
                     Ok(()) => {
                         if let Some(heard) = chain.answered(sent, now()) {
@@ -206,7 +290,10 @@ pub(super) fn heartbeat(client: Client, liveness: Liveness, path: String) -> Joi
             {
                 let (client, path) = (client.clone(), path.clone());
                 in_flight.push(async move {
-                    tokio::time::sleep(pause).await;
+                    // Not even a zero one: tokio rounds it up to a millisecond, a wake-up more.
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
                     let sent = now();
                     (sent, client.sync(&path).await)
                 });
@@ -280,6 +367,20 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A deadline already past must ring, including the zero of an expired session, which a
+    /// timerfd would take as "disarm"; and the alarm must ring again once set again.
+    #[tokio::test]
+    async fn an_alarm_for_a_moment_past_rings_at_once_every_time() {
+        let alarm = Alarm::new().unwrap();
+        for at in [Duration::ZERO, now(), Duration::ZERO] {
+            alarm.set(Some(at));
+            // Only a guard against a hang, far beyond any wait this could need.
+            tokio::time::timeout(Duration::from_secs(60), alarm.rings())
+                .await
+                .unwrap_or_else(|_| panic!("an alarm set for {at:?} never rang"));
+        }
     }
 
     /// Beats every 100 ms, each answered after 2 ms; returns what each answer proved.

@@ -8,6 +8,6 @@ pub mod secure;
 pub mod session;
 
 pub use access::zk_error;
-pub use liveness::{Liveness, now};
+pub use liveness::{Alarm, Liveness, now};
 pub use paths::Paths;
 pub use session::Session;

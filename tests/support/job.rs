@@ -34,6 +34,22 @@ pub struct Job {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Job {
+    /// What a run with `args` costs in requests, from the server's own counter: the least of
+    /// three runs (a connect the client library has to retry, which is rare, adds a packet), on
+    /// a prepared prefix, on a server of its own (`ensemble`, member 0) that nothing else uses.
+    pub async fn least_packets(&self, ensemble: &super::Ensemble, args: &[&str]) -> u64 {
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            let before: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
+            assert_eq!(self.run(args).await.0, 0, "switchman {args:?}");
+            let after: u64 = ensemble.mntr(0)["zk_packets_received"].parse().unwrap();
+            // mntr itself is one packet.
+            counts.push(after - before - 1);
+        }
+        eprintln!("switchman {args:?} sent {counts:?} packets");
+        counts.into_iter().min().unwrap()
+    }
+
     /// A job on a prefix of its own, with the default test settings plus `extra` config keys
     /// (a JSON object).
     pub fn new(name: &str, zkhosts: &str, extra: serde_json::Value) -> Job {

@@ -72,6 +72,6 @@ pub use secured::{
 };
 #[allow(unused_imports)]
 pub use util::{
-    PATIENCE, env_or, is_dead, poll_until_blocking, wait_for, wait_for_file, wait_until,
+    PATIENCE, env_or, is_dead, poll_until_blocking, proc_stat, wait_for, wait_for_file, wait_until,
     wait_until_blocking,
 };

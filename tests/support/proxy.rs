@@ -85,7 +85,8 @@ pub struct Frame {
     /// The request header's opcode (`create2` 15, `getChildren` 8, `sync` 9, ...); `None` for
     /// the connect request.
     pub op: Option<i32>,
-    /// The path the request names, for the opcodes whose body starts with one.
+    /// The path the request names, for the opcodes whose body starts with one, and the path of
+    /// a transaction's first operation.
     pub path: Option<String>,
 }
 
@@ -117,9 +118,16 @@ impl Frame {
         } else {
             (int(0), int(4))
         };
-        let path = op.filter(|op| PATH_FIRST.contains(op)).and_then(|_| {
-            let len = usize::try_from(int(8)?).ok()?;
-            let bytes = body.get(12..12 + len)?;
+        // A transaction (`multi` 14, `multiRead` 22) names the path of its first operation,
+        // after that operation's header (`type` i32, `done` bool, `err` i32).
+        let at = match op {
+            Some(op) if PATH_FIRST.contains(&op) => Some(8),
+            Some(14 | 22) => Some(17),
+            _ => None,
+        };
+        let path = at.and_then(|at| {
+            let len = usize::try_from(int(at)?).ok()?;
+            let bytes = body.get(at + 4..at + 4 + len)?;
             Some(String::from_utf8_lossy(bytes).into_owned())
         });
         Frame {

@@ -1,3 +1,4 @@
+mod alarm;
 mod connection;
 mod depot;
 mod event;
@@ -17,6 +18,7 @@ use ignore_result::Ignore;
 use tracing::field::display;
 use tracing::{debug, info, instrument, warn, Span};
 
+use self::alarm::Alarm;
 use self::connection::{AsyncReadToBuf, Connection, Connector};
 pub use self::depot::Depot;
 use self::event::WatcherEvent;
@@ -395,6 +397,20 @@ impl Session {
         self.handle_session_reply(operation, header.err, body, depot)
     }
 
+    /// switchman: the next moment `serve_session` has something to check: a reply overdue (the
+    /// connection timeout after the last receive), or a ping due (the ping timeout after the
+    /// last send, unless one is out). Deadlines only move later between receives (sends push
+    /// the ping back; a ping's reply, which may bring it forward, is a receive), so the alarm
+    /// is set again only after a receive or when it rings: one that rings early just sets
+    /// itself again, and a receive already woke the thread.
+    fn next_deadline(&self) -> Instant {
+        let overdue = self.last_recv + self.connector.timeout();
+        match self.last_ping {
+            None => overdue.min(self.last_send + self.ping_timeout),
+            Some(_) => overdue,
+        }
+    }
+
     fn calc_tick_timeout(&self, session_timeout: Duration) -> Duration {
         let connection_timeout = self.configured_connection_timeout;
         let tick_timeout = if connection_timeout.is_zero() || connection_timeout > session_timeout * 3 / 5 {
@@ -557,12 +573,15 @@ impl Session {
         self.sasl_session.take();
         let mut seek_for_writable =
             if self.session.readonly { Some(self.connector.clone().seek_for_writable(endpoints)) } else { None };
-        let mut tick = pin!(Timer::interval(self.tick_timeout));
+        // switchman: sleeps until the next deadline instead of ticking; see `next_deadline`.
+        let alarm = Alarm::new().map_err(Error::other)?;
+        alarm.set_at(self.next_deadline()).map_err(Error::other)?;
         let mut err = None;
         let mut channel_halted = false;
         depot.start();
         let (mut reader, mut writer) = conn.split();
         while !(channel_halted && depot.is_empty()) {
+            let mut rearm = false;
             select! {
                 Some(endpoint) = Self::poll(&mut seek_for_writable), if seek_for_writable.is_some() => {
                     seek_for_writable = None;
@@ -571,7 +590,10 @@ impl Session {
                 },
                 r = reader.read_to_buf(buf) => match r.map_err(Error::other)? {
                     0 => return Err(Error::ConnectionLoss),
-                    _ => self.handle_recv_buf(buf, depot)?,
+                    _ => {
+                        self.handle_recv_buf(buf, depot)?;
+                        rearm = true;
+                    },
                 },
                 r = depot.write_to(&mut writer) => {
                     r?;
@@ -591,14 +613,19 @@ impl Session {
                         self.watch_manager.remove_watcher(id, responser, depot);
                     }
                 },
-                now = tick.as_mut() => {
+                _ = alarm.rings() => {
+                    let now = Instant::now();
                     if now >= self.last_recv + self.connector.timeout() {
                         return Err(Error::with_message(format!("no response from connection in {}ms", self.connector.timeout().as_millis())));
                     }
                     if self.last_ping.is_none() && now >= self.last_send + self.ping_timeout {
                         self.send_ping(depot, now);
                     }
+                    rearm = true;
                 },
+            }
+            if rearm {
+                alarm.set_at(self.next_deadline()).map_err(Error::other)?;
             }
         }
         writer.flush().await.map_err(Error::other)?;
