@@ -37,6 +37,7 @@ fn main() {
             .expect("a tokio runtime");
         runtime.block_on(run::run(&cli, &config))
     });
+    run::supervisor::reap_dismissed();
     match result {
         // `run` logged how it ended, with the exit code.
         Ok(code) => std::process::exit(code),

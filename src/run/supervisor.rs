@@ -120,13 +120,37 @@ impl Guardian {
         }
     }
 
-    /// Switchman lives on, so the guardian is not needed: end it and reap it. CMD's group is
-    /// left as the stop (or CMD's own exit) left it.
+    /// Switchman lives on, so the guardian is not needed: end it. CMD's group is left as the
+    /// stop (or CMD's own exit) left it. It is reaped by [`reap_dismissed`], not waited for
+    /// here: after a short CMD it may not even have run yet, and its death (scheduling it,
+    /// then tearing down its copy of switchman's address space) kept a plain run waiting 2 ms
+    /// (perf trace) before it could close its session.
     fn dismiss(self) {
-        // SAFETY: plain syscalls on our own child.
+        // SAFETY: a plain syscall on our own child.
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+        if let Ok(mut dismissed) = DISMISSED.lock() {
+            dismissed.push(self.pid);
+        }
+    }
+}
+
+/// Guardians killed by [`Guardian::dismiss`] and not yet reaped.
+static DISMISSED: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the dismissed guardians, dead by now or about to be (they were sent SIGKILL): for
+/// switchman's last moment, after its session is closed, so that no zombie of ours outlives
+/// it whatever its parent, or the container's first process, does about orphans.
+pub fn reap_dismissed() {
+    let pids = DISMISSED
+        .lock()
+        .map(|mut d| std::mem::take(&mut *d))
+        .unwrap_or_default();
+    for pid in pids {
+        // SAFETY: a plain syscall on our own child.
+        unsafe {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
     }
 }

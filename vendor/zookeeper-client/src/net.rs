@@ -6,9 +6,10 @@
 //! on, so a reply wakes the session's task directly. async-net and tokio resolve host names
 //! alike (an IP address at once, a name on a blocking thread), and what is read and written is
 //! the same. The tokio stream sets TCP_NODELAY, as ZooKeeper's Java client does: requests sent
-//! one behind the other without waiting (a create and the read that watches its node) may now
-//! leave in two writes, and Nagle's algorithm would hold the second until the first is
-//! acknowledged, a round trip across a network.
+//! one behind the other without waiting (a create and the read that watches its node) can
+//! still leave in two writes (the second made once the first was written, or a partial write),
+//! and Nagle's algorithm would hold the second until the first is acknowledged, a round trip
+//! across a network.
 
 #[cfg(not(feature = "tokio"))]
 pub use async_net::TcpStream;

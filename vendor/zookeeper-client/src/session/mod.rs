@@ -599,18 +599,31 @@ impl Session {
                     r?;
                     self.last_send = Instant::now();
                 },
-                r = requester.next(), if !channel_halted => match r {
-                    None => {
-                        if !self.detached {
-                            depot.push_session(SessionOperation::new_without_body(OpCode::CloseSession));
+                r = requester.next(), if !channel_halted => {
+                    // switchman: and every request already queued behind it, so that requests
+                    // made one behind the other without waiting (a create and the read that
+                    // watches its node) leave in one write, not one write each.
+                    let mut next = Some(r);
+                    while let Some(r) = next.take() {
+                        match r {
+                            None => {
+                                if !self.detached {
+                                    depot.push_session(SessionOperation::new_without_body(OpCode::CloseSession));
+                                }
+                                channel_halted = true;
+                            },
+                            Some(Request::Session(operation)) => depot.push_session(operation),
+                            Some(Request::RemoveWatcher { id, responser }) => {
+                                self.watch_manager.remove_watcher(id, responser, depot);
+                            },
                         }
-                        channel_halted = true;
-                    }
-                    Some(Request::Session(operation)) => depot.push_session(operation),
-                    Some(Request::RemoveWatcher {
-                        id, responser
-                    }) => {
-                        self.watch_manager.remove_watcher(id, responser, depot);
+                        if !channel_halted {
+                            next = match requester.try_recv() {
+                                Ok(r) => Some(Some(r)),
+                                Err(e) if e.is_closed() => Some(None),
+                                Err(_) => None,
+                            };
+                        }
                     }
                 },
                 _ = alarm.rings() => {
