@@ -27,15 +27,17 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::os::unix::process::CommandExt;
+mod peers;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use serde_json::json;
 use zookeeper_client::{Acls, CreateMode};
 
-use support::{Ensemble, Job, SWITCHMAN, pick_ports, poll_until_blocking};
+use peers::{Etcd, etcdctl};
+use support::{Ensemble, Job, SWITCHMAN};
 
 fn packets(ensemble: &Ensemble) -> u64 {
     ensemble.mntr(0)["zk_packets_received"].parse().unwrap()
@@ -95,74 +97,6 @@ fn build_floor() -> PathBuf {
     floor
 }
 
-fn installed(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// A private etcd on free loopback ports, killed when dropped (or when this process dies).
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    fn start() -> Etcd {
-        let dir = tempfile::tempdir().unwrap();
-        let ports = pick_ports(2);
-        let client = format!("http://127.0.0.1:{}", ports[0]);
-        let peer = format!("http://127.0.0.1:{}", ports[1]);
-        let mut cmd = Command::new("etcd");
-        cmd.arg("--name=bench")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=bench={peer}"))
-            .arg("--log-level=error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd.spawn().expect("start etcd");
-        let etcd = Etcd {
-            child,
-            endpoint: format!("127.0.0.1:{}", ports[0]),
-            _dir: dir,
-        };
-        let healthy = poll_until_blocking(Duration::from_secs(30), || {
-            etcd.ctl()
-                .args(["endpoint", "health"])
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        assert!(healthy, "etcd did not become healthy at {}", etcd.endpoint);
-        etcd
-    }
-
-    fn ctl(&self) -> Command {
-        let mut cmd = quiet(Command::new("etcdctl"));
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint));
-        cmd
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn percentile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -216,10 +150,10 @@ fn main() {
             talks_to_zookeeper: true,
         });
     }
-    let etcd = (installed("etcd") && installed("etcdctl")).then(Etcd::start);
+    let etcd = Etcd::start_if_installed();
     match &etcd {
         Some(etcd) => {
-            let ctl = etcd.ctl();
+            let ctl = quiet(etcdctl(&etcd.endpoint));
             let (program, args): (PathBuf, Vec<_>) = (
                 ctl.get_program().into(),
                 ctl.get_args().map(|a| a.to_owned()).collect(),

@@ -54,6 +54,8 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod peers;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -67,9 +69,10 @@ use std::time::{Duration, Instant};
 use nix::time::{ClockId, clock_gettime};
 use serde_json::json;
 
+use peers::{Etcd, etcdctl, installed};
 use support::{Ensemble, Extras, Job, SWITCHMAN, zk};
 
-/// The small size the large one is compared with (handoff.rs's).
+/// The small size the large one is compared with.
 const SMALL: usize = 20;
 
 fn monotonic_ns() -> u128 {
@@ -778,75 +781,8 @@ fn read_first_name(records: &Path) -> String {
     text.split(' ').nth(1).unwrap_or_default().to_string()
 }
 
-/// A private etcd on free loopback ports, killed when dropped (or when this process dies).
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
 /// etcd's pid, for [`Load`] to read its CPU.
 static ETCD_PID: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
-
-impl Etcd {
-    fn start() -> Etcd {
-        use std::os::unix::process::CommandExt;
-        let dir = tempfile::tempdir().unwrap();
-        let ports = support::pick_ports(2);
-        let client = format!("http://127.0.0.1:{}", ports[0]);
-        let peer = format!("http://127.0.0.1:{}", ports[1]);
-        let mut cmd = Command::new("etcd");
-        cmd.arg("--name=scale")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=scale={peer}"))
-            .arg("--log-level=error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd.spawn().expect("start etcd");
-        let _ = ETCD_PID.set(child.id() as i32);
-        let etcd = Etcd {
-            child,
-            endpoint: format!("127.0.0.1:{}", ports[0]),
-            _dir: dir,
-        };
-        let healthy = support::poll_until_blocking(Duration::from_secs(30), || {
-            etcdctl(&etcd.endpoint)
-                .args(["endpoint", "health"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        assert!(healthy, "etcd did not become healthy at {}", etcd.endpoint);
-        etcd
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn etcdctl(endpoint: &str) -> Command {
-    let mut cmd = Command::new("etcdctl");
-    cmd.env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoint}"));
-    cmd
-}
 
 /// A lock name of the job's own in etcd's one key space.
 fn etcd_lock(job: &Job, name: &str) -> String {
@@ -1248,8 +1184,9 @@ async fn main() {
     if installed("flock") {
         contenders.push(Contender::Flock);
     }
-    let etcd = (installed("etcd") && installed("etcdctl")).then(Etcd::start);
+    let etcd = Etcd::start_if_installed();
     if let Some(etcd) = &etcd {
+        let _ = ETCD_PID.set(etcd.pid());
         contenders.push(Contender::Etcd(etcd.endpoint.clone()));
     }
 
@@ -1347,11 +1284,6 @@ async fn main() {
         }
     }
     summary.print(waiters, runs);
-}
-
-fn installed(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// The soft limit on open files of a process.
