@@ -34,9 +34,15 @@ pub struct Lock {
 /// again by the time we read who it was.
 pub type Taken = Option<Holder>;
 
-/// Tries to take the lock at `path` once. `Err` means another holder has it: skip. The watch
-/// that tells when the lock is lost is set in the same round trip (and the holder read in it).
-pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Result<Lock, Taken>> {
+/// Tries to take the lock at `path` once. `Err` means another holder has it: skip, or with
+/// `waits` (`--wait`) wait for it. The watch that tells when the lock is lost is set in the
+/// same round trip (and the holder read in it).
+pub async fn acquire(
+    session: &Session,
+    path: &str,
+    data: &[u8],
+    waits: bool,
+) -> Result<Result<Lock, Taken>> {
     let (created, watched) = session.create_own_watched(path, data).await?;
     Ok(match created {
         Created::Ours(stat) => Ok(Lock {
@@ -45,14 +51,32 @@ pub async fn acquire(session: &Session, path: &str, data: &[u8]) -> Result<Resul
             ctime: stat.ctime,
             watched: RefCell::new(watched),
         }),
-        Created::Theirs(found) => Err(found.map(|(data, stat)| Holder::new(&data, &stat))),
+        Created::Theirs(found) => {
+            if let Some((_, watcher)) = watched {
+                let_go(session, watcher, waits);
+            }
+            Err(found.map(|(data, stat)| Holder::new(&data, &stat)))
+        }
     })
+}
+
+/// Lets go of a watch set on another holder's lock node. A run that skips keeps it until its
+/// session closes, which removes it for free; dropped, it would cost a request. A run that
+/// waits on (`waits`) drops it: kept, it would wake this run, and every run like it, when the
+/// holder lets go, where the line lets only the first in line watch the lock.
+fn let_go(session: &Session, watcher: OneshotWatcher, waits: bool) {
+    if waits {
+        drop(watcher);
+    } else {
+        session.keep_until_close(watcher);
+    }
 }
 
 /// The lock at `path`, which a transaction of ours has just made (with the run's last lease):
 /// its stat, which holds the fencing token, and the watch that tells when it is lost, read in
-/// one request. Also after a transaction that found the lock taken: `Err` names its holder.
-pub async fn made(session: &Session, path: &str) -> Result<Result<Lock, Taken>> {
+/// one request. Also after a transaction that found the lock taken: `Err` names its holder
+/// (and `waits` is as for [`acquire`]).
+pub async fn made(session: &Session, path: &str, waits: bool) -> Result<Result<Lock, Taken>> {
     Ok(match session.data_watched(path).await? {
         Some((_, stat, watcher)) if stat.ephemeral_owner == session.id() => Ok(Lock {
             path: path.to_string(),
@@ -61,8 +85,7 @@ pub async fn made(session: &Session, path: &str) -> Result<Result<Lock, Taken>> 
             watched: RefCell::new(Some((stat, watcher))),
         }),
         Some((data, stat, watcher)) => {
-            // Dropped now, the watch would cost a request to remove it.
-            session.keep_until_close(watcher);
+            let_go(session, watcher, waits);
             Err(Some(Holder::new(&data, &stat)))
         }
         None => Err(None),

@@ -251,9 +251,9 @@ async fn lock_and_leases(
             None => None,
             Some(path) => {
                 let taken = if leases.is_empty() {
-                    lock::acquire(session, path, plan.owner.as_bytes()).await?
+                    lock::acquire(session, path, plan.owner.as_bytes(), plan.wait.is_some()).await?
                 } else {
-                    lock::made(session, path).await?
+                    lock::made(session, path, plan.wait.is_some()).await?
                 };
                 match taken {
                     Ok(lock) => Some(lock),

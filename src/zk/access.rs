@@ -174,8 +174,9 @@ impl Session {
     /// servers answer a session's requests in order, so the read sees what the create left.
     /// So one round trip both takes the node and sets the watch that tells when it is gone
     /// (ours) or names who has it (theirs), where one after the other would cost two. The
-    /// watch comes back with the stat it was set on; `None` when nothing was watched (the node
-    /// gone again by the read, or the folders made first). Either failing with its connection
+    /// watch comes back with the stat it was set on, on their node too (for the caller to
+    /// keep or drop); `None` when nothing was watched (the node gone again by the read, or the
+    /// folders made first). Either failing with its connection
     /// repeats both, and a create whose reply was lost is found ours by its ephemeral owner.
     pub async fn create_own_watched(
         &self,
@@ -210,9 +211,7 @@ impl Session {
                 if stat.ephemeral_owner == self.id() {
                     Ok((Created::Ours(stat), Some((stat, watcher))))
                 } else {
-                    // Dropped now, the watch would cost a request to remove it.
-                    self.keep_until_close(watcher);
-                    Ok((Created::Theirs(Some((found, stat))), None))
+                    Ok((Created::Theirs(Some((found, stat))), Some((stat, watcher))))
                 }
             }
             (Err(zookeeper_client::Error::NodeExists), None) => Ok((Created::Theirs(None), None)),
