@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{
-    Ensemble, Job, Proxy, argv, assert_left_nothing, await_children, children, cmd_noting_run,
-    cmd_recording_start_end, cmd_waiting, finish, finish_ok, leased_job, lock_argv, nodes_of,
-    set_prefix_data, sh, shared_ensemble, spawn_command, tree, wait_for, wait_for_file, wait_until,
-    zk,
+    Ensemble, HoldAt, Job, Proxy, Trigger, argv, assert_left_nothing, await_children, children,
+    cmd_noting_run, cmd_recording_start_end, cmd_waiting, finish, finish_ok, leased_job, lock_argv,
+    nodes_of, set_prefix_data, sh, shared_ensemble, spawn_command, tree, wait_for, wait_for_file,
+    wait_until, zk,
 };
 use tokio::process::{Child, Command};
 use zookeeper_client::{Acls, Client, CreateMode, Stat};
@@ -166,6 +166,61 @@ async fn one_release_wakes_one_waiter() {
         finish_ok(run).await;
     }
     assert_eq!(children(&client, &line).await, Vec::<String>::new());
+}
+
+/// Issue 14, no herd: a run that tried the lock at once, found it held and then joined the
+/// line behind another does not go on watching the lock node (the failed create's read set a
+/// watch on it); only the first in line does, so a release wakes one waiter. The scale bench
+/// saw up to 14 watchers on one lock node before. W1's join of the line is held back by a
+/// proxy until W2, who came later, has tried the lock too and joined the line first; then W1's
+/// connection is cut, and it joins behind W2 over a new one.
+#[tokio::test]
+async fn a_waiter_that_tried_the_lock_first_does_not_watch_it_from_behind() {
+    let ensemble = shared_ensemble();
+    let client = zk(&ensemble.connect_string()).await;
+    let job = Job::new("tried-first", &ensemble.connect_string(), json!({}));
+    let lock = job.lock_path("j");
+    let line = job.line_path("j");
+    let h = job.spawn(&lock_argv("j", &cmd_waiting("h", 0)));
+    job.wait_for_pid("h.pid").await;
+
+    let proxy = Proxy::start_framed(&ensemble.client_ports());
+    let through_proxy = job.other_host(json!({"zkhosts": proxy.connect_string()}));
+    // `create2` of W1's item in the line, held before the server sees it.
+    proxy.hold_at(
+        Trigger::op(15)
+            .path_containing(&format!("{line}/"))
+            .holding(HoldAt::Request),
+    );
+    let w1 = through_proxy.spawn(&argv(
+        &["--lockname", "j", "--wait", "1m"],
+        &cmd_waiting("w1", 0),
+    ));
+    wait_until("W1 tried the lock and is joining the line", || {
+        proxy.held().is_some()
+    })
+    .await;
+    let w2 = job.spawn(&argv(
+        &["--lockname", "j", "--wait", "1m"],
+        &cmd_waiting("w2", 0),
+    ));
+    let (w1_pid, w2_pid) = (w1.id().unwrap(), w2.id().unwrap());
+    await_log(&job, w2_pid, &format!("waiting for {lock} to go")).await;
+    proxy.reset_held();
+    let items = await_line(&client, &job, "j", 2).await;
+    await_log(&job, w1_pid, &format!("waiting behind {line}/{}", items[0])).await;
+
+    let w = ensemble.watches_by_path(0, client.session_id().0);
+    assert_eq!(w[&lock].len(), 2, "the holder and the first in line: {w:?}");
+
+    job.go("h");
+    finish_ok(h).await;
+    job.wait_for_pid("w2.pid").await;
+    job.go("w2");
+    finish_ok(w2).await;
+    through_proxy.wait_for_pid("w1.pid").await;
+    through_proxy.go("w1");
+    finish_ok(w1).await;
 }
 
 /// A wait for the lock that runs out: exit 75, one line naming the lock and its holder, and
