@@ -45,12 +45,7 @@ pub async fn acquire(
 ) -> Result<Result<Lock, Taken>> {
     let (created, watched) = session.create_own_watched(path, data).await?;
     Ok(match created {
-        Created::Ours(stat) => Ok(Lock {
-            path: path.to_string(),
-            czxid: stat.czxid,
-            ctime: stat.ctime,
-            watched: RefCell::new(watched),
-        }),
+        Created::Ours(stat) => Ok(Lock::new(path, &stat, watched)),
         Created::Theirs(found) => {
             if let Some((_, watcher)) = watched {
                 let_go(session, watcher, waits);
@@ -78,12 +73,9 @@ fn let_go(session: &Session, watcher: OneshotWatcher, waits: bool) {
 /// (and `waits` is as for [`acquire`]).
 pub async fn made(session: &Session, path: &str, waits: bool) -> Result<Result<Lock, Taken>> {
     Ok(match session.data_watched(path).await? {
-        Some((_, stat, watcher)) if stat.ephemeral_owner == session.id() => Ok(Lock {
-            path: path.to_string(),
-            czxid: stat.czxid,
-            ctime: stat.ctime,
-            watched: RefCell::new(Some((stat, watcher))),
-        }),
+        Some((_, stat, watcher)) if stat.ephemeral_owner == session.id() => {
+            Ok(Lock::new(path, &stat, Some((stat, watcher))))
+        }
         Some((data, stat, watcher)) => {
             let_go(session, watcher, waits);
             Err(Some(Holder::new(&data, &stat)))
@@ -93,6 +85,15 @@ pub async fn made(session: &Session, path: &str, waits: bool) -> Result<Result<L
 }
 
 impl Lock {
+    fn new(path: &str, stat: &Stat, watched: Option<(Stat, OneshotWatcher)>) -> Lock {
+        Lock {
+            path: path.to_string(),
+            czxid: stat.czxid,
+            ctime: stat.ctime,
+            watched: RefCell::new(watched),
+        }
+    }
+
     /// Resolves when the lock is no longer ours: the node was deleted (by anyone) or replaced by
     /// another holder's.
     pub async fn lost(&self, session: &Session) -> String {

@@ -132,20 +132,25 @@ impl Room {
     }
 }
 
+impl Guarded {
+    /// The guard node and its listings from the end of what [`queue::join_all`] returned, when
+    /// the guard's stem was the last joined and the leases the last listed.
+    pub fn take_from(items: &mut Vec<Item>, listed: &mut Vec<Vec<String>>) -> Guarded {
+        let held = listed.pop().unwrap_or_default();
+        Guarded {
+            guard: items.pop().expect("a guard node"),
+            waiting: listed.pop().unwrap_or_default(),
+            held,
+        }
+    }
+}
+
 /// Makes a guard node, then lists the guard's queue and the leases in one read.
 async fn enter(session: &Session, paths: &Paths, spec: &LeaseSpec, data: &[u8]) -> Result<Guarded> {
     let stem = paths.semaphore_guard_stem(&spec.resource);
     let leases = paths.semaphore_leases(&spec.resource);
     let (mut items, mut listed) = queue::join_all(session, &[stem], data, &[&leases]).await?;
-    let (held, waiting) = (
-        listed.pop().unwrap_or_default(),
-        listed.pop().unwrap_or_default(),
-    );
-    Ok(Guarded {
-        guard: items.pop().expect("one guard node"),
-        waiting,
-        held,
-    })
+    Ok(Guarded::take_from(&mut items, &mut listed))
 }
 
 /// Whether our count fits beside the existing leases.

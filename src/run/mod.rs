@@ -187,7 +187,7 @@ async fn lock_and_leases(
 
         // 6. Join each resource's queue, unless the same task already waits there; and, in
         //    the same transaction, the first resource's semaphore guard (step 7's first move).
-        let joined = match join_queues(plan, session, &leases).await? {
+        let (queued, guarded) = match join_queues(plan, session, &leases).await? {
             Joined::First(queued, guarded) => (queued, guarded),
             Joined::Behind(item) => {
                 if plan.wait.is_some() {
@@ -208,14 +208,13 @@ async fn lock_and_leases(
         //    --wait, give everything back and go back to 4), or resources_wait_timeout passes
         //    (which --wait replaces). The lock's watch is kept until the lock is ours: dropped
         //    unfired, it would cost a request to remove it.
-        let queued: Vec<String> = joined.0.iter().map(|(item, _)| item.path.clone()).collect();
         let mut taken_elsewhere = Box::pin(lock_created(lock_watch.take()));
         let (mut held, last) = if leases.is_empty() {
             (Vec::new(), None)
         } else {
             let timeout = plan.resources_wait_timeout.filter(|_| plan.wait.is_none());
             tokio::select! {
-                held = acquire_leases(plan, session, &leases, joined, waiting) => held?,
+                held = acquire_leases(plan, session, &leases, &queued, guarded, waiting) => held?,
                 _ = &mut taken_elsewhere => {
                     let path = lock_path.as_deref().unwrap_or_default();
                     if plan.wait.is_none() {
@@ -241,7 +240,10 @@ async fn lock_and_leases(
         //    leases back and go back to 4. Then leave the lock's line.
         if let Some(room) = last {
             let owner = plan.owner.as_bytes();
-            let mut also: Vec<Op> = queued.iter().map(|item| Op::Delete(item)).collect();
+            let mut also: Vec<Op> = queued
+                .iter()
+                .map(|(item, _)| Op::Delete(&item.path))
+                .collect();
             if let Some(path) = &lock_path {
                 also.push(Op::CreateOwn { path, data: owner });
             }
@@ -298,12 +300,7 @@ async fn join_queues(plan: &Plan, session: &Session, leases: &[LeaseSpec]) -> Re
     let leased = plan.paths.semaphore_leases(&first.resource);
     let (mut items, mut listed) =
         queue::join_all(session, &stems, plan.owner.as_bytes(), &[&leased]).await?;
-    let held = listed.pop().unwrap_or_default();
-    let guarded = Guarded {
-        guard: items.pop().expect("the guard node"),
-        waiting: listed.pop().unwrap_or_default(),
-        held,
-    };
+    let guarded = Guarded::take_from(&mut items, &mut listed);
     let queued: Vec<(Item, Vec<String>)> = items.into_iter().zip(listed).collect();
     if plan.lock
         && let Some(older) = queued
@@ -429,13 +426,14 @@ async fn acquire_leases(
     plan: &Plan,
     session: &Session,
     leases: &[LeaseSpec],
-    (queued, mut guarded): (Vec<(Item, Vec<String>)>, Option<Guarded>),
+    queued: &[(Item, Vec<String>)],
+    mut guarded: Option<Guarded>,
     waiting: &Waiting,
 ) -> Result<(Vec<Lease>, Option<Room>)> {
     let owner = plan.owner.as_bytes();
     let mut held = Vec::new();
     let mut last = None;
-    for (k, (spec, (item, listed))) in leases.iter().zip(&queued).enumerate() {
+    for (k, (spec, (item, listed))) in leases.iter().zip(queued).enumerate() {
         waiting.set(For::Lease(spec.clone()));
         // Once first in a queue, always first: a newer item cannot go ahead of ours.
         if !item.is_oldest(listed) {
