@@ -22,10 +22,10 @@ pub struct Lease {
 /// A guard node of ours, with the guard's queue and the leases as listed after it was made, in
 /// that order: the servers answer in order, so if the guard's queue shows our node first,
 /// every earlier holder had let go (after making its lease) before the leases were read.
-pub struct Guarded {
-    pub guard: Item,
-    pub waiting: Vec<String>,
-    pub held: Vec<String>,
+struct Guarded {
+    guard: Item,
+    waiting: Vec<String>,
+    held: Vec<String>,
 }
 
 /// Room for our lease, under the guard: the guard node is ours and first, and our count fits
@@ -37,14 +37,20 @@ pub struct Room {
 }
 
 /// Waits, as long as it takes, until there is room for `spec.count` units of `spec.resource`
-/// under the semaphore's guard. `first` is a guard node already made (with the run's queue
-/// items, in one transaction), if any.
+/// under the semaphore's guard. Only the first in the resource's queue may call this: the guard
+/// node is made only then, and held until the lease is made or the run gives up, as the
+/// original does. The original's guard mutex watches the guard node ahead of its own without
+/// listing again, and loops for ever if that node goes in between; a guard node made by anyone
+/// not first in line, and deleted a moment later, is what would send it there.
+///
+/// `before_waiting` is called each time before the run waits (for an earlier guard node to go,
+/// or for a lease to go); a run that gets its room at once never calls it.
 pub async fn room(
     session: &Session,
     paths: &Paths,
     spec: &LeaseSpec,
     data: &[u8],
-    mut first: Option<Guarded>,
+    before_waiting: &dyn Fn(),
 ) -> Result<Room> {
     let leases = paths.semaphore_leases(&spec.resource);
     loop {
@@ -52,15 +58,13 @@ pub async fn room(
             guard,
             waiting,
             held,
-        } = match first.take() {
-            Some(guarded) => guarded,
-            None => enter(session, paths, spec, data).await?,
-        };
-        // Usually nobody else is at the guard (a resource's queue lets one waiter at a time
+        } = enter(session, paths, spec, data).await?;
+        // Usually nobody else is at the guard (a resource's queue lets one run at a time
         // through), so the listings made with it are enough.
         let fits = if guard.is_oldest(&waiting) {
             fits(&leases, &held, spec)
         } else {
+            before_waiting();
             match guard.wait_turn(session).await {
                 Ok(()) => fits_now(session, &leases, spec).await,
                 Err(e) => Err(e),
@@ -83,6 +87,7 @@ pub async fn room(
 
         // No room: wait for a lease to go, then try again under the guard. The watch is set
         // with the listing, so a departure between the two cannot be missed.
+        before_waiting();
         let Some((children, watcher)) = session.children_and_watch(&leases).await? else {
             continue;
         };
@@ -132,25 +137,17 @@ impl Room {
     }
 }
 
-impl Guarded {
-    /// The guard node and its listings from the end of what [`queue::join_all`] returned, when
-    /// the guard's stem was the last joined and the leases the last listed.
-    pub fn take_from(items: &mut Vec<Item>, listed: &mut Vec<Vec<String>>) -> Guarded {
-        let held = listed.pop().unwrap_or_default();
-        Guarded {
-            guard: items.pop().expect("a guard node"),
-            waiting: listed.pop().unwrap_or_default(),
-            held,
-        }
-    }
-}
-
 /// Makes a guard node, then lists the guard's queue and the leases in one read.
 async fn enter(session: &Session, paths: &Paths, spec: &LeaseSpec, data: &[u8]) -> Result<Guarded> {
     let stem = paths.semaphore_guard_stem(&spec.resource);
     let leases = paths.semaphore_leases(&spec.resource);
     let (mut items, mut listed) = queue::join_all(session, &[stem], data, &[&leases]).await?;
-    Ok(Guarded::take_from(&mut items, &mut listed))
+    let held = listed.pop().unwrap_or_default();
+    Ok(Guarded {
+        guard: items.pop().expect("a guard node"),
+        waiting: listed.pop().unwrap_or_default(),
+        held,
+    })
 }
 
 /// Whether our count fits beside the existing leases.

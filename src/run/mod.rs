@@ -14,7 +14,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use zookeeper_client::{EventType, OneshotWatcher};
+use tokio::sync::Notify;
+use zookeeper_client::{EventType, OneshotWatcher, Stat};
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -27,9 +28,9 @@ use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::runs;
-use crate::recipes::semaphore::{self, Guarded, Lease, Room};
+use crate::recipes::semaphore::{self, Lease, Room};
 use crate::timestamp;
-use crate::zk::access::Op;
+use crate::zk::access::{Found, Op, Read};
 use crate::zk::{Session, now};
 use plan::Plan;
 use supervisor::Ending;
@@ -88,13 +89,9 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
         Ok(Ended::Skipped(plan.busy_code))
     };
 
-    // 3. Groups: read the prefix data only if a group or a lease needs it.
-    let (data, prefix_watch) = if plan.group.is_some() || !plan.leases.is_empty() {
-        let (bytes, watch) = fetch_prefix(session, prefix, plan.group.is_some()).await?;
-        (PrefixData::parse(prefix, &bytes)?, watch)
-    } else {
-        (PrefixData::default(), None)
-    };
+    // 3. Groups: read the prefix data only if a group or a lease needs it; a lease run that
+    //    does not wait in line reads step 4's lock node with it.
+    let (data, prefix_watch, lock_found) = first_reads(plan, session).await?;
     let membership = match (&plan.group, prefix_watch) {
         (Some(group), Some(watch)) => {
             match Membership::check(&data, watch, prefix, group, &plan.fqdn)? {
@@ -110,6 +107,12 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
         Some(m) => Box::pin(m.watch(session)),
         None => Box::pin(std::future::pending()),
     };
+
+    // 4. A lease run that does not wait in line skips a held lock before it joins any queue.
+    if let (Some(path), Some(Some((data, stat)))) = (plan.lock_path(), lock_found) {
+        let taken = Some(Holder::new(&data, &stat));
+        return skip(format!("lock {path} {}", lock::held_by(&taken)));
+    }
 
     // 4. to 8. The lock and the leases; unless the host leaves the group first, or --wait,
     //    which covers all of it, runs out (exit 75, nothing left queued once the session closes).
@@ -150,6 +153,45 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     Ok(Ended::Ran(code))
 }
 
+/// Step 3's reads: the prefix data (parsed) if a group or a lease needs it, with a watch if a
+/// group does; and, for a run with leases and a lock that does not wait in line, the lock's
+/// node (`Some(None)` if it is free), in the same request when no watch is needed.
+async fn first_reads(
+    plan: &Plan,
+    session: &Session,
+) -> Result<(
+    PrefixData,
+    Option<OneshotWatcher>,
+    Option<Option<(Vec<u8>, Stat)>>,
+)> {
+    let prefix = plan.paths.prefix();
+    let watch = plan.group.is_some();
+    let lock = plan
+        .lock_path()
+        .filter(|_| !plan.leases.is_empty() && plan.wait.is_none());
+    let (bytes, prefix_watch, lock_found) = match &lock {
+        None if !watch && plan.leases.is_empty() => return Ok((PrefixData::default(), None, None)),
+        Some(lock) if !watch => {
+            let mut found = session
+                .read_all(&[Read::Data(prefix), Read::Data(lock)])
+                .await?
+                .into_iter()
+                .map(Found::data);
+            let bytes = found.next().flatten().map(|(d, _)| d);
+            (bytes.unwrap_or_default(), None, found.next())
+        }
+        _ => {
+            let (bytes, prefix_watch) = fetch_prefix(session, prefix, watch).await?;
+            let lock_found = match &lock {
+                Some(lock) => Some(session.data(lock).await?),
+                None => None,
+            };
+            (bytes, prefix_watch, lock_found)
+        }
+    };
+    Ok((PrefixData::parse(prefix, &bytes)?, prefix_watch, lock_found))
+}
+
 /// Steps 4 to 8: the lock and the leases, or why the run skips. With `--wait`, whatever keeps
 /// the lock from the run sends it back to step 4, after giving back what it took, instead.
 async fn lock_and_leases(
@@ -166,29 +208,24 @@ async fn lock_and_leases(
     let mut line = None;
     let mut first_try = true;
     loop {
-        // 4. The lock must be free. Without --wait, a held lock skips; with leases, it is
-        //    watched while we wait (without, the create in step 8 is the check, which saves a
-        //    request). With --wait: our turn in the lock's line, then the lock free.
-        let mut lock_watch = match (&lock_path, plan.wait) {
-            (None, _) => None,
+        // 4. The lock must be free. Without --wait, a run with leases found it so in step 3,
+        //    and watches it once it waits for a lease (step 7); a run without leases has the
+        //    create of step 8 as its check, which saves a request. With --wait: our turn in
+        //    the lock's line, then the lock free, and watched.
+        let lock_watch = match (&lock_path, plan.wait) {
             (Some(path), Some(_)) => {
                 wait::turn_at_lock(plan, session, path, &mut line, first_try, waiting).await?
             }
-            (Some(_), None) if plan.leases.is_empty() => None,
-            (Some(path), None) => match lock::watch_free(session, path).await? {
-                Ok(watch) => Some(watch),
-                Err(taken) => return Ok(held_elsewhere(path, &taken)),
-            },
+            _ => None,
         };
         first_try = false;
 
         // 5. Leased resources must be listed in the prefix data; take them in the list's order.
         let leases = plan.order_leases(data)?;
 
-        // 6. Join each resource's queue, unless the same task already waits there; and, in
-        //    the same transaction, the first resource's semaphore guard (step 7's first move).
-        let (queued, guarded) = match join_queues(plan, session, &leases).await? {
-            Joined::First(queued, guarded) => (queued, guarded),
+        // 6. Join each resource's queue, unless the same task already waits there.
+        let queued = match join_queues(plan, session, &leases).await? {
+            Joined::First(queued) => queued,
             Joined::Behind(item) => {
                 if plan.wait.is_some() {
                     wait::until_task_leaves(plan, session, &leases, &item, waiting).await?;
@@ -208,14 +245,21 @@ async fn lock_and_leases(
         //    --wait, give everything back and go back to 4), or resources_wait_timeout passes
         //    (which --wait replaces). The lock's watch is kept until the lock is ours: dropped
         //    unfired, it would cost a request to remove it.
-        let mut taken_elsewhere = Box::pin(lock_created(lock_watch.take()));
+        let wait_begins = Notify::new();
+        let mut taken_elsewhere = Box::pin(lock_taken(
+            session,
+            lock_path.as_deref(),
+            lock_watch,
+            &wait_begins,
+        ));
         let (mut held, last) = if leases.is_empty() {
             (Vec::new(), None)
         } else {
             let timeout = plan.resources_wait_timeout.filter(|_| plan.wait.is_none());
             tokio::select! {
-                held = acquire_leases(plan, session, &leases, &queued, guarded, waiting) => held?,
-                _ = &mut taken_elsewhere => {
+                held = acquire_leases(plan, session, &leases, &queued, waiting, &wait_begins) => held?,
+                taken = &mut taken_elsewhere => {
+                    taken?;
                     let path = lock_path.as_deref().unwrap_or_default();
                     if plan.wait.is_none() {
                         let why = format!("lock {path} was taken elsewhere while we waited");
@@ -235,8 +279,8 @@ async fn lock_and_leases(
 
         // 8. Take the last lease, leave every queue and create the lock node in one
         //    transaction, so that the run holds all of it or none of it; then read the lock
-        //    node for its token and a watch (the lock's watch of step 4 is not listened to
-        //    here: our own create fires it). Held elsewhere: skip, or with --wait give the
+        //    node for its token and a watch (the lock's watch of step 4 or 7 is not listened
+        //    to here: our own create fires it). Held elsewhere: skip, or with --wait give the
         //    leases back and go back to 4. Then leave the lock's line.
         if let Some(room) = last {
             let owner = plan.owner.as_bytes();
@@ -278,29 +322,24 @@ async fn lock_and_leases(
 
 /// What step 6 came to.
 enum Joined {
-    /// In every queue, and (with leases) at the first resource's semaphore guard.
-    First(Vec<(Item, Vec<String>)>, Option<Guarded>),
+    /// In every queue, with each queue as listed after we joined.
+    First(Vec<(Item, Vec<String>)>),
     /// An item of the same task was there first, in this queue.
     Behind(String),
 }
 
-/// Step 6: joins every resource's queue and the first resource's semaphore guard in one
-/// transaction, then lists them all, and the first resource's leases, in one read: what an
-/// uncontended run needs to take its first lease at once. If an item of the same task is
-/// older than ours in a queue (only a run with a lock cares), that run got there first.
+/// Step 6: joins every resource's queue in one transaction, then lists them all in one read.
+/// If an item of the same task is older than ours in a queue (only a run with a lock cares),
+/// that run got there first.
 async fn join_queues(plan: &Plan, session: &Session, leases: &[LeaseSpec]) -> Result<Joined> {
-    let Some(first) = leases.first() else {
-        return Ok(Joined::First(Vec::new(), None));
-    };
-    let mut stems: Vec<String> = leases
+    if leases.is_empty() {
+        return Ok(Joined::First(Vec::new()));
+    }
+    let stems: Vec<String> = leases
         .iter()
         .map(|spec| plan.paths.queue_item_stem(&spec.resource, &plan.task))
         .collect();
-    stems.push(plan.paths.semaphore_guard_stem(&first.resource));
-    let leased = plan.paths.semaphore_leases(&first.resource);
-    let (mut items, mut listed) =
-        queue::join_all(session, &stems, plan.owner.as_bytes(), &[&leased]).await?;
-    let guarded = Guarded::take_from(&mut items, &mut listed);
+    let (items, listed) = queue::join_all(session, &stems, plan.owner.as_bytes(), &[]).await?;
     let queued: Vec<(Item, Vec<String>)> = items.into_iter().zip(listed).collect();
     if plan.lock
         && let Some(older) = queued
@@ -309,7 +348,7 @@ async fn join_queues(plan: &Plan, session: &Session, leases: &[LeaseSpec]) -> Re
     {
         return Ok(Joined::Behind(older));
     }
-    Ok(Joined::First(queued, Some(guarded)))
+    Ok(Joined::First(queued))
 }
 
 /// Step 10: starts CMD, not before the leader is proven to know our session again if a wait
@@ -420,29 +459,27 @@ fn describe_code(code: i32) -> String {
 
 /// Step 7's wait: for each resource in order, our turn in its queue, then room in its
 /// semaphore; every lease but the last is taken, and the room for the last is returned, for
-/// step 8 to take. The guard node made in step 6 is the first resource's, if our turn there
-/// had come; otherwise it is given back while we wait.
+/// step 8 to take. `wait_begins` is told before the run first waits.
 async fn acquire_leases(
     plan: &Plan,
     session: &Session,
     leases: &[LeaseSpec],
     queued: &[(Item, Vec<String>)],
-    mut guarded: Option<Guarded>,
     waiting: &Waiting,
+    wait_begins: &Notify,
 ) -> Result<(Vec<Lease>, Option<Room>)> {
     let owner = plan.owner.as_bytes();
+    let before_waiting = || wait_begins.notify_one();
     let mut held = Vec::new();
     let mut last = None;
     for (k, (spec, (item, listed))) in leases.iter().zip(queued).enumerate() {
         waiting.set(For::Lease(spec.clone()));
         // Once first in a queue, always first: a newer item cannot go ahead of ours.
         if !item.is_oldest(listed) {
-            if let Some(early) = guarded.take() {
-                early.guard.leave(session).await?;
-            }
+            before_waiting();
             item.wait_turn(session).await?;
         }
-        let room = semaphore::room(session, &plan.paths, spec, owner, guarded.take()).await?;
+        let room = semaphore::room(session, &plan.paths, spec, owner, &before_waiting).await?;
         if k + 1 == leases.len() {
             last = Some(room);
         } else {
@@ -453,13 +490,31 @@ async fn acquire_leases(
     Ok((held, last))
 }
 
-/// Resolves when the watched lock node is created. Only its creation means the lock was taken:
-/// the end of the session fires the watch too, and is the acquiring side's to report.
-async fn lock_created(watch: Option<OneshotWatcher>) {
-    if let Some(watch) = watch
-        && watch.changed().await.event_type == EventType::NodeCreated
-    {
-        return;
+/// Resolves when the lock at `path` (none with `--no-lock`) is taken while the run waits for
+/// leases. A run that waited in the lock's line watches it already (`watch`); any other sets
+/// the watch only once `wait_begins` says it waits, which an uncontended run never does: its
+/// last lease and the lock are made in one transaction, which fails if the lock is taken by
+/// then. Only the node's creation means the lock was taken: the end of the session fires the
+/// watch too, and is the acquiring side's to report.
+async fn lock_taken(
+    session: &Session,
+    path: Option<&str>,
+    watch: Option<OneshotWatcher>,
+    wait_begins: &Notify,
+) -> Result<()> {
+    let watch = match (watch, path) {
+        (Some(watch), _) => watch,
+        (None, Some(path)) => {
+            wait_begins.notified().await;
+            match lock::watch_free(session, path).await? {
+                Ok(watch) => watch,
+                Err(_) => return Ok(()),
+            }
+        }
+        (None, None) => std::future::pending().await,
+    };
+    if watch.changed().await.event_type == EventType::NodeCreated {
+        return Ok(());
     }
     std::future::pending().await
 }

@@ -85,15 +85,17 @@ pub(super) async fn until_task_leaves(
     Ok(())
 }
 
-/// Gives back every queue item, guard node and lease of ours for `leases`: a run that goes back
+/// Gives back every guard node, queue item and lease of ours for `leases`: a run that goes back
 /// to waiting for the lock must hold nothing meanwhile, or two runs could each hold what the
 /// other waits for. Found by their ephemeral owner, not from what the wait returned, because
-/// the wait that was cut short may have had a create in flight.
+/// the wait that was cut short may have had a create in flight. The guard goes before the queue
+/// item: the next in line may make its own guard node as soon as ours is not first, and must
+/// not find ours there (see [`semaphore::room`](crate::recipes::semaphore::room)).
 pub(super) async fn give_back(plan: &Plan, session: &Session, leases: &[LeaseSpec]) -> Result<()> {
     for spec in leases {
         let stems = [
-            plan.paths.queue_item_stem(&spec.resource, &plan.task),
             plan.paths.semaphore_guard_stem(&spec.resource),
+            plan.paths.queue_item_stem(&spec.resource, &plan.task),
             plan.paths
                 .semaphore_lease_stem(&spec.resource, spec.count, spec.total),
         ];

@@ -53,6 +53,42 @@ pub enum Op<'a> {
     Delete(&'a str),
 }
 
+/// One read of a [`Session::read_all`].
+#[derive(Debug, Clone, Copy)]
+pub enum Read<'a> {
+    /// The children of a folder.
+    Children(&'a str),
+    /// A node's data and stat.
+    Data(&'a str),
+}
+
+impl Read<'_> {
+    fn path(&self) -> &str {
+        match *self {
+            Read::Children(path) | Read::Data(path) => path,
+        }
+    }
+}
+
+/// What one [`Read`] found.
+#[derive(Debug)]
+pub enum Found {
+    Children(Vec<String>),
+    Data((Vec<u8>, Stat)),
+    /// No node at the path: a folder without children, or a node that does not exist.
+    Absent,
+}
+
+impl Found {
+    /// The data and stat a [`Read::Data`] found, `None` if the node does not exist.
+    pub fn data(self) -> Option<(Vec<u8>, Stat)> {
+        match self {
+            Found::Data(found) => Some(found),
+            Found::Children(_) | Found::Absent => None,
+        }
+    }
+}
+
 /// Whether `e` is about the connection rather than the request: the library fails requests in
 /// flight with `ConnectionLoss`, `Timeout`, or a message of its own ("no response from
 /// connection in 800ms", an I/O error) when it drops a connection to reconnect.
@@ -479,35 +515,55 @@ impl Session {
     /// or later), one after the other in their order, after every request sent before it.
     /// A folder that does not exist has none.
     pub async fn children_of_all(&self, folders: &[&str]) -> Result<Vec<Vec<String>>> {
+        let reads: Vec<Read> = folders.iter().map(|f| Read::Children(f)).collect();
+        Ok(self
+            .read_all(&reads)
+            .await?
+            .into_iter()
+            .map(|found| match found {
+                Found::Children(children) => children,
+                Found::Data(_) | Found::Absent => Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Each of `reads` in one request (ZooKeeper's `multiRead`, 3.6 or later), answered in
+    /// their order after every request sent before it, in the order of `reads`.
+    pub async fn read_all(&self, reads: &[Read<'_>]) -> Result<Vec<Found>> {
         let read = self
             .retry(|| async {
                 let mut reader = self.client.new_multi_reader();
-                for folder in folders {
-                    reader.add_get_children(folder)?;
+                for read in reads {
+                    match *read {
+                        Read::Children(folder) => reader.add_get_children(folder)?,
+                        Read::Data(path) => reader.add_get_data(path)?,
+                    }
                 }
                 reader.commit().await
             })
             .await;
-        let first = folders.first().copied().unwrap_or("/");
+        let first = reads.first().map_or("/", Read::path);
         let read = match read {
             Err(zookeeper_client::Error::Unimplemented) => {
                 return Err(Error::Unavailable(format!(
-                    "list {first}: the ZooKeeper servers do not support multiRead (they need \
+                    "read {first}: the ZooKeeper servers do not support multiRead (they need \
                      version 3.6 or later)"
                 )));
             }
-            other => other.map_err(|e| self.zk_error("list", first, e))?,
+            other => other.map_err(|e| self.zk_error("read", first, e))?,
         };
         read.into_iter()
-            .zip(folders)
-            .map(|(result, folder)| match result {
-                MultiReadResult::Children { children } => Ok(children),
+            .zip(reads)
+            .map(|(result, read)| match result {
+                MultiReadResult::Children { children } => Ok(Found::Children(children)),
+                MultiReadResult::Data { data, stat } => Ok(Found::Data((data, stat))),
                 MultiReadResult::Error {
                     err: zookeeper_client::Error::NoNode,
-                } => Ok(Vec::new()),
-                MultiReadResult::Error { err } => Err(self.zk_error("list", folder, err)),
+                } => Ok(Found::Absent),
+                MultiReadResult::Error { err } => Err(self.zk_error("read", read.path(), err)),
                 other => Err(Error::Internal(format!(
-                    "list {folder}: ZooKeeper answered {other:?}"
+                    "read {}: ZooKeeper answered {other:?}",
+                    read.path()
                 ))),
             })
             .collect()

@@ -21,6 +21,7 @@
 //! - `cmds`: the CMDs the tests run under switchman, which leave records in the job's dir.
 //! - `guard`: the CMD that checks, from its own side, that no two holders overlap.
 //! - `client`: the test's own ZooKeeper client and what it looks at (children, subtrees).
+//! - `txnlog`: a server's transaction log, replayed: who made and removed which node, when.
 //! - `util`: waiting for a condition (async or blocking), and other small helpers.
 #![allow(dead_code)]
 
@@ -34,6 +35,7 @@ mod proxy;
 mod quorum;
 mod secured;
 mod server;
+mod txnlog;
 mod util;
 
 // Each test binary uses its own share of these.
@@ -70,6 +72,8 @@ pub use secured::{
     Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_enforcing_server,
     start_tls_server, tls_connect_string, zk_as, zk_tls,
 };
+#[allow(unused_imports)]
+pub use txnlog::{Txn, TxnOp, transactions};
 #[allow(unused_imports)]
 pub use util::{
     PATIENCE, env_or, is_dead, poll_until_blocking, proc_stat, wait_for, wait_for_file, wait_until,

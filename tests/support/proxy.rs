@@ -41,6 +41,8 @@ struct ProxyState {
     framed: bool,
     /// Armed by [`Proxy::hold_at`]; fires once, on the first frame that matches it.
     trigger: Option<Trigger>,
+    /// Set by [`Proxy::pause_each`]: requests it matches wait this long before they go on.
+    pause: Option<(Trigger, Duration)>,
     /// The request frames seen, oldest first (at most [`FRAMES_LOGGED`]).
     frames: VecDeque<Frame>,
     /// Connect responses passed on to clients: sessions established or re-established.
@@ -402,6 +404,19 @@ impl ProxyShared {
         }
     }
 
+    /// Framed: how long the request frame `body`, the `index`th of its connection, waits
+    /// before it goes on ([`Proxy::pause_each`]).
+    fn pause_for(&self, dir: Dir, index: usize, body: &[u8]) -> Option<Duration> {
+        if dir != Dir::Requests || index == 1 {
+            return None;
+        }
+        let st = lock(&self.state);
+        let (matching, pause) = st.pause.as_ref()?;
+        matching
+            .matches(&Frame::parse(0, index, body))
+            .then_some(*pause)
+    }
+
     fn remove(&self, id: u64) {
         if let Some(conn) = lock(&self.state).conns.remove(&id) {
             conn.close();
@@ -457,6 +472,7 @@ impl Proxy {
                 shutdown: false,
                 framed,
                 trigger: None,
+                pause: None,
                 frames: VecDeque::new(),
                 connects_answered: 0,
             }),
@@ -555,6 +571,18 @@ impl Proxy {
             "hold_at needs a proxy made with Proxy::start_framed"
         );
         st.trigger = Some(trigger);
+    }
+
+    /// Framed proxies only: every request frame that `matching` matches (its opcode and path;
+    /// not its occurrence) waits `pause` in the proxy before it goes on, and so does what its
+    /// connection sends after it. For widening a race between a client's requests.
+    pub fn pause_each(&self, matching: Trigger, pause: Duration) {
+        let mut st = lock(&self.shared.state);
+        assert!(
+            st.framed,
+            "pause_each needs a proxy made with Proxy::start_framed"
+        );
+        st.pause = Some((matching, pause));
     }
 
     /// The frame a frozen connection holds, once the hold is complete: at once with
@@ -816,6 +844,9 @@ fn pump_framed(
                 break;
             }
             index += 1;
+            if let Some(pause) = shared.pause_for(dir, index, &pending[start + 4..end]) {
+                thread::sleep(pause);
+            }
             match shared.admit(dir, id, index, &pending[start + 4..end], dead) {
                 Verdict::Forward => {
                     let result = to.write_all(&pending[start..end]);
