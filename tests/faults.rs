@@ -905,7 +905,6 @@ mod op {
     /// Not an opcode on the wire: the connect request, a connection's first frame, has no
     /// header. (ZooKeeper's servers call it `createSession`, -10.)
     pub const CONNECT: i32 = -10;
-    pub const EXISTS: i32 = 3;
     pub const GET_DATA: i32 = 4;
     /// `getChildren`
     pub const LIST: i32 = 8;
@@ -923,16 +922,19 @@ type Step = (&'static str, i32, &'static str, usize);
 
 /// The requests of a run with [`STEP_ARGS`] on a prefix whose folders exist, in the order it
 /// makes them until CMD starts (leaving out the heartbeat's syncs), as logged once: the
-/// connect request, `getData` of the prefix (with a watch), `exists` of the lock (with a
-/// watch), one transaction making the queue item and the guard node, one read listing the
-/// queue, the guard's queue and the leases, one transaction making the lease, deleting the
-/// guard node and the queue item and creating the lock, and `getData` of the lock with a watch.
-const STEPS: [Step; 7] = [
+/// connect request, `getData` of the prefix (with a watch), one read of the lock and the
+/// queue, one transaction making the queue item, one read listing the queue, one transaction
+/// making the guard node (the queue shows us first), one read listing the guard's queue and
+/// the leases, one transaction making the lease, deleting the guard node and the queue item
+/// and creating the lock, and `getData` of the lock with a watch.
+const STEPS: [Step; 9] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
-    ("lock check (step 4)", op::EXISTS, "/locks/L", 1),
-    ("queue and guard join", op::MULTI, "/queues/r/L-", 1),
-    ("listings", op::MULTI_READ, "/queues/r", 1),
+    ("lock and queue check (steps 4 and 6)", op::MULTI_READ, "/locks/L", 1),
+    ("queue join", op::MULTI, "/queues/r/L-", 1),
+    ("queue listing", op::MULTI_READ, "/queues/r", 1),
+    ("guard join", op::MULTI, "/semaphores/r/lock/acquire-", 1),
+    ("guard and leases listing", op::MULTI_READ, "/semaphores/r/lock", 1),
     (
         "lease and lock create",
         op::MULTI,
@@ -1248,9 +1250,10 @@ async fn stall_during_each_step_is_retried_and_the_run_goes_on() {
     cut_during_each_step(Cut::Stall).await;
 }
 
-/// Issue 8, the transactions that make sequential nodes (queue item and guard node; lease):
-/// the reply of the transaction is lost (its nodes exist), and the connection is cut again
-/// while the run looks for the nodes its session owns. The run must find its node in the end, not make a second one:
+/// Issue 8, the transactions that make sequential nodes (queue item, guard node, lease): the
+/// reply of the transaction is lost (its nodes exist), and the connection is cut again while
+/// the run looks for the nodes its session owns. The run must find its node in the end, not
+/// make a second one:
 /// a second node would leave the run waiting behind its own queue item or guard node (the
 /// guard blocking every other run of the resource too), or holding two leases.
 #[tokio::test]
@@ -1258,9 +1261,8 @@ async fn lost_create_reply_and_a_cut_search_make_no_second_node() {
     let (base, client) = step_prefix("search-cut").await;
     let mut failures = Vec::new();
     for (step, folder) in [
-        (step("queue and guard join"), "/queues/r"),
-        // The search for the second node of the same transaction.
-        (step("queue and guard join"), "/semaphores/r/lock"),
+        (step("queue join"), "/queues/r"),
+        (step("guard join"), "/semaphores/r/lock"),
         (step("lease and lock create"), "/semaphores/r/leases"),
     ] {
         let cuts = [

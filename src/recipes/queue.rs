@@ -65,6 +65,15 @@ pub fn task_of(item: &str) -> Option<&str> {
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(task)
 }
 
+/// The path of an item of `task` among `items`, the children of the queue `folder`: a run of
+/// the task waits there already.
+pub fn item_of_task(folder: &str, items: &[String], task: &str) -> Option<String> {
+    items
+        .iter()
+        .find(|c| task_of(c) == Some(task))
+        .map(|c| format!("{folder}/{c}"))
+}
+
 impl Item {
     /// The item at `path`, which ZooKeeper named `{stem}{seq10}`.
     pub fn at(path: String) -> Item {

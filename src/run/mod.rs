@@ -91,7 +91,12 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
 
     // 3. Groups: read the prefix data only if a group or a lease needs it; a lease run that
     //    does not wait in line reads step 4's lock node with it.
-    let (data, prefix_watch, lock_found) = first_reads(plan, session).await?;
+    let FirstReads {
+        data,
+        prefix_watch,
+        lock_held,
+        queues,
+    } = first_reads(plan, session).await?;
     let membership = match (&plan.group, prefix_watch) {
         (Some(group), Some(watch)) => {
             match Membership::check(&data, watch, prefix, group, &plan.fqdn)? {
@@ -109,7 +114,7 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     };
 
     // 4. A lease run that does not wait in line skips a held lock before it joins any queue.
-    if let (Some(path), Some(Some((data, stat)))) = (plan.lock_path(), lock_found) {
+    if let (Some(path), Some((data, stat))) = (plan.lock_path(), lock_held) {
         let taken = Some(Holder::new(&data, &stat));
         return skip(format!("lock {path} {}", lock::held_by(&taken)));
     }
@@ -118,7 +123,7 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     //    which covers all of it, runs out (exit 75, nothing left queued once the session closes).
     let waiting = Waiting::default();
     let taken = tokio::select! {
-        taken = lock_and_leases(plan, session, &data, &waiting) => taken?,
+        taken = lock_and_leases(plan, session, &data, queues, &waiting) => taken?,
         loss = &mut group_left => return match loss {
             Loss::Left(why) => skip(format!("{why} while we waited")),
             Loss::SessionEnded(why) => Err(Error::Unavailable(why)),
@@ -153,43 +158,77 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     Ok(Ended::Ran(code))
 }
 
-/// Step 3's reads: the prefix data (parsed) if a group or a lease needs it, with a watch if a
-/// group does; and, for a run with leases and a lock that does not wait in line, the lock's
-/// node (`Some(None)` if it is free), in the same request when no watch is needed.
-async fn first_reads(
-    plan: &Plan,
-    session: &Session,
-) -> Result<(
-    PrefixData,
-    Option<OneshotWatcher>,
-    Option<Option<(Vec<u8>, Stat)>>,
-)> {
+/// What step 3 reads before the run makes anything.
+#[derive(Default)]
+struct FirstReads {
+    data: PrefixData,
+    /// The prefix node's watch, with `--group`.
+    prefix_watch: Option<OneshotWatcher>,
+    /// For a run with leases and a lock that does not wait in line: the lock's node, if it is
+    /// held (step 4), and each resource's queue folder with its items (step 6).
+    lock_held: Option<(Vec<u8>, Stat)>,
+    queues: Option<Vec<(String, Vec<String>)>>,
+}
+
+/// Step 3's reads: the prefix data if a group or a lease needs it, with a watch if a group
+/// does; and, for a run with leases and a lock that does not wait in line, the lock's node
+/// and the queues it will join, in the same request when no watch is needed.
+async fn first_reads(plan: &Plan, session: &Session) -> Result<FirstReads> {
     let prefix = plan.paths.prefix();
     let watch = plan.group.is_some();
+    if !watch && plan.leases.is_empty() {
+        return Ok(FirstReads::default());
+    }
     let lock = plan
         .lock_path()
         .filter(|_| !plan.leases.is_empty() && plan.wait.is_none());
-    let (bytes, prefix_watch, lock_found) = match &lock {
-        None if !watch && plan.leases.is_empty() => return Ok((PrefixData::default(), None, None)),
-        Some(lock) if !watch => {
-            let mut found = session
-                .read_all(&[Read::Data(prefix), Read::Data(lock)])
-                .await?
-                .into_iter()
-                .map(Found::data);
-            let bytes = found.next().flatten().map(|(d, _)| d);
-            (bytes.unwrap_or_default(), None, found.next())
-        }
-        _ => {
-            let (bytes, prefix_watch) = fetch_prefix(session, prefix, watch).await?;
-            let lock_found = match &lock {
-                Some(lock) => Some(session.data(lock).await?),
-                None => None,
-            };
-            (bytes, prefix_watch, lock_found)
-        }
+    let folders: Vec<String> = match lock {
+        Some(_) => plan
+            .leases
+            .iter()
+            .map(|spec| plan.paths.queue(&spec.resource))
+            .collect(),
+        None => Vec::new(),
     };
-    Ok((PrefixData::parse(prefix, &bytes)?, prefix_watch, lock_found))
+    let mut reads = Vec::new();
+    if !watch {
+        reads.push(Read::Data(prefix));
+    }
+    if let Some(lock) = &lock {
+        reads.push(Read::Data(lock));
+        reads.extend(folders.iter().map(|f| Read::Children(f)));
+    }
+    let (bytes, prefix_watch) = if watch {
+        fetch_prefix(session, prefix, true).await?
+    } else {
+        (Vec::new(), None)
+    };
+    let mut found = match reads.is_empty() {
+        true => Vec::new(),
+        false => session.read_all(&reads).await?,
+    }
+    .into_iter();
+    let bytes = match watch {
+        true => bytes,
+        false => found
+            .next()
+            .and_then(Found::data)
+            .map(|(d, _)| d)
+            .unwrap_or_default(),
+    };
+    let lock_held = found.next().and_then(Found::data);
+    let queues = lock.map(|_| {
+        folders
+            .into_iter()
+            .zip(found.map(Found::children))
+            .collect()
+    });
+    Ok(FirstReads {
+        data: PrefixData::parse(prefix, &bytes)?,
+        prefix_watch,
+        lock_held,
+        queues,
+    })
 }
 
 /// Steps 4 to 8: the lock and the leases, or why the run skips. With `--wait`, whatever keeps
@@ -198,6 +237,7 @@ async fn lock_and_leases(
     plan: &Plan,
     session: &Session,
     data: &PrefixData,
+    mut queues_seen: Option<Vec<(String, Vec<String>)>>,
     waiting: &Waiting,
 ) -> Result<Taken> {
     let lock_path = plan.lock_path();
@@ -223,8 +263,21 @@ async fn lock_and_leases(
         // 5. Leased resources must be listed in the prefix data; take them in the list's order.
         let leases = plan.order_leases(data)?;
 
-        // 6. Join each resource's queue, unless the same task already waits there.
-        let queued = match join_queues(plan, session, &leases).await? {
+        // 6. Join each resource's queue, unless the same task already waits there: looked for
+        //    before joining (in step 3's read, or now with --wait), so that no item is made
+        //    only to go again, and after, for a run of the task that joined as we did.
+        let seen = match queues_seen.take() {
+            Some(seen) => seen,
+            None => queues_of_task(plan, session, &leases).await?,
+        };
+        let waits_there = seen
+            .iter()
+            .find_map(|(folder, items)| queue::item_of_task(folder, items, &plan.task));
+        let joined = match waits_there {
+            Some(item) => Joined::Behind(item),
+            None => join_queues(plan, session, &leases).await?,
+        };
+        let queued = match joined {
             Joined::First(queued) => queued,
             Joined::Behind(item) => {
                 if plan.wait.is_some() {
@@ -326,6 +379,25 @@ enum Joined {
     First(Vec<(Item, Vec<String>)>),
     /// An item of the same task was there first, in this queue.
     Behind(String),
+}
+
+/// Step 6's look at the queues before joining them, for a run with a lock: each queue folder
+/// with its items, in one read.
+async fn queues_of_task(
+    plan: &Plan,
+    session: &Session,
+    leases: &[LeaseSpec],
+) -> Result<Vec<(String, Vec<String>)>> {
+    if !plan.lock || leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let folders: Vec<String> = leases
+        .iter()
+        .map(|spec| plan.paths.queue(&spec.resource))
+        .collect();
+    let names: Vec<&str> = folders.iter().map(String::as_str).collect();
+    let listed = session.children_of_all(&names).await?;
+    Ok(folders.into_iter().zip(listed).collect())
 }
 
 /// Step 6: joins every resource's queue in one transaction, then lists them all in one read.

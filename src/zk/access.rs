@@ -80,6 +80,14 @@ pub enum Found {
 }
 
 impl Found {
+    /// The children a [`Read::Children`] found; none if the folder does not exist.
+    pub fn children(self) -> Vec<String> {
+        match self {
+            Found::Children(children) => children,
+            Found::Data(_) | Found::Absent => Vec::new(),
+        }
+    }
+
     /// The data and stat a [`Read::Data`] found, `None` if the node does not exist.
     pub fn data(self) -> Option<(Vec<u8>, Stat)> {
         match self {
@@ -520,10 +528,7 @@ impl Session {
             .read_all(&reads)
             .await?
             .into_iter()
-            .map(|found| match found {
-                Found::Children(children) => children,
-                Found::Data(_) | Found::Absent => Vec::new(),
-            })
+            .map(Found::children)
             .collect())
     }
 
