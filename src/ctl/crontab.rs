@@ -601,8 +601,12 @@ mod tests {
              tip: to pass '--grup' as a value, use '-- --grup'"
         );
         assert_eq!(
-            refused("0 * * * * switchman --lockname -g job"),
+            refused("0 * * * * switchman --lockname"),
             "a value is required for '--lockname <NAME>' but none was supplied"
+        );
+        assert_eq!(
+            refused("0 * * * * switchman --lo x job"),
+            "'--lo' is ambiguous: it could be --lock or --lockname"
         );
         assert!(refused("0 * * * * switchman -g a -g b job").contains("multiple times"));
         assert!(refused("0 * * * * switchman --no-lock --lockname x job").contains("--no-lock"));
