@@ -89,6 +89,10 @@ pub struct Cli {
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD",
           value_hint = ValueHint::CommandWithArguments)]
     pub cmd: Vec<OsString>,
+
+    /// Whether `--` came before CMD. Without it the original took options after CMD too.
+    #[arg(skip)]
+    pub cmd_after_dashes: bool,
 }
 
 /// The value parser of `-c`/`--config` (switchman's and switchmanctl's): lets an empty value
@@ -153,8 +157,10 @@ impl Cli {
         // Built, so that clap's own --help and --version are among the options read.
         cmd.build();
         let args = getopt::normalise(&mut cmd, args.into_iter().map(Into::into).collect())?;
-        let matches = cmd.try_get_matches_from_mut(args)?;
+        let matches = cmd.try_get_matches_from_mut(&args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
+        // CMD is the tail of the words; a value `--` was rewritten into `--option=--`.
+        cli.cmd_after_dashes = args[..args.len() - cli.cmd.len()].last() == Some(&"--".into());
         cli.config = config_path(
             &matches,
             "config",
@@ -256,9 +262,15 @@ mod tests {
         let cli = parse(&["--lockname", "x", "ls", "-l", "--lockname", "y"]).unwrap();
         assert_eq!(cli.lockname.as_deref(), Some("x"));
         assert_eq!(cli.cmd, ["ls", "-l", "--lockname", "y"]);
+        assert!(!cli.cmd_after_dashes);
         let cli = parse(&["-v", "--", "-weird", "arg"]).unwrap();
         assert!(cli.verbose);
         assert_eq!(cli.cmd, ["-weird", "arg"]);
+        assert!(cli.cmd_after_dashes);
+        let cli = parse(&["--lockname", "--", "job", "--"]).unwrap();
+        assert_eq!(cli.lockname.as_deref(), Some("--"));
+        assert_eq!(cli.cmd, ["job", "--"]);
+        assert!(!cli.cmd_after_dashes);
     }
 
     #[test]
