@@ -25,8 +25,8 @@ use crate::zk::paths::check_component;
 /// after `--`, belongs to CMD.
 ///
 /// Options may also be spelled as the original switchman (1.16) read them: a unique prefix
-/// (--lockn), one dash (-lockname), any case (--LockName), NAME=VALUE after any of these, and
-/// --nolock. -v is --verbose here, not the original's --version.
+/// (--lockn), one dash (-lockname), any case (--LockName), NAME=VALUE after any of these,
+/// --nolock, and --lock for the default. -v is --verbose here, not the original's --version.
 #[derive(Debug, Parser)]
 #[command(
     name = "switchman",
