@@ -18,7 +18,7 @@ use super::{
     Ctl, Failure, Outcome, PROBLEMS, display_name, load_config, parse_file, print, read_input,
     read_prefix_data,
 };
-use crate::cli::Cli;
+use crate::cli::{Cli, getopt};
 use crate::config::Config;
 use crate::host;
 use crate::lease_spec::Macros;
@@ -383,10 +383,11 @@ fn read_invocation(words: &[String]) -> Vec<Found> {
     // A missing CMD is noticed only once every option has been read, so the `--group` read is
     // sound, and worth checking too: the line is likely cut short by a `%`, or half-edited.
     // Any other refusal stops clap midway, and what follows cannot be trusted.
+    let mut cmd = Cli::command().ignore_errors(true);
+    cmd.build();
     if e.kind() == ErrorKind::MissingRequiredArgument
-        && let Ok(matches) = Cli::command()
-            .ignore_errors(true)
-            .try_get_matches_from(argv())
+        && let Ok(args) = getopt::normalise(&mut cmd, argv().map(Into::into).collect())
+        && let Ok(matches) = cmd.try_get_matches_from(args)
         && let Ok(cli) = Cli::from_arg_matches(&matches)
     {
         found.extend(cli.group.map(Found::Group));
@@ -629,13 +630,19 @@ mod tests {
         assert_eq!(refused("0 * * * * switchman"), no_cmd);
         assert_eq!(refused("0 * * * * cd /x && switchman >/dev/null"), no_cmd);
         assert_eq!(refused("0 * * * * FOO=1 switchman -v"), no_cmd);
-        assert_eq!(
-            found("0 * * * * switchman -g a%b job"),
-            [
-                Found::Refused(no_cmd.to_string()),
-                Found::Group("a".to_string())
-            ]
-        );
+        for line in [
+            "0 * * * * switchman -g a%b job",
+            "0 * * * * switchman --GR=a",
+        ] {
+            assert_eq!(
+                found(line),
+                [
+                    Found::Refused(no_cmd.to_string()),
+                    Found::Group("a".to_string())
+                ],
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -166,8 +166,8 @@ pub fn lease_problems(
         }
     }
     if problems.is_empty() {
-        // The original kept one lease per resource, so a line naming one twice differs only if
-        // switchman refuses it for that alone.
+        // The original kept one lease per resource: checked with one each first, a line that
+        // names a resource twice is refused for that alone, and the finding says so.
         let mut once: Vec<LeaseSpec> = Vec::new();
         for lease in parsed.iter().rev() {
             if !once.iter().any(|l| l.resource == lease.resource) {
@@ -202,8 +202,10 @@ fn originals_lease(spec: &str, macros: &Macros) -> Option<String> {
     crate::zk::paths::check_component("", &resource).ok()?;
     let count = eval(&macros.expand(count)).ok()?;
     let total = eval(&macros.expand(total)).ok()?;
-    Some(match count {
-        _ if total < 0 => return None,
+    if total < 0 {
+        return None;
+    }
+    let reading = match count {
         ..0 => format!(
             "take a lease of {count} units of {resource}, which lets other runs lease {} more \
              than TOTAL",
@@ -215,7 +217,8 @@ fn originals_lease(spec: &str, macros: &Macros) -> Option<String> {
              queue, for a lease that cannot be granted, holding up every run queued behind it"
         ),
         _ => return None,
-    })
+    };
+    Some(reading)
 }
 
 /// `switchman would refuse this (exit N): MESSAGE`, with the host's values the message rests
