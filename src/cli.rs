@@ -1,5 +1,7 @@
 //! The command line (README: "Command line").
 
+pub mod getopt;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,10 @@ use crate::zk::paths::check_component;
 /// allows, and is stopped when the lock, the session or the group membership is lost. CMD is
 /// executed directly (no shell); everything after the first word that is not an option, or
 /// after `--`, belongs to CMD.
+///
+/// Options may also be spelled as the original switchman (1.16) read them: a unique prefix
+/// (--lockn), one dash (-lockname), any case (--LockName), NAME=VALUE after any of these,
+/// --nolock, and --lock for the default. -v is --verbose here, not the original's --version.
 #[derive(Debug, Parser)]
 #[command(
     name = "switchman",
@@ -40,8 +46,18 @@ pub struct Cli {
     pub lockname: Option<String>,
 
     /// Take no lock (groups and leases still apply).
-    #[arg(long, conflicts_with = "lockname")]
+    #[arg(
+        long,
+        alias = "nolock",
+        conflicts_with = "lockname",
+        overrides_with = "lock"
+    )]
     pub no_lock: bool,
+
+    /// Take the lock: the default, which the original spelled --lock; the last of --lock and
+    /// --no-lock counts.
+    #[arg(long, hide = true, overrides_with = "no_lock")]
+    pub lock: bool,
 
     /// Run only if this host belongs to group NAME (listed in the prefix znode).
     #[arg(short = 'g', long, value_name = "NAME")]
@@ -73,6 +89,10 @@ pub struct Cli {
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD",
           value_hint = ValueHint::CommandWithArguments)]
     pub cmd: Vec<OsString>,
+
+    /// Whether `--` came before CMD. Without it the original took options after CMD too.
+    #[arg(skip)]
+    pub cmd_after_dashes: bool,
 }
 
 /// The value parser of `-c`/`--config` (switchman's and switchmanctl's): lets an empty value
@@ -125,16 +145,22 @@ impl Cli {
         }
     }
 
-    /// Parses `args` (the program's name first) as switchman does: clap's parse, with an empty
-    /// `SWITCHMAN_CONFIG` taken as unset.
+    /// Parses `args` (the program's name first) as switchman does: the original's spellings
+    /// of options rewritten into clap's, clap's parse, and an empty `SWITCHMAN_CONFIG` taken
+    /// as unset.
     pub fn try_parse_args<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
         let mut cmd = Cli::command();
-        let matches = cmd.try_get_matches_from_mut(args)?;
+        // Built, so that clap's own --help and --version are among the options read.
+        cmd.build();
+        let args = getopt::normalise(&mut cmd, args.into_iter().map(Into::into).collect())?;
+        let matches = cmd.try_get_matches_from_mut(&args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
+        // CMD is the tail of the words; a value `--` was rewritten into `--option=--`.
+        cli.cmd_after_dashes = args[..args.len() - cli.cmd.len()].last() == Some(&"--".into());
         cli.config = config_path(
             &matches,
             "config",
@@ -236,9 +262,15 @@ mod tests {
         let cli = parse(&["--lockname", "x", "ls", "-l", "--lockname", "y"]).unwrap();
         assert_eq!(cli.lockname.as_deref(), Some("x"));
         assert_eq!(cli.cmd, ["ls", "-l", "--lockname", "y"]);
+        assert!(!cli.cmd_after_dashes);
         let cli = parse(&["-v", "--", "-weird", "arg"]).unwrap();
         assert!(cli.verbose);
         assert_eq!(cli.cmd, ["-weird", "arg"]);
+        assert!(cli.cmd_after_dashes);
+        let cli = parse(&["--lockname", "--", "job", "--"]).unwrap();
+        assert_eq!(cli.lockname.as_deref(), Some("--"));
+        assert_eq!(cli.cmd, ["job", "--"]);
+        assert!(!cli.cmd_after_dashes);
     }
 
     #[test]
@@ -282,5 +314,52 @@ mod tests {
             let long = if option == "-w" { "--wait" } else { option };
             assert!(e.contains(long) && e.contains(text), "{e}");
         }
+    }
+
+    #[test]
+    fn the_originals_spellings_mean_what_they_meant_there() {
+        let cli = parse(&[
+            "-lockn", "nightly", "--GR=web", "+lea", "r=1:2", "-C", "/c", "job",
+        ])
+        .unwrap();
+        assert_eq!(cli.lockname.as_deref(), Some("nightly"));
+        assert_eq!(cli.group.as_deref(), Some("web"));
+        assert_eq!(cli.leases, ["r=1:2"]);
+        assert_eq!(cli.config, Path::new("/c"));
+        assert_eq!(cli.cmd, ["job"]);
+        assert_eq!(
+            parse(&["--lockname", "-weird", "job"])
+                .unwrap()
+                .lockname
+                .as_deref(),
+            Some("-weird")
+        );
+        assert_eq!(
+            parse(&["--lock", "job"])
+                .unwrap()
+                .lock_name()
+                .unwrap()
+                .as_deref(),
+            Some("job")
+        );
+        // As in the original, the last of --lock and --nolock counts.
+        for (args, lock) in [
+            (&["--nolock", "job"][..], None),
+            (&["--NoLock", "--lock", "job"], Some("job")),
+            (&["--lock", "--no", "job"], None),
+            (&["--nolock", "--lock", "--lockname", "x", "job"], Some("x")),
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.lock_name().unwrap().as_deref(), lock, "{args:?}");
+        }
+        let e = parse(&["--lo", "x", "job"]).unwrap_err();
+        assert!(e.use_stderr(), "{e}");
+        assert!(
+            parse(&["--nolock=1", "job"])
+                .unwrap_err()
+                .to_string()
+                .contains("--no-lock")
+        );
+        assert!(parse(&["-H"]).is_err_and(|e| !e.use_stderr()));
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{
-    Ensemble, Job, Proxy, SESSION_TIMEOUT, argv, await_item, cmd_touching, cmd_waiting, finish,
-    finish_ok, is_dead, lock_argv, set_prefix_data, sh, shared_ensemble, wait_for_file, wait_until,
-    zk,
+    Ensemble, Job, Proxy, SESSION_TIMEOUT, SWITCHMAN, argv, await_item, cmd_touching, cmd_waiting,
+    finish, finish_ok, is_dead, lock_argv, run_command, set_prefix_data, sh, shared_ensemble,
+    wait_for_file, wait_until, zk,
 };
 use zookeeper_client::EventType;
 
@@ -469,4 +469,56 @@ async fn a_long_wait_for_a_lease_does_not_doom_cmd() {
     let (code, stderr) = finish(b).await;
     assert_eq!(code, 4, "B's CMD ran to its own end: {stderr}");
     assert!(!job.file("b.term").exists());
+}
+
+/// Crontab lines written for the original spell options as its Getopt::Long read them (issue
+/// 19): each runs CMD under the lock it names, with the group and config it names, and CMD
+/// gets every word after it.
+#[tokio::test]
+async fn the_originals_spellings_run_cmd_under_the_lock_they_name() {
+    let zk_hosts = shared_ensemble().connect_string();
+    let job = Job::new("spellings", &zk_hosts, json!({"fqdn": "h1.example.com"}));
+    let client = zk(&zk_hosts).await;
+    set_prefix_data(
+        &client,
+        &job.prefix,
+        r#"{"groups": {"here": ["h1.example.com"], "elsewhere": ["h2.example.com"]}}"#,
+    )
+    .await;
+    let config = job.config.to_str().unwrap();
+    // CMD notes the lock it runs under (nothing without one) and its arguments.
+    let note = r#"echo "${SWITCHMAN_LOCK:-none} $*" >> "$JOB_DIR/ran""#;
+    let mut expected = String::new();
+    for (options, lock) in [
+        (&["--lockn", "a"][..], Some("a")),
+        (&["-lockname", "b"], Some("b")),
+        (&["--LockName=c"], Some("c")),
+        (&["+lockname=d", "--GR", "here"], Some("d")),
+        (&["-LOCKN", "-e", "-g=here"], Some("-e")),
+        (&["--nolock", "--lock", "--lockn", "f"], Some("f")),
+        (&["--nolock"], None),
+        (&["-No-Lock"], None),
+        (&["--gr", "elsewhere", "--lockn", "skipped"], None),
+    ] {
+        let mut cmd = tokio::process::Command::new(SWITCHMAN);
+        cmd.args(["--CONF", config])
+            .args(options)
+            .args(["sh", "-c", note, "sh", "--lockname", "x", "-v"])
+            .env("JOB_DIR", job.dir.path())
+            .env_remove("DEBUG");
+        let (code, stderr) = run_command(cmd).await;
+        assert_eq!(code, 0, "{options:?}: {stderr}");
+        if options.contains(&"elsewhere") {
+            continue;
+        }
+        let lock = lock.map_or("none".to_string(), |l| job.lock_path(l));
+        expected.push_str(&format!("{lock} --lockname x -v\n"));
+    }
+    assert_eq!(job.read("ran"), expected);
+
+    // An ambiguous prefix is a usage error naming what it could be, and runs nothing.
+    let (code, stderr) = job.run(&["--lo", "x", "sh", "-c", note]).await;
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("could be --lock or --lockname"), "{stderr}");
+    assert_eq!(job.read("ran"), expected);
 }

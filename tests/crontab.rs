@@ -18,8 +18,10 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "0 2 * * * switchman --lease rolling-restart=5:2 -- job2",
-        "switchman would refuse this (exit 64): --lease \"rolling-restart=5:2\": COUNT 5 is \
-         more than TOTAL 2",
+        "the original would wait for rolling-restart for ever (or until resources_wait_timeout) \
+         at the head of its queue, for a lease that cannot be granted, holding up every run \
+         queued behind it; switchman would refuse this (exit 64): --lease \
+         \"rolling-restart=5:2\": COUNT 5 is more than TOTAL 2",
     ),
     (
         "0 3 * * * switchman --lockname a/b -- job3",
@@ -42,6 +44,22 @@ const BAD: &[(&str, &str)] = &[
         "0 7 * * * switchman --lease FQDN_cpu=CPU+1:CPU -- job7",
         "switchman would refuse this (exit 64): --lease \"FQDN_cpu=CPU+1:CPU\": COUNT",
     ),
+    (
+        "0 8 * * * switchman --lease rolling-restart=0:1 -- job8",
+        "the original would take a lease of no units of rolling-restart, which guards nothing; \
+         switchman would refuse this (exit 64)",
+    ),
+    (
+        "0 9 * * * switchman --lease rolling-restart=1:1 --lease rolling-restart=1:1 -- job9",
+        "the original would lease each resource once, as one of its --lease options says (the \
+         last one, if they spell the resource alike); switchman would refuse this (exit 64): \
+         --lease names resource \"rolling-restart\" twice",
+    ),
+    (
+        "0 10 * * * switchman backup.sh --lockname nightly",
+        "the original takes options after CMD too, up to a '--': it would read '--lockname \
+         nightly' (its --lockname), where switchman passes them to CMD",
+    ),
 ];
 
 /// Lines that must pass: leases that add up, with macros, and lock names of their own.
@@ -49,6 +67,7 @@ const GOOD: &str = "\
 */5 * * * * switchman --lease FQDN_cpu=1:CPU --lease rolling-restart=1:1 -- make report
 0 8 * * * switchman --lockname nightly -- sh -c 'backup --all'
 0 9 * * * switchman --lease 'FQDN_mem=int(MEMMB/4):MEMMB' -g web -- job9
+0 10 * * * switchman -LOCKN nightly-report -lea rolling-restart=1:1 -- report --lockname x
 ";
 
 async fn check(mut cmd: Command) -> (i32, String, String) {
@@ -103,7 +122,10 @@ async fn check_crontab_finds_every_line_a_run_would_refuse() {
         "names where the resources are listed: {stdout}"
     );
     assert!(
-        stdout.lines().last().unwrap().contains("(on this host: ")
+        stdout
+            .lines()
+            .find(|l| l.contains("FQDN_cpu=CPU+1:CPU"))
+            .is_some_and(|l| l.contains("(on this host: "))
             && stdout.contains(", CPU=")
             && stdout.contains("other hosts may differ"),
         "says which values are this host's: {stdout}"
@@ -129,8 +151,9 @@ async fn check_crontab_against_zookeeper_agrees_with_switchman() {
 
     let reports: Vec<&str> = stdout.lines().collect();
     for ((line, _), report) in BAD.iter().zip(reports) {
-        if line.contains(" sh -c ") {
-            // A shared lock name is no refusal: the run goes ahead, which is the trouble.
+        if !report.contains("switchman would refuse") {
+            // A shared lock name, or a line the original reads otherwise, is no refusal: the
+            // run goes ahead, which is the trouble.
             continue;
         }
         let args: Vec<&str> = line.split_whitespace().skip(6).collect();

@@ -119,7 +119,7 @@ async fn check_crontab_reports_lines_switchman_would_refuse() {
     std::fs::write(
         &crontab,
         "0 1 * * * switchman --grup web job\n\
-         0 2 * * * switchman -g web --lockname -- job\n\
+         0 2 * * * switchman -g web --lockname\n\
          0 3 * * * cd /srv && switchman -g nosuch >/dev/null\n\
          0 4 * * * test -x /usr/bin/switchman && switchman -g web job\n",
     )

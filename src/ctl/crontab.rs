@@ -1,8 +1,9 @@
 //! `check-crontab`: reads every switchman invocation in crontab files the way switchman itself
 //! would, and reports what a run would refuse before connecting: unknown options, bad lock
 //! names, lease specs that do not parse or add up on this host, resources the prefix data does
-//! not list, and groups it does not define; and default lock names that unrelated jobs share
-//! (README: "switchmanctl, for operators").
+//! not list, and groups it does not define; default lock names that unrelated jobs share; and
+//! what the original switchman would read differently (README: "switchmanctl, for
+//! operators").
 //!
 //! The invocation's words are parsed by switchman's own [`Cli`], not by a copy of its options
 //! here, so the check cannot drift from what switchman accepts.
@@ -12,12 +13,12 @@ use std::path::{Path, PathBuf};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
 
-use super::invocation::{is_generic, lease_problems};
+use super::invocation::{is_generic, lease_problems, read_after_cmd};
 use super::{
     Ctl, Failure, Outcome, PROBLEMS, display_name, load_config, parse_file, print, read_input,
     read_prefix_data,
 };
-use crate::cli::Cli;
+use crate::cli::{Cli, getopt};
 use crate::config::Config;
 use crate::host;
 use crate::lease_spec::Macros;
@@ -82,6 +83,7 @@ pub(super) async fn check_crontab(
                 let macros = macros.as_ref().expect("macros are read when a line leases");
                 lease_problems(specs, macros, &data, &listed_in)
             }
+            Found::OptionsAfterCmd(reading) => vec![reading.clone()],
             Found::GenericLockName(name) => vec![format!(
                 "the lock name defaults to CMD's basename {name:?}, which every job run through \
                  {name} shares: while one runs, the others are skipped silently; give this job \
@@ -105,7 +107,8 @@ pub struct Finding {
 }
 
 /// What a switchman invocation says that the check must look at. An invocation that switchman
-/// accepts, with no `--group`, no `--lease` and a lock name of its own, says nothing.
+/// accepts, with no `--group`, no `--lease`, a lock name of its own and nothing after CMD that
+/// the original would take as its option, says nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// `--group NAME`: NAME must be a group of the prefix data.
@@ -119,6 +122,9 @@ pub enum Found {
     /// `--lease` specs, to be checked with this host's macros against the prefix data's
     /// resources.
     Leases(Vec<String>),
+    /// Words after CMD, with no `--` before it, that the original takes as its options: what
+    /// it makes of them.
+    OptionsAfterCmd(String),
     /// No `--lockname`, and CMD's basename (the default lock name) is a command that runs
     /// other commands, such as `sh` or `sudo`, which unrelated jobs share.
     GenericLockName(String),
@@ -377,10 +383,11 @@ fn read_invocation(words: &[String]) -> Vec<Found> {
     // A missing CMD is noticed only once every option has been read, so the `--group` read is
     // sound, and worth checking too: the line is likely cut short by a `%`, or half-edited.
     // Any other refusal stops clap midway, and what follows cannot be trusted.
+    let mut cmd = Cli::command().ignore_errors(true);
+    cmd.build();
     if e.kind() == ErrorKind::MissingRequiredArgument
-        && let Ok(matches) = Cli::command()
-            .ignore_errors(true)
-            .try_get_matches_from(argv())
+        && let Ok(args) = getopt::normalise(&mut cmd, argv().map(Into::into).collect())
+        && let Ok(matches) = cmd.try_get_matches_from(args)
         && let Ok(cli) = Cli::from_arg_matches(&matches)
     {
         found.extend(cli.group.map(Found::Group));
@@ -402,6 +409,13 @@ fn read_accepted(cli: &Cli) -> Vec<Found> {
     found.extend(cli.group.clone().map(Found::Group));
     if !cli.leases.is_empty() {
         found.push(Found::Leases(cli.leases.clone()));
+    }
+    if !cli.cmd_after_dashes {
+        let after: Vec<String> = cli.cmd[1..]
+            .iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        found.extend(read_after_cmd(&after).map(Found::OptionsAfterCmd));
     }
     found
 }
@@ -601,8 +615,12 @@ mod tests {
              tip: to pass '--grup' as a value, use '-- --grup'"
         );
         assert_eq!(
-            refused("0 * * * * switchman --lockname -g job"),
+            refused("0 * * * * switchman --lockname"),
             "a value is required for '--lockname <NAME>' but none was supplied"
+        );
+        assert_eq!(
+            refused("0 * * * * switchman --lo x job"),
+            "'--lo' is ambiguous: it could be --lock or --lockname"
         );
         assert!(refused("0 * * * * switchman -g a -g b job").contains("multiple times"));
         assert!(refused("0 * * * * switchman --no-lock --lockname x job").contains("--no-lock"));
@@ -612,13 +630,19 @@ mod tests {
         assert_eq!(refused("0 * * * * switchman"), no_cmd);
         assert_eq!(refused("0 * * * * cd /x && switchman >/dev/null"), no_cmd);
         assert_eq!(refused("0 * * * * FOO=1 switchman -v"), no_cmd);
-        assert_eq!(
-            found("0 * * * * switchman -g a%b job"),
-            [
-                Found::Refused(no_cmd.to_string()),
-                Found::Group("a".to_string())
-            ]
-        );
+        for line in [
+            "0 * * * * switchman -g a%b job",
+            "0 * * * * switchman --GR=a",
+        ] {
+            assert_eq!(
+                found(line),
+                [
+                    Found::Refused(no_cmd.to_string()),
+                    Found::Group("a".to_string())
+                ],
+                "{line}"
+            );
+        }
     }
 
     #[test]
@@ -635,7 +659,7 @@ mod tests {
             found("0 * * * * switchman -- sh -c 'backup --all'"),
             [Found::GenericLockName("sh".to_string())]
         );
-        assert_eq!(found("0 * * * * switchman --lockname b sh -c x"), []);
+        assert_eq!(found("0 * * * * switchman --lockname b -- sh -c x"), []);
         assert_eq!(found("0 * * * * switchman --no-lock /usr/bin/sudo x"), []);
         assert_eq!(
             found("0 * * * * switchman -g a --lease r=1:2 --lease s=1:CPU job"),
@@ -724,5 +748,57 @@ mod tests {
             }
         }
         assert!(group_seen, "switchman has no --group any more?");
+    }
+
+    #[test]
+    fn options_after_cmd_are_read_as_the_original_reads_them() {
+        let after = |line: &str| -> Vec<String> {
+            found(line)
+                .into_iter()
+                .filter_map(|f| match f {
+                    Found::OptionsAfterCmd(reading) => Some(reading),
+                    _ => None,
+                })
+                .collect()
+        };
+        let [reading] = &after("0 * * * * switchman backup.sh --lockname nightly")[..] else {
+            panic!("one finding expected");
+        };
+        assert_eq!(
+            reading,
+            "the original takes options after CMD too, up to a '--': it would read '--lockname \
+             nightly' (its --lockname), where switchman passes them to CMD; write -- before CMD \
+             for both to pass them to CMD"
+        );
+        assert!(
+            after("0 * * * * switchman --lockname b sh -c x")[0].contains("'-c x' (its --config)")
+        );
+        assert!(
+            after("0 * * * * switchman grep -v x f")[0].contains(
+                "'-v' (its --version: it prints its version and exits 1, running nothing)"
+            )
+        );
+        // Everything after a `--` is CMD's for both; a `--` after CMD is the original's end of
+        // options, which it drops.
+        assert_eq!(
+            after("0 * * * * switchman -- backup.sh --lockname nightly"),
+            none_s()
+        );
+        // A `--` right after an option that takes a value is that value, for both.
+        assert!(after("0 * * * * switchman --lockname -- backup.sh -v")[0].contains("'-v'"));
+        assert!(
+            after("0 * * * * switchman backup.sh -- -v")[0]
+                .contains("read '--' (the end of its options, which it drops), where")
+        );
+        // Words that are not options, for Getopt::Long as for switchman.
+        assert_eq!(after("0 * * * * switchman cp a - b"), none_s());
+        assert_eq!(after("0 * * * * switchman job % --lockname x"), none_s());
+        // Lines switchman refuses or does not run are another finding's business.
+        assert_eq!(after("0 * * * * switchman --bogus job -v"), none_s());
+        assert_eq!(after("0 * * * * switchman --help job -v"), none_s());
+    }
+
+    fn none_s() -> Vec<String> {
+        Vec::new()
     }
 }
