@@ -930,11 +930,16 @@ type Step = (&'static str, i32, &'static str, usize);
 const STEPS: [Step; 9] = [
     ("connect (step 2)", op::CONNECT, "", 1),
     ("prefix data read (--group)", op::GET_DATA, "", 1),
-    ("lock and queue check (steps 4 and 6)", op::MULTI_READ, "/locks/L", 1),
+    ("lock and queues read", op::MULTI_READ, "/locks/L", 1),
     ("queue join", op::MULTI, "/queues/r/L-", 1),
     ("queue listing", op::MULTI_READ, "/queues/r", 1),
     ("guard join", op::MULTI, "/semaphores/r/lock/acquire-", 1),
-    ("guard and leases listing", op::MULTI_READ, "/semaphores/r/lock", 1),
+    (
+        "guard and leases read",
+        op::MULTI_READ,
+        "/semaphores/r/lock",
+        1,
+    ),
     (
         "lease and lock create",
         op::MULTI,
