@@ -1,4 +1,4 @@
-//! End-to-end tests of the metrics (README: "Monitoring") with the real components: each
+//! End-to-end tests of the metrics (docs/monitoring.md) with the real components: each
 //! host's textfile as switchman leaves it and node_exporter's textfile collector reads it, the
 //! fleet's metrics from `switchmanctl metrics`, a real Prometheus scraping `metrics --listen`,
 //! and `promtool` checking every output and the alert rules. The Prometheus tools come from
@@ -521,12 +521,12 @@ async fn prometheus_sees_a_held_lock_while_it_is_held_and_not_after() {
 #[tokio::test]
 async fn the_alert_rules_pass_promtool_and_their_own_tests() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The README shows the rules as they are.
+    // The manual shows the rules as they are.
     let rules = std::fs::read_to_string(root.join("conf/alerts.yml")).unwrap();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let manual = std::fs::read_to_string(root.join("docs/monitoring.md")).unwrap();
     assert!(
-        readme.contains(&format!("```yaml\n{rules}```\n")),
-        "README's \"Monitoring\" must show conf/alerts.yml as it is"
+        manual.contains(&format!("```yaml\n{rules}```\n")),
+        "docs/monitoring.md must show conf/alerts.yml as it is"
     );
     let Some(promtool) = tool("promtool", "prometheus") else {
         return;

@@ -148,3 +148,112 @@ async fn check_config_reports_unknown_keys_and_refused_configs() {
     let out = output(cmd).await;
     assert_eq!(out.code, 66, "{}", out.stderr);
 }
+
+/// The Markdown files a reader follows links through: the README, the manual in docs/, the
+/// figures and the history.
+fn markdown_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = ["README.md", "CHANGELOG.md", "benches/README.md"]
+        .iter()
+        .map(|f| root.join(f))
+        .collect();
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The lines of a Markdown file outside fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// The anchors GitHub gives a file's headings: lowercase, punctuation removed, spaces to `-`,
+/// and `-1`, `-2`, ... after a repeated one.
+fn anchors(text: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for line in prose(text) {
+        let Some(title) = line.trim_start_matches('#').strip_prefix(' ') else {
+            continue;
+        };
+        if !line.starts_with('#') {
+            continue;
+        }
+        let anchor: String = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let n = seen.iter().filter(|a| **a == anchor).count();
+        out.push(if n == 0 {
+            anchor.clone()
+        } else {
+            format!("{anchor}-{n}")
+        });
+        seen.push(anchor);
+    }
+    out
+}
+
+/// Every relative link in the README, docs/, benches/README.md and CHANGELOG.md leads to a file
+/// that exists, and its `#anchor` to a heading there: moving a section must not strand a link.
+#[test]
+fn every_relative_link_in_the_docs_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in markdown_files(root) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.strip_prefix(root).unwrap().display().to_string();
+        for line in prose(&text) {
+            for (at, _) in line.match_indices("](") {
+                let rest = &line[at + 2..];
+                let Some(end) = rest.find(')') else {
+                    continue;
+                };
+                let target = &rest[..end];
+                if target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                checked += 1;
+                let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let linked = if path.is_empty() {
+                    file.clone()
+                } else {
+                    file.parent().unwrap().join(path)
+                };
+                if !linked.exists() {
+                    broken.push(format!("{name}: {target}: no such file"));
+                    continue;
+                }
+                if anchor.is_empty() {
+                    continue;
+                }
+                let found = linked.extension().is_some_and(|e| e == "md")
+                    && anchors(&std::fs::read_to_string(&linked).unwrap())
+                        .iter()
+                        .any(|a| a == anchor);
+                if !found {
+                    broken.push(format!("{name}: {target}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} links found");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
