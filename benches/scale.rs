@@ -916,7 +916,7 @@ fn report(name: &str, n: usize, f: &mut Figures) -> Brief {
     }
 }
 
-/// The figures again, as two Markdown tables, one row per contender, for the README.
+/// The figures again, as two Markdown tables, one row per contender, for benches/README.md.
 #[derive(Default)]
 struct Summary {
     handoff: Vec<String>,

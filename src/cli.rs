@@ -1,4 +1,4 @@
-//! The command line (README: "Command line").
+//! The command line (docs/guide.md: "Command line").
 
 pub mod getopt;
 

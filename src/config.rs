@@ -1,4 +1,4 @@
-//! The config file (README: "Config file"): JSON, keys of the original plus a few of ours.
+//! The config file (docs/config.md): JSON, keys of the original plus a few of ours.
 //!
 //! Parsing is strict about what it understands and lenient about what it does not: a wrong type
 //! or a missing required key is an error naming the file and the key, while an unknown key is
@@ -66,7 +66,7 @@ pub struct Config {
     pub record_runs: bool,
     /// Where each run leaves its job's textfile for node_exporter (see `metrics`).
     pub metrics_dir: Option<PathBuf>,
-    /// `auth`, `acl`, `acl_extra` and `tls`, their files read (README: "Securing it").
+    /// `auth`, `acl`, `acl_extra` and `tls`, their files read (docs/security.md).
     pub security: Security,
     /// Keys this switchman does not know, sorted.
     pub unknown_keys: Vec<String>,

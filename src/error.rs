@@ -1,4 +1,4 @@
-//! switchman's own failures, each tied to one exit code (README: "Exit codes").
+//! switchman's own failures, each tied to one exit code (docs/guide.md: "Exit codes").
 
 use std::fmt;
 
@@ -26,7 +26,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code the README assigns to this kind of failure.
+    /// The process exit code the manual (docs/guide.md: "Exit codes") assigns to this kind of failure.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,

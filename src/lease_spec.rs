@@ -1,4 +1,4 @@
-//! `--lease RES=COUNT:TOTAL` (README: "Leases"): the `FQDN`, `CPU` and `MEMMB` macros, and the
+//! `--lease RES=COUNT:TOTAL` (docs/guide.md: "Leases"): the `FQDN`, `CPU` and `MEMMB` macros, and the
 //! integer arithmetic allowed in COUNT and TOTAL.
 //!
 //! The original switchman ran COUNT and TOTAL through Perl's `eval`, so `r=1:system(...)` ran a

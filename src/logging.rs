@@ -1,4 +1,4 @@
-//! Logging (README: "Logging"): warnings and errors on stderr by default, debug with `-v` or
+//! Logging (docs/logging.md): warnings and errors on stderr by default, debug with `-v` or
 //! `DEBUG=1`; with `logfile`, lines at `loglevel` and above appended there, as text with a
 //! timestamp and our pid or as JSON lines; with `journald`, the same lines in the systemd
 //! journal with structured fields. Skipped runs log below warning, so cron mails nothing for

@@ -14,7 +14,7 @@ fn main() {
     let logging = logging::init(cli.debug(), config.as_ref().ok());
     // Every line of the run carries the job's name, errors included, and once known its lock
     // and fencing token (recorded by `run`) and the exit code: structured fields in JSON lines
-    // and the journal, so that `journalctl JOB=backup` finds a job's lines (README: "Logging").
+    // and the journal, so that `journalctl JOB=backup` finds a job's lines (docs/logging.md).
     // Entered for the rest of main: the runtime has one thread, so every task of the run runs
     // inside it.
     let span = tracing::info_span!(

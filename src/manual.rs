@@ -66,7 +66,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("NO_COLOR", "no colour codes on stderr, even on a terminal"),
 ];
 
-/// switchman's exit codes (README: "Exit codes").
+/// switchman's exit codes (docs/guide.md: "Exit codes").
 pub const EXIT_CODES: &[(&str, &str)] = &[
     ("CMD's code", "CMD ran (128+N if it died of signal N)"),
     (

@@ -1,4 +1,4 @@
-//! This host's record of each job for node_exporter's textfile collector (README: "Monitoring"):
+//! This host's record of each job for node_exporter's textfile collector (docs/monitoring.md):
 //! after every run, `{metrics_dir}/switchman_{job}.prom` is replaced with what the run came to
 //! and what the runs before it did.
 //!

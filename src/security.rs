@@ -1,4 +1,4 @@
-//! The config's security keys (README: "Securing it"): `auth`, `acl`, `acl_extra` and `tls`.
+//! The config's security keys (docs/security.md): `auth`, `acl`, `acl_extra` and `tls`.
 //!
 //! They are read with the rest of the config, files included, so that a missing or loose
 //! credentials file, or a certificate that does not parse, is a config error (78) before
@@ -317,7 +317,7 @@ fn parse_identity(v: &Value) -> std::result::Result<(String, String), String> {
         let base64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
         if hash.len() != 28 || !hash.ends_with('=') || !hash[..27].chars().all(base64) {
             return Err("a digest identity is \"digest:USER:HASH\", HASH being \
-                        base64(sha1(\"USER:PASSWORD\")) (README: \"Securing it\"), not a password"
+                        base64(sha1(\"USER:PASSWORD\")) (docs/security.md), not a password"
                 .into());
         }
     }

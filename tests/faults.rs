@@ -781,7 +781,7 @@ enum Wait {
 /// task) goes to B, also on the majority's side. F answers W from its frozen copy of the data
 /// until its sync window is over, and cannot forward a write.
 ///
-/// What is correct, from the README: W's session has expired on the leader before B gets
+/// What is correct, from docs/safety.md: W's session has expired on the leader before B gets
 /// anything (B waits behind W's queue item, or skips while it is there), and a run whose
 /// session ended while it waited exits 69, "ZooKeeper unavailable" (a waiter never starts CMD
 /// on a stale proof either, "A run that waited in a queue does not start CMD if acked went

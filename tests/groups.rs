@@ -1,4 +1,4 @@
-//! End-to-end tests of `--group` (README: "Groups"): membership through nesting and loops,
+//! End-to-end tests of `--group` (docs/guide.md: "Groups"): membership through nesting and loops,
 //! the host override, undefined groups, and the live watch on the prefix data while CMD runs.
 //! Each "host" is a switchman run with its own FQDN, given by `SWITCHMAN_FQDN` or the config
 //! key `fqdn`.

@@ -1,4 +1,4 @@
-//! End-to-end tests of leases (README: "ZooKeeper layout", "How a run goes", "Leases"): FIFO
+//! End-to-end tests of leases (docs/layout.md; docs/guide.md: "How a run goes", "Leases"): FIFO
 //! queues and counting semaphores, run as the real binary against a real ZooKeeper started by
 //! the harness.
 //!
@@ -706,8 +706,8 @@ async fn guard_held_elsewhere_is_honoured() {
     );
 }
 
-/// An uncontended run with a lock and one lease costs at most ten requests (README: "Leases",
-/// where each is named): connect; the prefix data and the lock's node in one read; one
+/// An uncontended run with a lock and one lease costs at most ten requests (benches/README.md:
+/// "What a lease run asks of ZooKeeper", where each is named): connect; the prefix data and the lock's node in one read; one
 /// transaction joining the queue; one read of the queue; the semaphore's guard node, made only
 /// once the queue shows us first; one read of the guard's queue and the leases; one
 /// transaction making the lease, letting go of the guard, leaving the queue and creating the
@@ -731,7 +731,7 @@ async fn an_uncontended_lease_costs_few_requests() {
 
 /// Replays a server's transactions under `prefix`: for every guard node made there, whether
 /// the session that made it had the oldest item in the resource's queue at that moment (the
-/// original's rule, README: "Leases"). Returns how many guard nodes were made, and a line for
+/// original's rule, docs/guide.md: "Leases"). Returns how many guard nodes were made, and a line for
 /// each made by a session that was not first in line.
 fn guards_made_off_the_head(txns: &[Txn], prefix: &str) -> (usize, Vec<String>) {
     let queues = format!("{prefix}/queues/");

@@ -1,4 +1,4 @@
-//! End-to-end tests of where switchman's messages go (README: "Logging"): stderr as cron mails
+//! End-to-end tests of where switchman's messages go (docs/logging.md): stderr as cron mails
 //! it, the logfile in text or JSON lines, and the systemd journal.
 
 mod support;

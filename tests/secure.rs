@@ -1,4 +1,4 @@
-//! End-to-end tests of authentication, ACLs and TLS (README: "Securing it"), against real
+//! End-to-end tests of authentication, ACLs and TLS (docs/security.md), against real
 //! secured ZooKeeper servers: one with digest auth (built in) and SASL DIGEST-MD5 (a JAAS
 //! file), one serving TLS on its `secureClientPort`, one demanding client certificates.
 //!
@@ -287,7 +287,7 @@ async fn runs_over_tls_with_digest_auth_and_creator_acls() {
     let (server, pki) = tls_server();
     let secrets = tempfile::tempdir().unwrap();
     let creds = credentials_file(secrets.path(), "alice", ALICE, 0o600);
-    // The README's worked config: digest auth, creator ACLs, TLS to every server.
+    // docs/security.md's worked config: digest auth, creator ACLs, TLS to every server.
     let job = Job::new(
         "tls",
         &tls_connect_string(server),

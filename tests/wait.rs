@@ -1,5 +1,5 @@
-//! End-to-end tests of `--wait` and `--min-interval` (README: "Waiting for the lock" and "Run
-//! records"), run as the real binary against a real ZooKeeper started by the harness.
+//! End-to-end tests of `--wait` and `--min-interval` (docs/guide.md: "Waiting for the lock" and
+//! "Run records"), run as the real binary against a real ZooKeeper started by the harness.
 //!
 //! Synchronisation is by what can be observed, never by sleeping for a while: the items of a
 //! lock's line, CMD's record files, the record node, and the runs' own debug lines in the job's

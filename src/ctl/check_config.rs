@@ -1,5 +1,5 @@
 //! `check-config`: the config file as switchman reads it, with what a run keeps out of cron's
-//! mail (unknown keys: README "Config file") said loudly, the sinks a run would fail to open,
+//! mail (unknown keys: docs/config.md) said loudly, the sinks a run would fail to open,
 //! and a `metrics_dir` its runs could not write in.
 
 use super::{Ctl, Outcome, PROBLEMS, display_name, print, read_input};

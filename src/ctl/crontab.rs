@@ -2,8 +2,7 @@
 //! would, and reports what a run would refuse before connecting: unknown options, bad lock
 //! names, lease specs that do not parse or add up on this host, resources the prefix data does
 //! not list, and groups it does not define; default lock names that unrelated jobs share; and
-//! what the original switchman would read differently (README: "switchmanctl, for
-//! operators").
+//! what the original switchman would read differently (docs/operators.md).
 //!
 //! The invocation's words are parsed by switchman's own [`Cli`], not by a copy of its options
 //! here, so the check cannot drift from what switchman accepts.

@@ -1,11 +1,11 @@
 //! `switchmanctl`: the operators' companion to `switchman`: what holds and waits under the
 //! prefix, stopping a lock's holder, and the groups and resources kept in the prefix znode
-//! (README: "ZooKeeper layout", "Groups" and "switchmanctl, for operators").
+//! (docs/layout.md, docs/guide.md: "Groups", and docs/operators.md).
 //!
 //! A second binary rather than subcommands of `switchman`, so that `switchman -- CMD` (and
 //! `switchman CMD` with any CMD, even one called `groups`) stays unambiguous.
 //!
-//! Exit codes follow switchman's (README: "Exit codes") where they apply: 0 all well; 1 a check
+//! Exit codes follow switchman's (docs/guide.md: "Exit codes") where they apply: 0 all well; 1 a check
 //! found problems, or `set-data` found that someone else changed the data first (nothing
 //! written), or `stop` found nothing to stop; 64 usage; 66 an input file cannot be read; 69
 //! ZooKeeper unavailable; 70 internal or ZooKeeper error; 74 stdout cannot be written, or the

@@ -5,8 +5,8 @@
 //! "the node with this creation zxid", so the node is read, its zxid compared, and then deleted
 //! only at the version read. That refuses a node whose data changed meanwhile; a new holder's
 //! node starts at version 0 like the old one, though, so a holder that ends and is replaced in
-//! the one round trip between the read and the delete would still be hit (README:
-//! "switchmanctl, for operators").
+//! the one round trip between the read and the delete would still be hit (docs/operators.md:
+//! "stop").
 
 use super::{Ctl, Outcome, PROBLEMS, load_config, print};
 use crate::error::Error;

@@ -1,5 +1,5 @@
 //! `--group`: run only on hosts the prefix znode's `groups` lists, and stop CMD when this host
-//! leaves the group while CMD runs (README: "Groups").
+//! leaves the group while CMD runs (docs/guide.md: "Groups").
 //!
 //! The group lists live in ZooKeeper so that moving a job is one edit there, needing no access
 //! to the hosts. The watch on the prefix node keeps that edit live: no polling.

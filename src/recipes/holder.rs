@@ -1,5 +1,5 @@
 //! Who created a node, as its data says: every node switchman (and the Perl original) creates
-//! holds `"{fqdn} {pid}"` (README: "ZooKeeper layout"). Data in any other shape is someone
+//! holds `"{fqdn} {pid}"` (docs/layout.md). Data in any other shape is someone
 //! else's doing; it is shown as it is, never treated as an error.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Run records (README: "Run records"): `{prefix}/runs/{lock}`, a persistent node whose JSON
+//! Run records (docs/guide.md: "Run records"): `{prefix}/runs/{lock}`, a persistent node whose JSON
 //! says how the job's last run went and when it last succeeded, on whichever host.
 //!
 //! Every time in a record was stamped by the ZooKeeper servers: a run's start is the creation

@@ -1,5 +1,5 @@
 //! Waiting in line for a lock (`--wait`): `{prefix}/waiters/{lock}/wait-{seq10}`, a FIFO queue
-//! (the queue recipe) in front of the lock node (README: "Waiting for the lock").
+//! (the queue recipe) in front of the lock node (docs/guide.md: "Waiting for the lock").
 //!
 //! Each waiter watches only the item just ahead of its own, and only the first in line watches
 //! the lock node, so a release wakes one waiter however many wait. The line is ours alone: the

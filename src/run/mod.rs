@@ -1,4 +1,4 @@
-//! One run of switchman, top to bottom, in the order of the README's "How a run goes".
+//! One run of switchman, top to bottom, in the order of docs/guide.md's "How a run goes".
 //!
 //! [`Plan::resolve`] fixes everything that can be known before connecting (step 1);
 //! [`run_in_session`] is the protocol (steps 3 to 11), each step a call to the recipe that does
@@ -48,8 +48,7 @@ pub enum Ended {
 pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
     let began = Instant::now();
     let ended = run_to_end(cli, config).await;
-    // Whatever the run came to, this host's textfile for node_exporter says so (README:
-    // "Monitoring"); it cannot change the exit code.
+    // Whatever the run came to, this host's textfile for node_exporter says so (docs/monitoring.md); it cannot change the exit code.
     metrics::after_run(config, &cli.job_name(), began, &ended);
     ended.map(|(Ended::Ran(code) | Ended::Skipped(code))| code)
 }

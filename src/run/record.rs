@@ -1,5 +1,5 @@
 //! Steps 9 and 11 of a run: `--min-interval`'s check once the lock is ours, and the run record
-//! written when CMD has ended (README: "Run records").
+//! written when CMD has ended (docs/guide.md: "Run records").
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Runs CMD as a supervised child (README: "Supervision").
+//! Runs CMD as a supervised child (docs/safety.md: "Supervision").
 //!
 //! CMD gets its own process group, so that stopping it stops everything it started: a shell
 //! script's children would otherwise run on without the lock. It also gets the kernel's

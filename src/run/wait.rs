@@ -1,4 +1,4 @@
-//! `--wait`: what a run does differently when it waits in line instead of skipping (README:
+//! `--wait`: what a run does differently when it waits in line instead of skipping (docs/guide.md:
 //! "Waiting for the lock"), and the one line it prints when the wait runs out.
 
 use std::cell::RefCell;

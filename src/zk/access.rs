@@ -144,7 +144,7 @@ impl Session {
             zookeeper_client::Error::NoAuth => Error::NoPerm(format!(
                 "{op} {path}: denied to {} by the ACL of the znode (or, to create or \
                      delete, of its parent); check the user and password, or give that identity \
-                     access (README: \"Securing it\")",
+                     access (docs/security.md)",
                 self.identity
             )),
             zookeeper_client::Error::InvalidAcl => Error::Config(format!(

@@ -13,7 +13,7 @@
 //! forward to the leader. Even that is not enough alone: the leader does not refresh a session
 //! when a follower forwards its request; it learns of the follower's sessions from the
 //! follower's replies to its pings, one every half tick. [`Chain`] turns answered beats into
-//! what they prove of those pings; the README's "Why two hosts never run the job at once" has
+//! what they prove of those pings; docs/safety.md's "Why two hosts never run the job at once" has
 //! the argument in full.
 //!
 //! Times are read from CLOCK_BOOTTIME: monotonic like CLOCK_MONOTONIC, but it keeps counting

@@ -1,5 +1,5 @@
 //! Every ZooKeeper path switchman touches, in one place. This layout is shared with the original
-//! Perl switchman (README: "ZooKeeper layout"), so it is a compatibility promise: old and new
+//! Perl switchman (docs/layout.md), so it is a compatibility promise: old and new
 //! copies share one prefix, and nothing here may change what the original can see. Folders of
 //! our own (`waiters`, `runs`) are new names beside the original's, which it never lists.
 
@@ -104,7 +104,7 @@ impl Paths {
     }
 }
 
-/// Checks that `name` can be one ZooKeeper path component (README: "Command line"): not empty, not
+/// Checks that `name` can be one ZooKeeper path component (docs/guide.md: "Command line"): not empty, not
 /// `.` or `..`, no `/`, no NUL or control characters, at most 512 bytes. `what` names the thing
 /// for the error message, e.g. "lock name".
 pub fn check_component(what: &str, name: &str) -> Result<(), String> {

@@ -1,4 +1,4 @@
-//! Authentication, ACLs and TLS (README: "Securing it"): how the session connects, what ACL
+//! Authentication, ACLs and TLS (docs/security.md): how the session connects, what ACL
 //! every node we create gets, and why a TLS connect failed.
 //!
 //! **Why a handshake of our own.** The client library does not surface TLS failures: a server

@@ -1,4 +1,4 @@
-//! What one pass of `status` found, as Prometheus metrics (README: "Monitoring"): the fleet's
+//! What one pass of `status` found, as Prometheus metrics (docs/monitoring.md): the fleet's
 //! view from ZooKeeper (locks and their lines, queues, semaphores, groups, and each job's last
 //! success from the run records), beside each host's textfile (`crate::metrics`).
 //!

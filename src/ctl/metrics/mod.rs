@@ -1,5 +1,5 @@
 //! `metrics`: what `status` knows, as Prometheus metrics, printed once or served over HTTP for
-//! Prometheus to scrape (README: "Monitoring"). Both read the prefix with `status`'s pass
+//! Prometheus to scrape (docs/monitoring.md). Both read the prefix with `status`'s pass
 //! ([`pass::read`]); nothing else reads ZooKeeper here.
 
 mod fleet;

@@ -1,6 +1,6 @@
 //! One pass over everything under the prefix: the locks and the runs waiting in line for them,
-//! the queues, the semaphores, the run records and the groups (README: "switchmanctl, for
-//! operators").
+//! the queues, the semaphores, the run records and the groups (docs/operators.md:
+//! "status").
 //!
 //! ZooKeeper cannot read many nodes as of one instant, so "consistent" means this: the pass
 //! begins with a `sync`, so that the server answering is as up to date as the leader was then;
