@@ -67,7 +67,7 @@ fn render_head(page: &Man, out: &mut Vec<u8>) -> std::io::Result<()> {
     page.render_options_section(out)
 }
 
-/// SEE ALSO: the other pages, flock(1), and where the README is installed.
+/// SEE ALSO: the other pages, flock(1), and where the README and the manual are installed.
 fn see_also(pages: &[&str]) -> Roff {
     let mut roff = Roff::default();
     roff.control("SH", ["SEE ALSO"]);
@@ -76,7 +76,9 @@ fn see_also(pages: &[&str]) -> Roff {
         refs.push(bold(*page));
         refs.push(roman("(1), "));
     }
-    refs.push(roman("and the README in /usr/share/doc/switchman."));
+    refs.push(roman(
+        "and the README and the manual (docs/) in /usr/share/doc/switchman.",
+    ));
     roff.text(refs);
     roff
 }
@@ -117,7 +119,8 @@ fn write_switchman_page(path: &Path) -> std::io::Result<()> {
     roff.text([italic("/etc/switchman.conf")]);
     roff.text([roman(
         "The config file (JSON): ZooKeeper hosts, prefix, logfile, loglevel, journald, \
-         timeouts. Its keys are described in the README.",
+         timeouts. Its keys are described in \
+         /usr/share/doc/switchman/docs/config.md.",
     )]);
     roff.to_writer(&mut out)?;
     see_also(&["switchmanctl"]).to_writer(&mut out)?;

@@ -25,6 +25,8 @@ const FILES: &[&str] = &[
     "/usr/share/fish/vendor_completions.d/switchmanctl.fish",
     "/usr/share/doc/switchman/copyright",
     "/usr/share/doc/switchman/README.md",
+    "/usr/share/doc/switchman/CHANGELOG.md",
+    "/usr/share/doc/switchman/docs/guide.md",
     "/usr/share/doc/switchman/examples/switchman-example.service",
     "/usr/share/doc/switchman/examples/switchman-example.timer",
 ];
