@@ -586,6 +586,15 @@ jq .data current.json > groups.json
 jq '.groups.g += ["h2"]' groups.json > edited.json && mv edited.json groups.json
 switchmanctl set-data groups.json --if-version "$(jq .version current.json)"
 "#;
+    // As written: the manual's lines are the recipe's, but for the edit.
+    let manual =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operators.md")).unwrap();
+    for line in recipe
+        .lines()
+        .filter(|l| l.starts_with("switchmanctl") || l.starts_with("jq ."))
+    {
+        assert!(manual.contains(line), "docs/operators.md: {line}");
+    }
     let out = Command::new("sh")
         .args(["-c", recipe])
         .current_dir(job.dir.path())
