@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench scale
-//! SCALE_WAITERS=50 SCALE_RUNS=100 SWITCHMAN_BEFORE=/path/to/old/switchman cargo bench --bench scale
+//! SCALE_WAITERS=50 SCALE_RUNS=100 SWITCHMAN_BEFORE=/old/switchman cargo bench --bench scale
 //! SCALE_ONLY=lease|wait|plain cargo bench --bench scale
 //! ```
 //!

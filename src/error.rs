@@ -26,7 +26,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code the manual (docs/guide.md: "Exit codes") assigns to this kind of failure.
+    /// The process exit code the manual (docs/guide.md: "Exit codes") assigns to this kind of
+    /// failure.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,

@@ -1,5 +1,5 @@
-//! `--lease RES=COUNT:TOTAL` (docs/guide.md: "Leases"): the `FQDN`, `CPU` and `MEMMB` macros, and the
-//! integer arithmetic allowed in COUNT and TOTAL.
+//! `--lease RES=COUNT:TOTAL` (docs/guide.md: "Leases"): the `FQDN`, `CPU` and `MEMMB` macros, and
+//! the integer arithmetic allowed in COUNT and TOTAL.
 //!
 //! The original switchman ran COUNT and TOTAL through Perl's `eval`, so `r=1:system(...)` ran a
 //! command. Here a small recursive-descent parser accepts integers, `+ - * / %`, unary signs,
@@ -46,10 +46,10 @@ impl Macros {
     /// This host's values. `fqdn` is resolved by the caller, since the lock data needs it too.
     ///
     /// `CPU` is the number of online cores of the host (`getconf _NPROCESSORS_ONLN`), not the
-    /// cores this process may use (`available_parallelism` follows the affinity mask and the
-    /// cgroup quota). Every run on a host must compute the same TOTAL for `cores_FQDN=1:CPU`, or
-    /// their leases conflict: a job started under `taskset` must not shrink the host's TOTAL. `MEMMB` is `MemTotal` of
-    /// `/proc/meminfo` in whole MiB.
+    /// cores this process may use (`available_parallelism` follows the affinity mask and the cgroup
+    /// quota). Every run on a host must compute the same TOTAL for `cores_FQDN=1:CPU`, or their
+    /// leases conflict: a job started under `taskset` must not shrink the host's TOTAL. `MEMMB` is
+    /// `MemTotal` of `/proc/meminfo` in whole MiB.
     ///
     /// This reads `/proc` and `/sys`, so call it once, and only when a `--lease` is given.
     pub fn for_host(fqdn: &str) -> Result<Macros> {

@@ -23,8 +23,6 @@ use nix::fcntl::{Flock, FlockArg};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::run::Ended;
 use crate::timestamp;
 
 /// How long a run waits for another run of the same job to finish its update. The lock is held
@@ -65,16 +63,6 @@ impl Outcome {
     fn index(self) -> usize {
         self as usize
     }
-
-    /// The outcome and exit code of a run that ended with `ended`.
-    pub fn of(ended: &Result<Ended>) -> (Outcome, i32) {
-        match ended {
-            Ok(Ended::Ran(code)) => (Outcome::Ran, *code),
-            Ok(Ended::Skipped(code)) => (Outcome::Skipped, *code),
-            Err(e @ Error::Lost(_)) => (Outcome::Stopped, e.exit_code()),
-            Err(e) => (Outcome::Failed, e.exit_code()),
-        }
-    }
 }
 
 /// One run as the textfile records it.
@@ -89,13 +77,13 @@ pub struct RunEnd {
     pub at: f64,
 }
 
-/// After a run of `job` that began at `began` and ended with `ended`: records it in the job's
-/// textfile if the config has a `metrics_dir`. Never fails: a failure to write is logged.
-pub fn after_run(config: &Config, job: &str, began: Instant, ended: &Result<Ended>) {
+/// After a run of `job` that began at `began` and came to `outcome` with exit code `code`:
+/// records it in the job's textfile if the config has a `metrics_dir`. Never fails: a failure
+/// to write is logged.
+pub fn after_run(config: &Config, job: &str, began: Instant, outcome: Outcome, code: i32) {
     let Some(dir) = &config.metrics_dir else {
         return;
     };
-    let (outcome, code) = Outcome::of(ended);
     let run = RunEnd {
         outcome,
         code,
@@ -442,16 +430,6 @@ mod tests {
             Path::new("/m/switchman_a%20b%2F%C3%A9.prom")
         );
         assert_ne!(textfile(dir, "a b"), textfile(dir, "a_b"));
-    }
-
-    #[test]
-    fn outcomes_follow_the_exit() {
-        assert_eq!(Outcome::of(&Ok(Ended::Ran(3))), (Outcome::Ran, 3));
-        assert_eq!(Outcome::of(&Ok(Ended::Skipped(0))), (Outcome::Skipped, 0));
-        let lost = Err(Error::Lost("x".into()));
-        assert_eq!(Outcome::of(&lost), (Outcome::Stopped, 79));
-        let down = Err(Error::Unavailable("x".into()));
-        assert_eq!(Outcome::of(&down), (Outcome::Failed, 69));
     }
 
     #[test]

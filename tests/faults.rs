@@ -1043,12 +1043,12 @@ enum Progress {
     Duplicated(String),
 }
 
-/// One run with `args` ([`STEP_ARGS`] or [`PLAIN_ARGS`]) on `base`'s prefix through a framed
-/// proxy: each trigger of `cuts` in turn is armed, and once the proxy holds what it fired on,
-/// that connection is cut as `cut` says. Returns what went wrong, if anything: the run must
-/// run CMD, exit 0, hold exactly its lock (and with `--lease`, one lease) while CMD runs (a create whose reply was lost must not be
-/// made twice; queue item and guard node are gone by then), leave no node behind, and must
-/// have gone on over a new connection.
+/// One run with `args` ([`STEP_ARGS`] or [`PLAIN_ARGS`]) on `base`'s prefix through a framed proxy:
+/// each trigger of `cuts` in turn is armed, and once the proxy holds what it fired on, that
+/// connection is cut as `cut` says. Returns what went wrong, if anything: the run must run CMD,
+/// exit 0, hold exactly its lock (and with `--lease`, one lease) while CMD runs (a create whose
+/// reply was lost must not be made twice; queue item and guard node are gone by then), leave no
+/// node behind, and must have gone on over a new connection.
 async fn run_with_cuts(
     base: &Job,
     client: &Client,

@@ -707,11 +707,11 @@ async fn guard_held_elsewhere_is_honoured() {
 }
 
 /// An uncontended run with a lock and one lease costs at most ten requests (benches/README.md:
-/// "What a lease run asks of ZooKeeper", where each is named): connect; the prefix data and the lock's node in one read; one
-/// transaction joining the queue; one read of the queue; the semaphore's guard node, made only
-/// once the queue shows us first; one read of the guard's queue and the leases; one
-/// transaction making the lease, letting go of the guard, leaving the queue and creating the
-/// lock; a read of the lock with a watch; the lease's watch; close.
+/// "What a lease run asks of ZooKeeper", where each is named): connect; the prefix data and the
+/// lock's node in one read; one transaction joining the queue; one read of the queue; the
+/// semaphore's guard node, made only once the queue shows us first; one read of the guard's queue
+/// and the leases; one transaction making the lease, letting go of the guard, leaving the queue and
+/// creating the lock; a read of the lock with a watch; the lease's watch; close.
 #[tokio::test]
 async fn an_uncontended_lease_costs_few_requests() {
     let ensemble = Ensemble::start(1);
@@ -729,10 +729,10 @@ async fn an_uncontended_lease_costs_few_requests() {
     assert!(cost <= 10, "an uncontended lease run sent {cost} packets");
 }
 
-/// Replays a server's transactions under `prefix`: for every guard node made there, whether
-/// the session that made it had the oldest item in the resource's queue at that moment (the
-/// original's rule, docs/guide.md: "Leases"). Returns how many guard nodes were made, and a line for
-/// each made by a session that was not first in line.
+/// Replays a server's transactions under `prefix`: for every guard node made there, whether the
+/// session that made it had the oldest item in the resource's queue at that moment (the original's
+/// rule, docs/guide.md: "Leases"). Returns how many guard nodes were made, and a line for each made
+/// by a session that was not first in line.
 fn guards_made_off_the_head(txns: &[Txn], prefix: &str) -> (usize, Vec<String>) {
     let queues = format!("{prefix}/queues/");
     let semaphores = format!("{prefix}/semaphores/");

@@ -15,9 +15,9 @@
 //! - runs: switchman invocations, and how many of them started CMD.
 //! - faults injected, by kind.
 //! - overlaps found: every CMD checks, from its own side and at its start, how many other CMDs
-//!   of the same lock (or lease) are alive, by asking the kernel (see tests/support/guard.rs). More than 0
-//!   (lock) or 1 (lease, 2 units of 1) is an overlap. Must be 0. Also checked: the fencing
-//!   tokens of the lock's CMDs grow in the order the CMDs started.
+//!   of the same lock (or lease) are alive, by asking the kernel (see tests/support/guard.rs).
+//!   More than 0 (lock) or 1 (lease, 2 units of 1) is an overlap. Must be 0. Also checked: the
+//!   fencing tokens of the lock's CMDs grow in the order the CMDs started.
 //! - CMDs stopped while still holding a valid session: a run that switchman ended with exit 79
 //!   (CMD stopped because something was lost) counts when the servers never expired its
 //!   session, i.e. no server logged "Expiring session 0x<id>" for it. Such a stop was needless

@@ -564,8 +564,8 @@ async fn status_watch_redraws_on_each_change_and_leaves_nothing_behind() {
     );
 }
 
-/// The manual's recipe for editing the prefix data (docs/operators.md: "Editing the prefix data"), run as written, with a warning on stderr
-/// (an unknown config key) that used to break it.
+/// The manual's recipe for editing the prefix data (docs/operators.md: "Editing the prefix data"),
+/// run as written, with a warning on stderr (an unknown config key) that used to break it.
 #[tokio::test]
 async fn the_readme_recipe_edits_prefix_data_with_a_warning_on_stderr() {
     let zk_hosts = shared_ensemble().connect_string();

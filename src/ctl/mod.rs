@@ -5,12 +5,12 @@
 //! A second binary rather than subcommands of `switchman`, so that `switchman -- CMD` (and
 //! `switchman CMD` with any CMD, even one called `groups`) stays unambiguous.
 //!
-//! Exit codes follow switchman's (docs/guide.md: "Exit codes") where they apply: 0 all well; 1 a check
-//! found problems, or `set-data` found that someone else changed the data first (nothing
+//! Exit codes follow switchman's (docs/guide.md: "Exit codes") where they apply: 0 all well; 1 a
+//! check found problems, or `set-data` found that someone else changed the data first (nothing
 //! written), or `stop` found nothing to stop; 64 usage; 66 an input file cannot be read; 69
 //! ZooKeeper unavailable; 70 internal or ZooKeeper error; 74 stdout cannot be written, or the
-//! address of `metrics --listen` cannot be listened on; 77 ZooKeeper refused us (credentials,
-//! ACL, TLS); 78 config error, or prefix data that does not parse.
+//! address of `metrics --listen` cannot be listened on; 77 ZooKeeper refused us (credentials, ACL,
+//! TLS); 78 config error, or prefix data that does not parse.
 //!
 //! This module holds the command line, the dispatch and what the subcommands share; each
 //! subcommand's own logic is in a module of its own.
@@ -115,7 +115,8 @@ pub enum Command {
     /// any. Understands comments, variable lines, @reboot/@daily schedules, system crontabs
     /// with a user column, switchman called by any path, and `%` (stdin) in commands.
     CheckCrontab {
-        /// Crontab files; `-` reads standard input (e.g. `crontab -l | switchmanctl check-crontab -`).
+        /// Crontab files; `-` reads standard input
+        /// (e.g. `crontab -l | switchmanctl check-crontab -`).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Check against the prefix data in this JSON file instead of ZooKeeper (for CI, or

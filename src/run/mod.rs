@@ -21,7 +21,7 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
-use crate::metrics;
+use crate::metrics::{self, Outcome};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
@@ -48,9 +48,21 @@ pub enum Ended {
 pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
     let began = Instant::now();
     let ended = run_to_end(cli, config).await;
-    // Whatever the run came to, this host's textfile for node_exporter says so (docs/monitoring.md); it cannot change the exit code.
-    metrics::after_run(config, &cli.job_name(), began, &ended);
+    // Whatever the run came to, this host's textfile for node_exporter says so
+    // (docs/monitoring.md); it cannot change the exit code.
+    let (outcome, code) = outcome(&ended);
+    metrics::after_run(config, &cli.job_name(), began, outcome, code);
     ended.map(|(Ended::Ran(code) | Ended::Skipped(code))| code)
+}
+
+/// The outcome, as the metrics count it, and the exit code of a run that ended with `ended`.
+fn outcome(ended: &Result<Ended>) -> (Outcome, i32) {
+    match ended {
+        Ok(Ended::Ran(code)) => (Outcome::Ran, *code),
+        Ok(Ended::Skipped(code)) => (Outcome::Skipped, *code),
+        Err(e @ Error::Lost(_)) => (Outcome::Stopped, e.exit_code()),
+        Err(e) => (Outcome::Failed, e.exit_code()),
+    }
 }
 
 async fn run_to_end(cli: &Cli, config: &Config) -> Result<Ended> {
@@ -613,4 +625,19 @@ fn cmd_env(lock: Option<&Lock>, held: &[Lease]) -> Vec<(String, String)> {
         env.push(("SWITCHMAN_LEASES".to_string(), paths.join(" ")));
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_the_exit() {
+        assert_eq!(outcome(&Ok(Ended::Ran(3))), (Outcome::Ran, 3));
+        assert_eq!(outcome(&Ok(Ended::Skipped(0))), (Outcome::Skipped, 0));
+        let lost = Err(Error::Lost("x".into()));
+        assert_eq!(outcome(&lost), (Outcome::Stopped, 79));
+        let down = Err(Error::Unavailable("x".into()));
+        assert_eq!(outcome(&down), (Outcome::Failed, 69));
+    }
 }

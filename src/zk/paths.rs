@@ -104,9 +104,9 @@ impl Paths {
     }
 }
 
-/// Checks that `name` can be one ZooKeeper path component (docs/guide.md: "Command line"): not empty, not
-/// `.` or `..`, no `/`, no NUL or control characters, at most 512 bytes. `what` names the thing
-/// for the error message, e.g. "lock name".
+/// Checks that `name` can be one ZooKeeper path component (docs/guide.md: "Command line"): not
+/// empty, not `.` or `..`, no `/`, no NUL or control characters, at most 512 bytes. `what` names
+/// the thing for the error message, e.g. "lock name".
 pub fn check_component(what: &str, name: &str) -> Result<(), String> {
     let problem = if name.is_empty() {
         Some("is empty")
