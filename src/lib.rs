@@ -1,6 +1,41 @@
 //! switchman: run a command on one host at a time, coordinated through ZooKeeper.
 //!
-//! The flow of a run is in [`run`]; each step's idea has a module of its own.
+//! # The map
+//!
+//! Four layers; each uses only the ones below it, and nothing uses `run` or `ctl`:
+//!
+//! ```text
+//! run/ (switchman)       ctl/ (switchmanctl)       the two binaries' flows
+//!        \                  /
+//!         recipes/                                 lock, queue, semaphore, waiters, groups,
+//!            |                                     runs (records), holder: each owns its protocol
+//!           zk/                                    session, liveness and its heartbeat, paths,
+//!            |                                     access.rs: every request, one retry rule
+//! error, config, security, cli, manual, logging,   what needs no ZooKeeper: the command line,
+//! metrics, lease_spec, prefix_data, duration,      the config file and its keys, exit codes,
+//! timestamp, host                                  lease arithmetic, the prefix znode's JSON
+//! ```
+//!
+//! - **Where a run starts:** `main.rs` parses the command line ([`cli`]), loads the config
+//!   ([`config`]), sets up logging, and calls [`run::run`], whose `run_to_end` and
+//!   `run_in_session` read top to bottom as the steps of docs/guide.md: "How a run goes". CMD's
+//!   supervision is [`run::supervisor`]; why it never overlaps another holder is
+//!   docs/safety.md.
+//! - **Where `switchmanctl` starts:** `bin/switchmanctl.rs` calls [`ctl::main`]; each subcommand
+//!   is a module of `ctl/`.
+//!
+//! # Where to add
+//!
+//! - **A recipe** (a new kind of node or protocol): a module in `recipes/`, talking to
+//!   ZooKeeper only through [`zk::Session`]'s methods in `zk/access.rs`, with its paths in
+//!   `zk/paths.rs` (the one place paths are built); the run composes it in `run/mod.rs`.
+//! - **A config key:** [`config`] (its table of keys, parsing and checks); `switchmanctl
+//!   check-config` and docs/config.md follow from it.
+//! - **A `switchmanctl` subcommand:** a variant of the command enum in `ctl/mod.rs` and a
+//!   module of its own in `ctl/`; the man pages and completions are generated from the clap
+//!   definitions (`examples/gen_docs.rs`).
+//! - **A test:** `tests/`, against real ZooKeeper servers that `tests/support` starts; nothing
+//!   is mocked (docs/development.md).
 
 pub mod cli;
 pub mod config;
