@@ -10,6 +10,7 @@ use super::queue::{self, Item};
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
 use crate::zk::access::{Op, session_ended};
+use crate::zk::paths::LeaseName;
 use crate::zk::{Paths, Session};
 
 /// A lease we hold.
@@ -164,11 +165,7 @@ fn fits(leases: &str, children: &[String], spec: &LeaseSpec) -> Result<bool> {
 fn sum(folder: &str, children: &[String], spec: &LeaseSpec) -> Result<u64> {
     let mut sum = 0u64;
     for child in children {
-        let mut parts = child.splitn(3, '_');
-        let (Some(count), Some(total)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let (Ok(count), Ok(total)) = (count.parse::<u64>(), total.parse::<u64>()) else {
+        let Some(LeaseName { count, total }) = LeaseName::parse(child) else {
             continue;
         };
         if total != spec.total {

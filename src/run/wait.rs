@@ -13,7 +13,7 @@ use crate::recipes::holder::Holder;
 use crate::recipes::queue::Item;
 use crate::recipes::waiters;
 use crate::zk::Session;
-use crate::zk::paths::sequence_of;
+use crate::zk::paths::{LeaseName, sequence_of};
 
 /// What a run is waiting for at the moment, so that a timeout can say it.
 #[derive(Debug, Clone, Default)]
@@ -204,7 +204,7 @@ async fn describe(plan: &Plan, session: &Session, now: &For) -> Result<String> {
                 .zip(&names)
                 .filter_map(|(read, name)| {
                     let (data, stat) = read?;
-                    let count = name.split('_').next().unwrap_or("?");
+                    let count = LeaseName::parse(name).map_or("?".into(), |n| n.count.to_string());
                     Some(format!(
                         "{} ({count})",
                         Holder::new(&data, &stat).describe()

@@ -100,7 +100,8 @@ impl Paths {
 
     /// `{prefix}/semaphores/{res}/leases/{count}_{total}_`
     pub fn semaphore_lease_stem(&self, res: &str, count: u64, total: u64) -> String {
-        format!("{}/semaphores/{res}/leases/{count}_{total}_", self.prefix)
+        let stem = LeaseName { count, total }.stem();
+        format!("{}/semaphores/{res}/leases/{stem}", self.prefix)
     }
 }
 
@@ -126,6 +127,30 @@ pub fn check_component(what: &str, name: &str) -> Result<(), String> {
             "{what} {name:?} {p} (it must be a single ZooKeeper path component)"
         )),
         None => Ok(()),
+    }
+}
+
+/// What a lease node's name, `{count}_{total}_{seq10}`, says: the units it holds out of the
+/// semaphore's total. The original sums the counts from the names alone, so they are the
+/// semaphore's whole state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseName {
+    pub count: u64,
+    pub total: u64,
+}
+
+impl LeaseName {
+    /// `{count}_{total}_`, to which ZooKeeper appends the sequence number.
+    fn stem(self) -> String {
+        format!("{}_{}_", self.count, self.total)
+    }
+
+    /// The count and total of a lease node's name; `None` for a name of another shape.
+    pub fn parse(name: &str) -> Option<LeaseName> {
+        let mut parts = name.splitn(3, '_');
+        let count = parts.next()?.parse().ok()?;
+        let total = parts.next()?.parse().ok()?;
+        Some(LeaseName { count, total })
     }
 }
 
@@ -161,6 +186,20 @@ mod tests {
         assert_eq!(p.locks(), "/a/b/locks");
         assert_eq!(p.queues(), "/a/b/queues");
         assert_eq!(p.semaphores(), "/a/b/semaphores");
+    }
+
+    #[test]
+    fn lease_names_read_back() {
+        let stem = Paths::new("/p").semaphore_lease_stem("r", 2, 5);
+        let name = format!("{}0000000007", stem.rsplit('/').next().unwrap());
+        assert_eq!(
+            LeaseName::parse(&name),
+            Some(LeaseName { count: 2, total: 5 })
+        );
+        assert_eq!(sequence_of(&name), Some(7));
+        for junk in ["x_5_1", "2_x_1", "2", ""] {
+            assert_eq!(LeaseName::parse(junk), None, "{junk:?}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::recipes::holder::Holder;
 use crate::recipes::queue::task_of;
 use crate::recipes::runs::Record;
 use crate::timestamp;
-use crate::zk::paths::sequence_of;
+use crate::zk::paths::{LeaseName, sequence_of};
 use crate::zk::{Paths, Session};
 
 /// What to show: everything, or one job (`--lock`), or one resource (`--resource`), or both.
@@ -401,13 +401,11 @@ fn found<T>(
 }
 
 fn lease((node, data, stat): (String, Vec<u8>, Stat)) -> LeaseNode {
-    let mut parts = node.splitn(3, '_');
-    let mut number = || parts.next().and_then(|p| p.parse::<u64>().ok());
-    let (count, total) = (number(), number());
+    let name = LeaseName::parse(&node);
     LeaseNode {
         seq: sequence_of(&node),
-        count,
-        total,
+        count: name.map(|n| n.count),
+        total: name.map(|n| n.total),
         holder: Holder::new(&data, &stat),
         node,
     }
