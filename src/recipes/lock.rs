@@ -34,23 +34,32 @@ pub struct Lock {
 /// again by the time we read who it was.
 pub type Taken = Option<Holder>;
 
-/// Tries to take the lock at `path` once. `Err` means another holder has it: skip, or with
-/// `waits` (`--wait`) wait for it. The watch that tells when the lock is lost is set in the
-/// same round trip (and the holder read in it).
-pub async fn acquire(
-    session: &Session,
-    path: &str,
-    data: &[u8],
-    waits: bool,
-) -> Result<Result<Lock, Taken>> {
+/// What a try at the lock came to.
+#[derive(Debug)]
+pub enum Acquired {
+    Ours(Lock),
+    /// Another holder has it: skip, or with `--wait` wait for it.
+    HeldElsewhere(Taken),
+}
+
+/// Whether the lock is free, for a run that watches it while it waits for leases.
+pub enum Free {
+    /// Free, with a watch that fires when someone takes it.
+    Watched(OneshotWatcher),
+    HeldElsewhere(Taken),
+}
+
+/// Tries to take the lock at `path` once; `waits` is `--wait`. The watch that tells when the
+/// lock is lost is set in the same round trip (and the holder read in it).
+pub async fn acquire(session: &Session, path: &str, data: &[u8], waits: bool) -> Result<Acquired> {
     let (created, watched) = session.create_own_watched(path, data).await?;
     Ok(match created {
-        Created::Ours(stat) => Ok(Lock::new(path, &stat, watched)),
+        Created::Ours(stat) => Acquired::Ours(Lock::new(path, &stat, watched)),
         Created::Theirs(found) => {
             if let Some((_, watcher)) = watched {
                 let_go(session, watcher, waits);
             }
-            Err(found.map(|(data, stat)| Holder::new(&data, &stat)))
+            Acquired::HeldElsewhere(found.map(|(data, stat)| Holder::new(&data, &stat)))
         }
     })
 }
@@ -69,18 +78,18 @@ fn let_go(session: &Session, watcher: OneshotWatcher, waits: bool) {
 
 /// The lock at `path`, which a transaction of ours has just made (with the run's last lease):
 /// its stat, which holds the fencing token, and the watch that tells when it is lost, read in
-/// one request. Also after a transaction that found the lock taken: `Err` names its holder
+/// one request. Also after a transaction that found the lock taken, whose holder it names
 /// (and `waits` is as for [`acquire`]).
-pub async fn made(session: &Session, path: &str, waits: bool) -> Result<Result<Lock, Taken>> {
+pub async fn made(session: &Session, path: &str, waits: bool) -> Result<Acquired> {
     Ok(match session.data_watched(path).await? {
         Some((_, stat, watcher)) if stat.ephemeral_owner == session.id() => {
-            Ok(Lock::new(path, &stat, Some((stat, watcher))))
+            Acquired::Ours(Lock::new(path, &stat, Some((stat, watcher))))
         }
         Some((data, stat, watcher)) => {
             let_go(session, watcher, waits);
-            Err(Some(Holder::new(&data, &stat)))
+            Acquired::HeldElsewhere(Some(Holder::new(&data, &stat)))
         }
-        None => Err(None),
+        None => Acquired::HeldElsewhere(None),
     })
 }
 
@@ -104,13 +113,13 @@ impl Lock {
     }
 }
 
-/// Step 4 of a run with leases: `Err` if the lock is held (skip), with its holder, read only
-/// then, so the extra request is made only by runs that skip; otherwise a watch that fires when
-/// someone takes the lock while we wait in the queues.
-pub async fn watch_free(session: &Session, path: &str) -> Result<Result<OneshotWatcher, Taken>> {
+/// For a run with leases that has to wait: whether the lock is free, with a watch that fires
+/// when someone takes it while we wait in the queues. Its holder is read only if it is held, so
+/// the extra request is made only by runs that skip.
+pub async fn watch_free(session: &Session, path: &str) -> Result<Free> {
     Ok(match session.stat_and_watch(path).await? {
-        (None, watcher) => Ok(watcher),
-        (Some(_), _) => Err(Holder::read(session, path).await?),
+        (None, watcher) => Free::Watched(watcher),
+        (Some(_), _) => Free::HeldElsewhere(Holder::read(session, path).await?),
     })
 }
 

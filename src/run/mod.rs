@@ -25,7 +25,7 @@ use crate::metrics::{self, Outcome};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
-use crate::recipes::lock::{self, Lock};
+use crate::recipes::lock::{self, Acquired, Free, Lock};
 use crate::recipes::queue::{self, Item};
 use crate::recipes::runs;
 use crate::recipes::semaphore::{self, Lease, Room};
@@ -366,12 +366,12 @@ async fn lock_and_leases(
                     lock::made(session, path, plan.wait.is_some()).await?
                 };
                 match taken {
-                    Ok(lock) => Some(lock),
-                    Err(_) if plan.wait.is_some() => {
+                    Acquired::Ours(lock) => Some(lock),
+                    Acquired::HeldElsewhere(_) if plan.wait.is_some() => {
                         wait::give_back(plan, session, &leases).await?;
                         continue;
                     }
-                    Err(taken) => return Ok(held_elsewhere(path, &taken)),
+                    Acquired::HeldElsewhere(taken) => return Ok(held_elsewhere(path, &taken)),
                 }
             }
         };
@@ -590,8 +590,8 @@ async fn lock_taken(
         (None, Some(path)) => {
             wait_begins.notified().await;
             match lock::watch_free(session, path).await? {
-                Ok(watch) => watch,
-                Err(_) => return Ok(()),
+                Free::Watched(watch) => watch,
+                Free::HeldElsewhere(_) => return Ok(()),
             }
         }
         (None, None) => std::future::pending().await,
