@@ -9,7 +9,7 @@ use zookeeper_client::OneshotWatcher;
 use crate::error::Result;
 use crate::prefix_data::PrefixData;
 use crate::zk::Session;
-use crate::zk::access::session_ended;
+use crate::zk::session_ended;
 
 /// Reads the prefix znode's data; absent data means no groups and no resources. With `watch`,
 /// also returns a watch on the node, for [`Membership`]. The data is returned unparsed, so that

@@ -14,8 +14,8 @@ use zookeeper_client::{OneshotWatcher, Stat};
 
 use super::holder::Holder;
 use crate::error::Result;
+use crate::zk::Created;
 use crate::zk::Session;
-use crate::zk::access::Created;
 
 /// A lock we hold.
 #[derive(Debug)]

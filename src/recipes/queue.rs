@@ -5,10 +5,10 @@
 //! (no herd), and the order is the order of arrival.
 
 use crate::error::{Error, Result};
+use crate::zk::Op;
 use crate::zk::Session;
-use crate::zk::access::Op;
-use crate::zk::access::session_ended;
 use crate::zk::paths::sequence_of;
+use crate::zk::session_ended;
 
 /// Our place in a queue.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@
 use super::queue::{self, Item};
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
-use crate::zk::access::{Op, session_ended};
 use crate::zk::paths::LeaseName;
+use crate::zk::{Op, session_ended};
 use crate::zk::{Paths, Session};
 
 /// A lease we hold.

@@ -9,7 +9,7 @@ use zookeeper_client::{EventType, OneshotWatcher};
 
 use super::queue::{self, Item};
 use crate::error::{Error, Result};
-use crate::zk::access::session_ended;
+use crate::zk::session_ended;
 use crate::zk::{Paths, Session};
 
 /// Whether nobody waits in line for `lock`. Then a run may try the lock at once: it jumps no

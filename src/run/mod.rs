@@ -30,7 +30,7 @@ use crate::recipes::queue::{self, Item};
 use crate::recipes::runs;
 use crate::recipes::semaphore::{self, Lease, Room};
 use crate::timestamp;
-use crate::zk::access::{Found, Op, Read};
+use crate::zk::{Found, Op, Read};
 use crate::zk::{Session, now};
 use plan::Plan;
 use supervisor::Ending;

@@ -4,10 +4,15 @@
 pub mod access;
 pub mod liveness;
 pub mod paths;
+pub mod reads;
 pub mod secure;
 pub mod session;
+pub mod watches;
+pub mod writes;
 
-pub use access::zk_error;
+pub use access::{session_ended, zk_error};
 pub use liveness::{Alarm, Liveness, now};
 pub use paths::Paths;
+pub use reads::{Found, Read};
 pub use session::Session;
+pub use writes::{Created, Op};

@@ -1,0 +1,125 @@
+//! Watches: reads that also arm a one-shot watch, a persistent watch on a subtree, and the
+//! wait for a node we hold to go.
+
+use zookeeper_client::{AddWatchMode, EventType, OneshotWatcher, PersistentWatcher, Stat};
+
+use super::session::Session;
+use crate::error::{Error, Result};
+
+impl Session {
+    /// The children of `folder` and a watch that fires when they change. `None` if the folder
+    /// does not exist.
+    pub async fn children_and_watch(
+        &self,
+        folder: &str,
+    ) -> Result<Option<(Vec<String>, OneshotWatcher)>> {
+        match self
+            .retry(|| self.client.get_and_watch_children(folder))
+            .await
+        {
+            Ok((children, _, watcher)) => Ok(Some((children, watcher))),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(self.zk_error("watch", folder, e)),
+        }
+    }
+
+    /// The stat of `path` (`None` if it does not exist) and a watch that fires when it is
+    /// created, changed or deleted.
+    pub async fn stat_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatcher)> {
+        self.retry(|| self.client.check_and_watch_stat(path))
+            .await
+            .map_err(|e| self.zk_error("watch", path, e))
+    }
+
+    /// A watch on `path` and every node below it, firing on each creation, deletion and data
+    /// change (and on session events) until it is dropped, when the library asks the servers to
+    /// remove it, or the session ends. Needs ZooKeeper 3.6 or later.
+    pub async fn watch_tree(&self, path: &str) -> Result<PersistentWatcher> {
+        match self
+            .retry(|| self.client.watch(path, AddWatchMode::PersistentRecursive))
+            .await
+        {
+            Ok(watcher) => Ok(watcher),
+            Err(zookeeper_client::Error::Unimplemented) => Err(Error::Unavailable(format!(
+                "watch {path}: the ZooKeeper servers do not support persistent recursive \
+                 watches (they need version 3.6 or later)"
+            ))),
+            Err(e) => Err(self.zk_error("watch", path, e)),
+        }
+    }
+
+    /// The data and stat of `path` and a watch that fires when it changes or goes; `None` if it
+    /// does not exist (and nothing is watched).
+    pub async fn data_watched(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, Stat, OneshotWatcher)>> {
+        match self.retry(|| self.client.get_and_watch_data(path)).await {
+            Ok(found) => Ok(Some(found)),
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(self.zk_error("read", path, e)),
+        }
+    }
+
+    /// The data of `path` (empty if it does not exist) and a watch that fires when it changes,
+    /// or when it is created.
+    pub async fn data_and_watch(&self, path: &str) -> Result<(Vec<u8>, OneshotWatcher)> {
+        loop {
+            match self.retry(|| self.client.get_and_watch_data(path)).await {
+                Ok((data, _, watcher)) => return Ok((data, watcher)),
+                Err(zookeeper_client::Error::NoNode) => {
+                    if let (None, watcher) = self.stat_and_watch(path).await? {
+                        return Ok((Vec::new(), watcher));
+                    }
+                    // Created between the two requests: read its data after all.
+                }
+                Err(e) => return Err(self.zk_error("read", path, e)),
+            }
+        }
+    }
+
+    /// Resolves, with the reason, when our node at `path` is gone: deleted (by anyone), replaced
+    /// by a node with another creation zxid than `czxid`, or lost with the session. `what` names
+    /// the node in the reason ("lock node"). Driven by the watch event, never by polling.
+    pub async fn node_gone(&self, what: &str, path: &str, czxid: Option<i64>) -> String {
+        self.node_gone_watched(what, path, czxid, None).await
+    }
+
+    /// [`Session::node_gone`], starting from a watch already set on `path` (with the stat it
+    /// was set on), as [`Session::create_own_watched`] gives one.
+    pub async fn node_gone_watched(
+        &self,
+        what: &str,
+        path: &str,
+        czxid: Option<i64>,
+        mut watched: Option<(Stat, OneshotWatcher)>,
+    ) -> String {
+        loop {
+            let found = match watched.take() {
+                Some((stat, watcher)) => Ok((Some(stat), watcher)),
+                None => self.stat_and_watch(path).await,
+            };
+            match found {
+                Ok((Some(stat), _)) if czxid.is_some_and(|c| c != stat.czxid) => {
+                    return format!("{what} {path} now belongs to another holder");
+                }
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.changed().await;
+                    match event.event_type {
+                        EventType::NodeDeleted => return format!("{what} {path} was deleted"),
+                        EventType::Session if event.session_state.is_terminated() => {
+                            return format!(
+                                "the ZooKeeper session ended ({})",
+                                event.session_state
+                            );
+                        }
+                        // A data change, or a reconnect: look again.
+                        _ => continue,
+                    }
+                }
+                Ok((None, _)) => return format!("{what} {path} was deleted"),
+                Err(e) => return format!("cannot watch {what} {path}: {e}"),
+            }
+        }
+    }
+}
