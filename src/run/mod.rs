@@ -5,6 +5,8 @@
 //! it; [`lock_and_leases`] is steps 4 to 8, which a run with `--wait` goes through again,
 //! holding nothing, whenever the lock is taken before it gets there.
 
+mod cmd;
+mod leases;
 mod plan;
 mod record;
 pub mod supervisor;
@@ -20,21 +22,20 @@ use zookeeper_client::{EventType, OneshotWatcher, Stat};
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lease_spec::LeaseSpec;
 use crate::metrics::{self, Outcome};
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Acquired, Free, Lock};
-use crate::recipes::queue::{self, Item};
+use crate::recipes::queue;
 use crate::recipes::runs;
-use crate::recipes::semaphore::{self, Lease, Room};
-use crate::timestamp;
+use crate::recipes::semaphore::Lease;
+use crate::zk::Session;
 use crate::zk::{Found, Op, Read};
-use crate::zk::{Session, now};
+use cmd::{record_exit_code, run_cmd};
+use leases::{Joined, acquire_leases, join_queues, queues_of_task};
 use plan::Plan;
-use supervisor::Ending;
-use wait::{For, Waiting};
+use wait::Waiting;
 
 /// How a run that did not fail ended, with the exit code: a skip and a CMD that ran may exit
 /// with the same code, and the metrics tell them apart.
@@ -384,195 +385,6 @@ async fn lock_and_leases(
     }
 }
 
-/// What step 6 came to.
-enum Joined {
-    /// In every queue, with each queue as listed after we joined.
-    First(Vec<(Item, Vec<String>)>),
-    /// An item of the same task was there first, in this queue.
-    Behind(String),
-}
-
-/// Step 6's look at the queues before joining them, for a run with a lock: each queue folder
-/// with its items, in one read.
-async fn queues_of_task(
-    plan: &Plan,
-    session: &Session,
-    leases: &[LeaseSpec],
-) -> Result<Vec<(String, Vec<String>)>> {
-    if !plan.lock || leases.is_empty() {
-        return Ok(Vec::new());
-    }
-    let folders: Vec<String> = leases
-        .iter()
-        .map(|spec| plan.paths.queue(&spec.resource))
-        .collect();
-    let names: Vec<&str> = folders.iter().map(String::as_str).collect();
-    let listed = session.children_of_all(&names).await?;
-    Ok(folders.into_iter().zip(listed).collect())
-}
-
-/// Step 6: joins every resource's queue in one transaction, then lists them all in one read.
-/// If an item of the same task is older than ours in a queue (only a run with a lock cares),
-/// that run got there first.
-async fn join_queues(plan: &Plan, session: &Session, leases: &[LeaseSpec]) -> Result<Joined> {
-    if leases.is_empty() {
-        return Ok(Joined::First(Vec::new()));
-    }
-    let stems: Vec<String> = leases
-        .iter()
-        .map(|spec| plan.paths.queue_item_stem(&spec.resource, &plan.task))
-        .collect();
-    let (items, listed) = queue::join_all(session, &stems, plan.owner.as_bytes(), &[]).await?;
-    let queued: Vec<(Item, Vec<String>)> = items.into_iter().zip(listed).collect();
-    if plan.lock
-        && let Some(older) = queued
-            .iter()
-            .find_map(|(item, listed)| item.older_of_task(listed, &plan.task))
-    {
-        return Ok(Joined::Behind(older));
-    }
-    Ok(Joined::First(queued))
-}
-
-/// Step 10: starts CMD, not before the leader is proven to know our session again if a wait
-/// went stale (our server cut off from it, say), and not at all if it may have given up on us:
-/// the lock or a lease may be someone else's already. Then supervises it until it ends (its
-/// exit code) or something it depends on is lost (exit 79).
-async fn run_cmd(
-    plan: &Plan,
-    session: &Session,
-    lock: Option<&Lock>,
-    held: &[Lease],
-    group_left: Watch<'_, Loss>,
-) -> Result<i32> {
-    let liveness = session.liveness();
-    if !liveness.wait_fresh().await {
-        return Err(Error::Unavailable(format!(
-            "no proof for {:.1}s that ZooKeeper's leader still knows our session; CMD was not started",
-            now().saturating_sub(liveness.acked_at()).as_secs_f64()
-        )));
-    }
-    // Fields of main's "run" span, so that CMD's lines and the exit code in the journal and
-    // the JSON log name the lock and the holder's fencing token.
-    if let Some(lock) = lock {
-        tracing::Span::current()
-            .record("lock", lock.path.as_str())
-            .record("token", lock.czxid);
-    }
-    let child = supervisor::spawn(&plan.cmd, &cmd_env(lock, held))?;
-    tracing::info!(
-        "started: {}, CMD pid {}",
-        describe_hold(lock, held),
-        child.pid()
-    );
-    let started = now();
-    let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
-    if let Some(lock) = lock {
-        losses.push(Box::pin(lock.lost(session)));
-    }
-    for lease in held {
-        losses.push(Box::pin(lease.lost(session)));
-    }
-    if plan.group.is_some() {
-        losses.push(Box::pin(async move { group_left.await.reason() }));
-    }
-    let mut loss = Box::pin(async { futures::future::select_all(losses).await.0 });
-    let ending = child
-        .supervise(loss.as_mut(), liveness, plan.termination_timeout)
-        .await;
-    // The watches inside end with the session, which closes next. Dropping them first would
-    // send the servers a RemoveWatches request each (seen with strace: a plain lock run cost 6
-    // packets instead of 5), so they are left to the process's exit.
-    std::mem::forget(loss);
-    match ending {
-        Ending::Exited(code) => {
-            record_exit_code(code);
-            tracing::info!(
-                "ended: {} after {}",
-                describe_code(code),
-                timestamp::took(now().saturating_sub(started))
-            );
-            Ok(code)
-        }
-        Ending::Stopped(stop) => {
-            let how = if stop.killed {
-                "SIGKILL was needed"
-            } else {
-                "after SIGTERM, no SIGKILL needed"
-            };
-            let lost = Error::Lost(format!("{}; CMD was stopped", stop.reason));
-            record_exit_code(lost.exit_code());
-            tracing::info!(
-                "stopped: {}; CMD ended {} after the stop began, {how}",
-                stop.reason,
-                timestamp::took(stop.took)
-            );
-            Err(lost)
-        }
-    }
-}
-
-/// Records the exit code on main's "run" span before the line that says how the run ends, so
-/// that the line carries it (`EXIT_CODE` in the journal, `span.exit_code` in JSON lines).
-fn record_exit_code(code: i32) {
-    tracing::Span::current().record("exit_code", code);
-}
-
-/// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`
-fn describe_hold(lock: Option<&Lock>, held: &[Lease]) -> String {
-    let lock = match lock {
-        Some(l) => format!("lock {} (token {})", l.path, l.czxid),
-        None => "no lock".to_string(),
-    };
-    if held.is_empty() {
-        return format!("{lock}, no leases");
-    }
-    let leases: Vec<&str> = held.iter().map(|l| l.path.as_str()).collect();
-    format!("{lock}, leases {}", leases.join(" "))
-}
-
-/// `exit code 0`, or `exit code 143 (128+SIGTERM)`: a code above 128 usually, though not
-/// surely, means CMD died of a signal, and the supervisor reports both the same way.
-fn describe_code(code: i32) -> String {
-    match nix::sys::signal::Signal::try_from(code - 128) {
-        Ok(sig) if code > 128 => format!("exit code {code} (128+{sig})"),
-        _ => format!("exit code {code}"),
-    }
-}
-
-/// Step 7's wait: for each resource in order, our turn in its queue, then room in its
-/// semaphore; every lease but the last is taken, and the room for the last is returned, for
-/// step 8 to take. `wait_begins` is told before the run first waits.
-async fn acquire_leases(
-    plan: &Plan,
-    session: &Session,
-    leases: &[LeaseSpec],
-    queued: &[(Item, Vec<String>)],
-    waiting: &Waiting,
-    wait_begins: &Notify,
-) -> Result<(Vec<Lease>, Option<Room>)> {
-    let owner = plan.owner.as_bytes();
-    let before_waiting = || wait_begins.notify_one();
-    let mut held = Vec::new();
-    let mut last = None;
-    for (k, (spec, (item, listed))) in leases.iter().zip(queued).enumerate() {
-        waiting.set(For::Lease(spec.clone()));
-        // Once first in a queue, always first: a newer item cannot go ahead of ours.
-        if !item.is_oldest(listed) {
-            before_waiting();
-            item.wait_turn(session).await?;
-        }
-        let room = semaphore::room(session, &plan.paths, spec, owner, &before_waiting).await?;
-        if k + 1 == leases.len() {
-            last = Some(room);
-        } else {
-            let lease = room.take(session, owner, &[]).await?;
-            held.push(lease.expect("a lease alone is always made"));
-        }
-    }
-    Ok((held, last))
-}
-
 /// Resolves when the lock at `path` (none with `--no-lock`) is taken while the run waits for
 /// leases. A run that waited in the lock's line watches it already (`watch`); any other sets
 /// the watch only once `wait_begins` says it waits, which an uncontended run never does: its
@@ -607,24 +419,6 @@ async fn sleep_or_forever(timeout: Option<Duration>) {
         Some(t) => tokio::time::sleep(t).await,
         None => std::future::pending().await,
     }
-}
-
-/// What CMD finds in its environment besides the parent's: the lock node, its fencing token and
-/// the leases held.
-fn cmd_env(lock: Option<&Lock>, held: &[Lease]) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    if let Some(lock) = lock {
-        env.push(("SWITCHMAN_LOCK".to_string(), lock.path.clone()));
-        env.push((
-            "SWITCHMAN_FENCING_TOKEN".to_string(),
-            lock.czxid.to_string(),
-        ));
-    }
-    if !held.is_empty() {
-        let paths: Vec<&str> = held.iter().map(|l| l.path.as_str()).collect();
-        env.push(("SWITCHMAN_LEASES".to_string(), paths.join(" ")));
-    }
-    env
 }
 
 #[cfg(test)]
