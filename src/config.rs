@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::security::{self, Security};
-use crate::zk::paths::check_component;
+use crate::zk::{self, paths::check_component};
 
 /// Where the config lives when neither `-c` nor `SWITCHMAN_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/switchman.conf";
@@ -345,6 +345,20 @@ fn check_zkhosts(zkhosts: &str) -> std::result::Result<(), String> {
         check_prefix(chroot).map_err(|e| format!("chroot {e}"))?;
     }
     Ok(())
+}
+
+/// The session's part of the config.
+impl Config {
+    pub fn zk(&self) -> zk::Options {
+        zk::Options {
+            zkhosts: self.zkhosts.clone(),
+            session_timeout: self.session_timeout,
+            connect_timeout: self.connect_timeout,
+            server_tick_time: self.server_tick_time,
+            security: self.security.clone(),
+            path: self.path.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,18 +2,20 @@
 //!
 //! # The map
 //!
-//! Four layers; each uses only the ones below it, and nothing uses `run` or `ctl`:
+//! Five layers; each uses only its own and the ones below it, and nothing uses `run` or `ctl`:
 //!
 //! ```text
 //! run/ (switchman)       ctl/ (switchmanctl)       the two binaries' flows
 //!        \                  /
 //!         recipes/                                 lock, queue, semaphore, waiters, groups,
 //!            |                                     runs (records), holder: each owns its protocol
-//!           zk/                                    session, liveness and its heartbeat, paths,
-//!            |                                     access.rs: every request, one retry rule
-//! error, config, security, cli, manual, logging,   what needs no ZooKeeper: the command line,
-//! metrics, lease_spec, prefix_data, duration,      the config file and its keys, exit codes,
-//! timestamp, host                                  lease arithmetic, the prefix znode's JSON
+//! config, cli, lease_spec, logging, metrics        the config file and its keys, the command
+//!            |                                     line, lease arithmetic, logs, the textfile
+//!           zk/                                    session (its Options come from the config),
+//!            |                                     liveness, paths, and the requests (reads,
+//!            |                                     writes, watches) under access.rs's retry rule
+//! error, security, prefix_data, duration,          exit codes, credentials, the prefix znode's
+//! timestamp, host, manual                          JSON: what needs neither ZooKeeper nor config
 //! ```
 //!
 //! - **Where a run starts:** `main.rs` parses the command line ([`cli`]), loads the config

@@ -23,7 +23,7 @@ async fn read_versioned(
 
 pub(super) async fn get_data(ctl: &Ctl, json: bool) -> Outcome {
     let config = load_config(ctl)?;
-    let session = Session::connect(&config).await?;
+    let session = Session::connect(&config.zk()).await?;
     let read = read_versioned(&session, &config.prefix).await;
     session.close().await;
     let (data, version) = read?.unwrap_or((Vec::new(), -1));
@@ -60,7 +60,7 @@ pub(super) async fn set_data(ctl: &Ctl, file: &Path, if_version: Option<i32>) ->
     let config = load_config(ctl)?;
     let bytes = read_input(file)?;
     let new = validate(&config, &display_name(file), &bytes)?;
-    let session = Session::connect(&config).await?;
+    let session = Session::connect(&config.zk()).await?;
     let result = write_prefix(&session, &config, &bytes, &new, if_version).await;
     session.close().await;
     result

@@ -271,7 +271,7 @@ fn load_config(ctl: &Ctl) -> std::result::Result<Config, Failure> {
 
 /// Reads the prefix data once, with a session of its own.
 async fn read_prefix_data(config: &Config) -> std::result::Result<PrefixData, Failure> {
-    let session = Session::connect(config).await?;
+    let session = Session::connect(&config.zk()).await?;
     let read = fetch_prefix(&session, &config.prefix, false).await;
     session.close().await;
     let (bytes, _) = read?;

@@ -18,7 +18,7 @@ pub(super) async fn stop(ctl: &Ctl, lock: &str, if_token: Option<i64>) -> Outcom
     let config = load_config(ctl)?;
     check_component("lock name", lock).map_err(Error::Usage)?;
     let path = Paths::new(&config.prefix).lock(lock);
-    let session = Session::connect(&config).await?;
+    let session = Session::connect(&config.zk()).await?;
     let result = stop_holder(&session, &path, if_token).await;
     session.close().await;
     result

@@ -71,7 +71,7 @@ async fn run_to_end(cli: &Cli, config: &Config) -> Result<Ended> {
     let plan = Plan::resolve(cli, config)?;
 
     // 2. Connect.
-    let mut session = Session::connect(config).await?;
+    let mut session = Session::connect(&config.zk()).await?;
     // From here on, keep the liveness record fresh: a wait in a queue may outlast the session
     // timeout many times, and CMD's deadlines must start from a recent answer.
     session.start_heartbeat(plan.paths.prefix().to_string());

@@ -14,5 +14,5 @@ pub use access::{session_ended, zk_error};
 pub use liveness::{Alarm, Liveness, now};
 pub use paths::Paths;
 pub use reads::{Found, Read};
-pub use session::Session;
+pub use session::{Options, Session};
 pub use writes::{Created, Op};

@@ -20,19 +20,19 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 use zookeeper_client::{Acl, Acls, AuthId, Client, Connector, Permission, SaslOptions, TlsOptions};
 
-use crate::config::Config;
+use super::session::Options;
 use crate::error::{Error, Result};
 use crate::security::{AclPolicy, Scheme, Tls};
 
 /// A connector with the config's session timeout, credentials and TLS settings.
-pub fn connector(config: &Config) -> Result<Connector> {
+pub fn connector(options: &Options) -> Result<Connector> {
     let mut connector = Client::connector()
-        .with_session_timeout(config.session_timeout)
+        .with_session_timeout(options.session_timeout)
         // A connection silent this long is given up for another (the library's default is 2/5
         // of the timeout): after a stall, the heartbeat's proof must come back before the stop
         // begins, at acked + T/2 + tick, which is about 0.4 T after the last answer.
-        .with_connection_timeout(config.session_timeout / 5);
-    let security = &config.security;
+        .with_connection_timeout(options.session_timeout / 5);
+    let security = &options.security;
     if let Some(auth) = &security.auth {
         connector = match auth.scheme {
             Scheme::Digest => {
@@ -50,7 +50,7 @@ pub fn connector(config: &Config) -> Result<Connector> {
         let bad = |what: &str, e: zookeeper_client::Error| {
             Error::Config(format!(
                 "{}: key \"tls\": {what}: {e}",
-                config.path.display()
+                options.path.display()
             ))
         };
         let mut options = TlsOptions::new()
@@ -81,12 +81,12 @@ fn use_ring() {
 /// then refused, never used in plain text), in plain TCP otherwise.
 pub async fn connect(
     connector: Connector,
-    config: &Config,
+    options: &Options,
 ) -> std::result::Result<Client, zookeeper_client::Error> {
-    if config.security.tls.is_some() {
-        connector.secure_connect(&config.zkhosts).await
+    if options.security.tls.is_some() {
+        connector.secure_connect(&options.zkhosts).await
     } else {
-        connector.connect(&config.zkhosts).await
+        connector.connect(&options.zkhosts).await
     }
 }
 
@@ -125,13 +125,13 @@ enum Handshake {
 /// certificate that does not verify, ours refused, no TLS on the port), and whether every
 /// server did (`true`: nothing to wait for). `None` if none did, so the failure is the usual
 /// kind (servers down or starting).
-pub async fn diagnose(config: &Config, patience: Duration) -> Option<(String, bool)> {
-    let tls = config.security.tls.as_ref()?;
+pub async fn diagnose(options: &Options, patience: Duration) -> Option<(String, bool)> {
+    let tls = options.security.tls.as_ref()?;
     let client_config = match client_config(tls) {
         Ok(c) => Arc::new(c),
         Err(e) => return Some((e, true)),
     };
-    let servers = servers(&config.zkhosts);
+    let servers = servers(&options.zkhosts);
     let probes = servers.iter().map(|(host, port)| {
         let (host, port, client_config) = (host.clone(), *port, client_config.clone());
         tokio::task::spawn_blocking(move || handshake(&host, port, client_config, patience))
@@ -154,7 +154,7 @@ pub async fn diagnose(config: &Config, patience: Duration) -> Option<(String, bo
         format!(
             "TLS handshake failed: {} (tls in {})",
             refusals.join("; "),
-            config.path.display()
+            options.path.display()
         ),
         all,
     ))

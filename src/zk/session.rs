@@ -13,8 +13,8 @@ use zookeeper_client::{Acl, Client, OneshotWatcher, SessionState};
 
 use super::liveness::{self, Liveness, now};
 use super::secure;
-use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::security::Security;
 
 /// A live session with the ensemble.
 pub struct Session {
@@ -36,19 +36,33 @@ pub struct Session {
     kept: RefCell<Vec<OneshotWatcher>>,
 }
 
+/// What a session needs of the config: where the servers are, how long to wait for them, who
+/// we are to them, and the file to point at when they refuse.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub zkhosts: String,
+    pub session_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The servers' tickTime, as the config states it (see `liveness`).
+    pub server_tick_time: Duration,
+    pub security: Security,
+    /// The config file, named in messages that point at a key in it.
+    pub path: PathBuf,
+}
+
 /// The servers refused the session's authentication: wrong credentials, or none where the
 /// ensemble enforces them (`zookeeper.enforce.auth.enabled`).
-fn refusal(config: &Config, identity: &str) -> String {
-    match config.security.auth {
+fn refusal(options: &Options, identity: &str) -> String {
+    match options.security.auth {
         Some(_) => format!(
             "ZooKeeper at {} refused to authenticate {identity}; check the user and password, \
              and the servers' auth settings",
-            config.zkhosts
+            options.zkhosts
         ),
         None => format!(
             "ZooKeeper at {} requires authentication; set \"auth\" in {}",
-            config.zkhosts,
-            config.path.display()
+            options.zkhosts,
+            options.path.display()
         ),
     }
 }
@@ -60,20 +74,20 @@ impl Session {
     /// The client library gives up on a new session after about a session timeout, so it is
     /// asked again until `connect_timeout` is over: an ensemble that is still starting (or
     /// electing a leader) when cron starts us is waited for, as the config says.
-    pub async fn connect(config: &Config) -> Result<Session> {
-        let give_up = tokio::time::Instant::now() + config.connect_timeout;
-        let connector = secure::connector(config)?;
-        let identity = config.security.identity();
+    pub async fn connect(options: &Options) -> Result<Session> {
+        let give_up = tokio::time::Instant::now() + options.connect_timeout;
+        let connector = secure::connector(options)?;
+        let identity = options.security.identity();
         let mut last_error = None;
         // A TLS refusal seen on the way, reported (77) if no session comes of the wait.
         let mut refused = None;
         let (client, sent) = loop {
             let sent = now();
-            let connecting = secure::connect(connector.clone(), config);
+            let connecting = secure::connect(connector.clone(), options);
             match tokio::time::timeout_at(give_up, connecting).await {
                 Ok(Ok(client)) => break (client, sent),
                 Ok(Err(zookeeper_client::Error::AuthFailed)) => {
-                    return Err(Error::NoPerm(refusal(config, &identity)));
+                    return Err(Error::NoPerm(refusal(options, &identity)));
                 }
                 Ok(Err(
                     e @ (zookeeper_client::Error::Timeout
@@ -85,11 +99,11 @@ impl Session {
                     // Servers that all refuse the TLS handshake will go on refusing it; one
                     // that is down or was refused beside one that is up may yet come good.
                     let left = give_up.saturating_duration_since(tokio::time::Instant::now());
-                    let patience = config
+                    let patience = options
                         .session_timeout
                         .min(left)
                         .max(Duration::from_millis(100));
-                    if let Some((why, all)) = secure::diagnose(config, patience).await {
+                    if let Some((why, all)) = secure::diagnose(options, patience).await {
                         if all {
                             return Err(Error::NoPerm(why));
                         }
@@ -104,8 +118,8 @@ impl Session {
                 Ok(Err(e)) => {
                     return Err(Error::Unavailable(format!(
                         "no session with {} ({e}); check that ZooKeeper is running and that zkhosts in {} is right",
-                        config.zkhosts,
-                        config.path.display()
+                        options.zkhosts,
+                        options.path.display()
                     )));
                 }
                 Err(_) => {
@@ -117,8 +131,8 @@ impl Session {
                         .unwrap_or_default();
                     return Err(Error::Unavailable(format!(
                         "no session with {} within connect_timeout ({:.1}s{last}); check that ZooKeeper is running and reachable",
-                        config.zkhosts,
-                        config.connect_timeout.as_secs_f64()
+                        options.zkhosts,
+                        options.connect_timeout.as_secs_f64()
                     )));
                 }
             }
@@ -129,13 +143,13 @@ impl Session {
         // the heartbeat's chain proves a later one.
         Ok(Session {
             client,
-            liveness: Liveness::new(timeout, config.server_tick_time, sent),
+            liveness: Liveness::new(timeout, options.server_tick_time, sent),
             heartbeat: None,
-            acls: secure::acls(&config.security.acl),
-            refused: refusal(config, &identity),
+            acls: secure::acls(&options.security.acl),
+            refused: refusal(options, &identity),
             kept: RefCell::default(),
             identity,
-            config_path: config.path.clone(),
+            config_path: options.path.clone(),
         })
     }
 

@@ -46,7 +46,7 @@ impl Reader {
         // outage, and the next scrape starts a new one rather than failing for ever.
         let session = match slot.take() {
             Some(session) => session,
-            None => Session::connect(&self.config)
+            None => Session::connect(&self.config.zk())
                 .await
                 .map_err(|e| e.to_string())?,
         };
@@ -89,7 +89,7 @@ pub(super) async fn serve(config: Config, addr: &str) -> Outcome {
     );
     let reader = Arc::new(Reader {
         paths: Paths::new(&config.prefix),
-        session: Mutex::new(Some(Session::connect(&config).await?)),
+        session: Mutex::new(Some(Session::connect(&config.zk()).await?)),
         config,
     });
     eprintln!("switchmanctl: serving metrics on http://{local}/metrics");

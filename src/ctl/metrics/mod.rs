@@ -15,7 +15,7 @@ pub(super) async fn metrics(ctl: &Ctl, listen: Option<&str>) -> Outcome {
         return listen::serve(config, addr).await;
     }
     let paths = Paths::new(&config.prefix);
-    let session = Session::connect(&config).await?;
+    let session = Session::connect(&config.zk()).await?;
     let read = pass::read(&session, &paths, &Filter::default()).await;
     session.close().await;
     print(fleet::render(&read?))?;

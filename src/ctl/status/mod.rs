@@ -21,7 +21,7 @@ pub(super) async fn status(ctl: &Ctl, filter: &Filter, json: bool, watching: boo
         }
     }
     let paths = Paths::new(&config.prefix);
-    let session = Session::connect(&config).await?;
+    let session = Session::connect(&config.zk()).await?;
     let result = if watching {
         watch::watch(&session, &paths, filter, json).await
     } else {
