@@ -14,8 +14,8 @@ use zookeeper_client::{OneshotWatcher, Stat};
 
 use super::holder::Holder;
 use crate::error::Result;
-use crate::zk::Created;
 use crate::zk::Session;
+use crate::zk::{Created, Txn};
 
 /// A lock we hold.
 #[derive(Debug)]
@@ -74,6 +74,12 @@ fn let_go(session: &Session, watcher: OneshotWatcher, waits: bool) {
     } else {
         session.keep_until_close(watcher);
     }
+}
+
+/// Adds the lock's making to `txn` (with the run's last lease): nothing of `txn` is made if the
+/// lock is held by then. [`made`] reads it back.
+pub fn create_in<'a>(txn: &mut Txn<'a>, path: &'a str, data: &'a [u8]) {
+    txn.create_own(path, data);
 }
 
 /// The lock at `path`, which a transaction of ours has just made (with the run's last lease):

@@ -5,10 +5,10 @@
 //! (no herd), and the order is the order of arrival.
 
 use crate::error::{Error, Result};
-use crate::zk::Op;
 use crate::zk::Session;
 use crate::zk::paths::sequence_of;
 use crate::zk::session_ended;
+use crate::zk::{Slot, Txn};
 
 /// Our place in a queue.
 #[derive(Debug, Clone)]
@@ -36,15 +36,19 @@ pub async fn join_all(
     data: &[u8],
     also: &[&str],
 ) -> Result<(Vec<Item>, Vec<Vec<String>>)> {
-    let ops: Vec<Op> = stems.iter().map(|stem| Op::Create { stem, data }).collect();
+    let mut txn = Txn::default();
+    let slots: Vec<Slot> = stems.iter().map(|stem| txn.create(stem, data)).collect();
     let folders: Vec<&str> = stems
         .iter()
         .map(|stem| stem.rsplit_once('/').expect("a stem is an absolute path").0)
         .chain(also.iter().copied())
         .collect();
-    let (made, listed) = futures::join!(session.transact(&ops), session.children_of_all(&folders));
-    let made = made?.expect("only a CreateOwn finds its node taken");
-    let items: Vec<Item> = made.into_iter().map(Item::at).collect();
+    let (made, listed) = futures::join!(session.apply(&txn), session.children_of_all(&folders));
+    let made = made?.expect("only a create_own finds its node taken");
+    let items: Vec<Item> = slots
+        .into_iter()
+        .map(|slot| Item::at(made.path(slot).to_string()))
+        .collect();
     let after_join = |listed: &[Vec<String>]| {
         items.iter().zip(listed).all(|(item, children)| {
             children
@@ -128,6 +132,11 @@ impl Item {
                 }
             }
         }
+    }
+
+    /// Leaves the queue in `txn`, with whatever else it makes.
+    pub fn leave_in<'a>(&'a self, txn: &mut Txn<'a>) {
+        txn.delete(&self.path);
     }
 
     /// Leaves the queue.

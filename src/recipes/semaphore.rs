@@ -10,7 +10,7 @@ use super::queue::{self, Item};
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
 use crate::zk::paths::LeaseName;
-use crate::zk::{Op, session_ended};
+use crate::zk::{Made, Slot, Txn, session_ended};
 use crate::zk::{Paths, Session};
 
 /// A lease we hold.
@@ -110,29 +110,40 @@ pub async fn room(
 }
 
 impl Room {
-    /// Makes the lease in one transaction that also lets go of the guard and makes `also`
-    /// (the run's last lease leaves its queues and creates the lock with it). `None`: the lock
-    /// was taken by then; nothing was made, and the guard is given back.
-    pub async fn take(
+    /// Makes the lease and lets go of the guard, in a transaction of their own.
+    pub async fn take(self, session: &Session, data: &[u8]) -> Result<Lease> {
+        let mut txn = Txn::default();
+        let slot = self.take_in(&mut txn, data);
+        let made = session.apply(&txn).await?;
+        Ok(self
+            .taken(session, made.as_ref(), slot)
+            .await?
+            .expect("a lease alone is always made"))
+    }
+
+    /// Adds the lease's making and the guard's letting go to `txn`, which must begin with them
+    /// (the run's last lease leaves its queues and creates the lock in the same transaction).
+    /// [`Room::taken`] reads back the lease from what `txn` made.
+    pub fn take_in<'a>(&'a self, txn: &mut Txn<'a>, data: &'a [u8]) -> Slot {
+        let slot = txn.create(&self.stem, data);
+        txn.delete(&self.guard.path);
+        slot
+    }
+
+    /// The lease that [`Room::take_in`]'s `txn` made; `None` if it made nothing (the lock was
+    /// taken by then), and then the guard is given back.
+    pub async fn taken(
         self,
         session: &Session,
-        data: &[u8],
-        also: &[Op<'_>],
+        made: Option<&Made>,
+        slot: Slot,
     ) -> Result<Option<Lease>> {
-        let mut ops = vec![
-            Op::Create {
-                stem: &self.stem,
-                data,
-            },
-            Op::Delete(&self.guard.path),
-        ];
-        ops.extend_from_slice(also);
-        let Some(made) = session.transact(&ops).await? else {
+        let Some(made) = made else {
             self.guard.leave(session).await?;
             return Ok(None);
         };
         Ok(Some(Lease {
-            path: made[0].clone(),
+            path: made.path(slot).to_string(),
             resource: self.resource,
         }))
     }

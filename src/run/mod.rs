@@ -31,7 +31,7 @@ use crate::recipes::queue;
 use crate::recipes::runs;
 use crate::recipes::semaphore::Lease;
 use crate::zk::Session;
-use crate::zk::{Found, Op, Read};
+use crate::zk::{Found, Read, Txn};
 use cmd::{record_exit_code, run_cmd};
 use leases::{Joined, acquire_leases, join_queues, queues_of_task};
 use plan::Plan;
@@ -349,14 +349,16 @@ async fn lock_and_leases(
         //    leases back and go back to 4. Then leave the lock's line.
         if let Some(room) = last {
             let owner = plan.owner.as_bytes();
-            let mut also: Vec<Op> = queued
-                .iter()
-                .map(|(item, _)| Op::Delete(&item.path))
-                .collect();
-            if let Some(path) = &lock_path {
-                also.push(Op::CreateOwn { path, data: owner });
+            let mut txn = Txn::default();
+            let lease = room.take_in(&mut txn, owner);
+            for (item, _) in &queued {
+                item.leave_in(&mut txn);
             }
-            held.extend(room.take(session, owner, &also).await?);
+            if let Some(path) = &lock_path {
+                lock::create_in(&mut txn, path, owner);
+            }
+            let made = session.apply(&txn).await?;
+            held.extend(room.taken(session, made.as_ref(), lease).await?);
         }
         let lock = match &lock_path {
             None => None,

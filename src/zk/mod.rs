@@ -15,4 +15,4 @@ pub use liveness::{Alarm, Liveness, now};
 pub use paths::Paths;
 pub use reads::{Found, Read};
 pub use session::{Options, Session};
-pub use writes::{Created, Op};
+pub use writes::{Created, Made, Slot, Txn};

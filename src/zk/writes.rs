@@ -21,15 +21,63 @@ pub enum Created {
     Theirs(Option<(Vec<u8>, Stat)>),
 }
 
-/// One operation of a transaction ([`Session::transact`]).
+/// One operation of a transaction ([`Txn`]).
 #[derive(Debug, Clone, Copy)]
-pub enum Op<'a> {
+enum Op<'a> {
     /// Create our ephemeral sequential node `{stem}{seq10}`.
     Create { stem: &'a str, data: &'a [u8] },
     /// Create our ephemeral node at `path` (the lock), unless another session has it.
     CreateOwn { path: &'a str, data: &'a [u8] },
     /// Delete a node of ours.
     Delete(&'a str),
+}
+
+/// One transaction (ZooKeeper's `multi`) that several recipes fill, each with its own
+/// operations, so that a run holds all of what it takes at once or none of it while each recipe
+/// keeps its protocol to itself. Each create returns the [`Slot`] where its node is found in what
+/// [`Session::apply`] made. The first operation must be a sequential create (see
+/// [`Session::transact`]).
+#[derive(Debug, Default)]
+pub struct Txn<'a> {
+    ops: Vec<Op<'a>>,
+    creates: usize,
+}
+
+/// Where a create's node is among what a [`Txn`] made.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot(usize);
+
+/// The nodes a [`Txn`] made.
+#[derive(Debug)]
+pub struct Made(Vec<String>);
+
+impl<'a> Txn<'a> {
+    /// Our ephemeral sequential node `{stem}{seq10}`.
+    pub fn create(&mut self, stem: &'a str, data: &'a [u8]) -> Slot {
+        self.push(Op::Create { stem, data })
+    }
+
+    /// Our ephemeral node at `path`, unless another session has it: then nothing is made.
+    pub fn create_own(&mut self, path: &'a str, data: &'a [u8]) -> Slot {
+        self.push(Op::CreateOwn { path, data })
+    }
+
+    /// A node of ours, deleted.
+    pub fn delete(&mut self, path: &'a str) {
+        self.ops.push(Op::Delete(path));
+    }
+
+    fn push(&mut self, op: Op<'a>) -> Slot {
+        self.ops.push(op);
+        self.creates += 1;
+        Slot(self.creates - 1)
+    }
+}
+
+impl Made {
+    pub fn path(&self, slot: Slot) -> &str {
+        &self.0[slot.0]
+    }
 }
 
 impl Session {
@@ -181,6 +229,12 @@ impl Session {
         created.map_err(|e| self.create_error(stem, e))
     }
 
+    /// Makes `txn`: what [`Session::transact`] does, with the nodes made found by the slots
+    /// their creates returned. `None` if the node of a [`Txn::create_own`] exists already.
+    pub async fn apply(&self, txn: &Txn<'_>) -> Result<Option<Made>> {
+        Ok(self.transact(&txn.ops).await?.map(Made))
+    }
+
     /// Makes `ops` as one transaction (ZooKeeper's `multi`): all of them at once, or none; one
     /// request where each would cost one. Returns the path of each node created, in the order
     /// of `ops`; `None` if the node of a [`Op::CreateOwn`] exists already (another session's),
@@ -191,7 +245,7 @@ impl Session {
     /// session owning one means the whole transaction happened. A delete of a node that is
     /// already gone is left out and the rest made again, as [`Session::delete_own`] would find
     /// it gone; a create whose folder is missing makes the folders first.
-    pub async fn transact(&self, ops: &[Op<'_>]) -> Result<Option<Vec<String>>> {
+    async fn transact(&self, ops: &[Op<'_>]) -> Result<Option<Vec<String>>> {
         let mut ops = ops.to_vec();
         let Some(&Op::Create { stem: first, .. }) = ops.first() else {
             panic!("a transaction of ours begins with a create");
