@@ -76,24 +76,246 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-const KNOWN_KEYS: &[&str] = &[
-    "prefix",
-    "zkhosts",
-    "logfile",
-    "logfile_format",
-    "journald",
-    "loglevel",
-    "resources_wait_timeout",
-    "termination_timeout",
-    "data_read_len",
-    "session_timeout",
-    "connect_timeout",
-    "server_tick_time",
-    "busy_exit_code",
-    "fqdn",
-    "record_runs",
-    "metrics_dir",
+/// What a config key's value must be. [`Type::want`] is the phrase of the error a value of
+/// another type gets, and [`Type::doc`] its name in the docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Boolean,
+    /// A whole number ≥ 0.
+    Integer,
+    /// Seconds, fractions allowed; a string of a number too, as the original wrote some.
+    Seconds,
+    Object,
+    /// A list of strings.
+    Strings,
+}
+
+impl Type {
+    /// What the value "must be", in an error about a value of another type.
+    pub fn want(self) -> &'static str {
+        match self {
+            Type::String => "a string",
+            Type::Boolean => "true or false",
+            Type::Integer => "a whole number ≥ 0",
+            Type::Seconds => "a number of seconds ≥ 0",
+            Type::Object => "an object",
+            Type::Strings => "a list of strings",
+        }
+    }
+
+    /// The type's name in the docs.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Type::String => "string",
+            Type::Boolean => "boolean",
+            Type::Integer => "integer",
+            Type::Seconds => "seconds",
+            Type::Object => "object",
+            Type::Strings => "list of strings",
+        }
+    }
+}
+
+/// One config key: its name, its type, its default (as the docs say it) and one line of meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
+    pub kind: Type,
+    pub default: &'static str,
+    pub meaning: &'static str,
+    /// Ours, not the original's.
+    pub new: bool,
+}
+
+const fn key(
+    name: &'static str,
+    kind: Type,
+    default: &'static str,
+    new: bool,
+    meaning: &'static str,
+) -> Key {
+    Key {
+        name,
+        kind,
+        default,
+        meaning,
+        new,
+    }
+}
+
+/// Every key switchman reads, in the docs' order. Any other key is unknown: a warning, never an
+/// error. `docs/config.md`, switchman.conf(5) and the unknown-key warnings of switchman and
+/// `switchmanctl check-config` all come from this table; [`Keys`] refuses to read a key that is
+/// not in it (in debug builds, so every test would catch it), and with another type.
+pub const KEYS: &[Key] = &[
+    key(
+        "prefix",
+        Type::String,
+        "required",
+        false,
+        "absolute znode path, e.g. `/myproject/switchman`",
+    ),
+    key(
+        "zkhosts",
+        Type::String,
+        "required",
+        false,
+        "`host:port,host:port,...`, optionally with a `/chroot` suffix",
+    ),
+    key(
+        "logfile",
+        Type::String,
+        "none",
+        false,
+        "append log lines here, with a timestamp and switchman's pid; it must be writable by the \
+         user the jobs run as (otherwise every run exits 78)",
+    ),
+    key(
+        "logfile_format",
+        Type::String,
+        "`text`",
+        true,
+        "`text`, or `json` for one JSON object per line, for log shippers (see \"Logging\")",
+    ),
+    key(
+        "journald",
+        Type::Boolean,
+        "`false`",
+        true,
+        "also send the log lines to the systemd journal, with the run's fields (see \"Logging\")",
+    ),
+    key(
+        "loglevel",
+        Type::String,
+        "`info`",
+        false,
+        "`debug`, `info`, `warning` or `critical`, for `logfile` and `journald`",
+    ),
+    key(
+        "resources_wait_timeout",
+        Type::Seconds,
+        "`0`",
+        false,
+        "seconds to wait for leases; 0 waits forever; then exit 75",
+    ),
+    key(
+        "termination_timeout",
+        Type::Seconds,
+        "`10`",
+        false,
+        "seconds between SIGTERM and SIGKILL when switchman stops CMD (cut short to keep the \
+         no-overlap deadline)",
+    ),
+    key(
+        "data_read_len",
+        Type::Integer,
+        "`65535`",
+        false,
+        "accepted for compatibility",
+    ),
+    key(
+        "session_timeout",
+        Type::Seconds,
+        "`10`",
+        true,
+        "seconds; the servers may negotiate it into their bounds",
+    ),
+    key(
+        "connect_timeout",
+        Type::Seconds,
+        "`10`",
+        true,
+        "seconds to keep trying to establish a session before exiting 69",
+    ),
+    key(
+        "server_tick_time",
+        Type::Seconds,
+        "`2`",
+        true,
+        "seconds; the ensemble's `tickTime`, at most `session_timeout`/4. The heartbeat's proof \
+         that the leader knows our session trails by about a tick (see \"Why two hosts never run \
+         the job at once\")",
+    ),
+    key(
+        "busy_exit_code",
+        Type::Integer,
+        "`0`",
+        true,
+        "exit code of a skipped run (0 to 255)",
+    ),
+    key(
+        "fqdn",
+        Type::String,
+        "resolved",
+        true,
+        "this host's FQDN, for containers; `$SWITCHMAN_FQDN` overrides both",
+    ),
+    key(
+        "record_runs",
+        Type::Boolean,
+        "`false`",
+        true,
+        "write a run record (see \"Run records\") for every run with a lock, not only with \
+         `--min-interval`",
+    ),
+    key(
+        "metrics_dir",
+        Type::String,
+        "none",
+        true,
+        "absolute path of node_exporter's textfile directory; every run leaves its job's metrics \
+         there (see \"Monitoring\")",
+    ),
+    key(
+        "auth",
+        Type::Object,
+        "none",
+        true,
+        "`{\"scheme\": \"digest\" or \"sasl-digest\", \"credentials_file\": PATH}`; the file \
+         holds `user:password` and must be its owner's alone (see \"Securing it\")",
+    ),
+    key(
+        "acl",
+        Type::String,
+        "`creator` with `auth`, else `open`",
+        true,
+        "the ACL of every node switchman creates: `creator` (the creating identity may do \
+         anything, everyone else may read) or `open` (anyone may do anything, as the original)",
+    ),
+    key(
+        "acl_extra",
+        Type::Strings,
+        "`[]`",
+        true,
+        "more identities (`\"scheme:id\"`, e.g. `\"digest:ops:HASH\"`) given all permissions on \
+         every node, with `acl` `creator`",
+    ),
+    key(
+        "tls",
+        Type::Object,
+        "none",
+        true,
+        "`{\"ca_file\": PATH, \"cert_file\": PATH, \"key_file\": PATH}` (certificate and key only \
+         for mutual TLS): TLS to every server in `zkhosts`",
+    ),
 ];
+
+/// The value of `key` in the config object `map`. [`KEYS`] must list `key` with type `kind`: a
+/// key read and missing from the table would be read and yet warned about as unknown.
+pub(crate) fn value<'a>(map: &'a Map<String, Value>, key: &str, kind: Type) -> Option<&'a Value> {
+    debug_assert_eq!(
+        key_named(key).map(|k| k.kind),
+        Some(kind),
+        "config key {key:?} is not in config::KEYS with type {kind:?}"
+    );
+    map.get(key)
+}
+
+/// The key of [`KEYS`] called `name`.
+pub fn key_named(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
 
 impl Config {
     /// Reads and validates the config at `path`. Touches nothing else, so a config error can
@@ -196,7 +418,7 @@ impl Config {
         };
         let unknown_keys: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !security::KEYS.contains(&k.as_str()))
+            .filter(|k| key_named(k).is_none())
             .cloned()
             .collect();
         let mut warnings: Vec<String> = unknown_keys
@@ -244,43 +466,48 @@ struct Keys<'a> {
 }
 
 impl Keys<'_> {
-    fn wrong(&self, key: &str, want: &str, got: &Value) -> Error {
+    fn wrong(&self, key: &str, want: Type, got: &Value) -> Error {
         Error::Config(format!(
-            "{}: key {key:?} must be {want}, not {got}",
-            self.file
+            "{}: key {key:?} must be {}, not {got}",
+            self.file,
+            want.want()
         ))
     }
 
+    fn get(&self, key: &str, kind: Type) -> Option<&Value> {
+        value(self.map, key, kind)
+    }
+
     fn string(&self, key: &str) -> Result<Option<String>> {
-        match self.map.get(key) {
+        match self.get(key, Type::String) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.wrong(key, "a string", v)),
+            Some(v) => Err(self.wrong(key, Type::String, v)),
         }
     }
 
     fn boolean(&self, key: &str) -> Result<Option<bool>> {
-        match self.map.get(key) {
+        match self.get(key, Type::Boolean) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.wrong(key, "true or false", v)),
+            Some(v) => Err(self.wrong(key, Type::Boolean, v)),
         }
     }
 
     fn integer(&self, key: &str) -> Result<Option<u64>> {
-        match self.map.get(key) {
+        match self.get(key, Type::Integer) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_u64()
                 .map(Some)
-                .ok_or_else(|| self.wrong(key, "a whole number ≥ 0", v)),
+                .ok_or_else(|| self.wrong(key, Type::Integer, v)),
         }
     }
 
     /// Seconds as a non-negative number; fractions are allowed (tests use sub-second values).
     /// The original wrote some numbers as strings, so "10" is accepted too.
     fn seconds(&self, key: &str) -> Result<Option<Duration>> {
-        let v = match self.map.get(key) {
+        let v = match self.get(key, Type::Seconds) {
             None | Some(Value::Null) => return Ok(None),
             Some(v) => v,
         };
@@ -293,7 +520,7 @@ impl Keys<'_> {
             Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
                 Ok(Some(Duration::from_secs_f64(s)))
             }
-            _ => Err(self.wrong(key, "a number of seconds ≥ 0", v)),
+            _ => Err(self.wrong(key, Type::Seconds, v)),
         }
     }
 }
