@@ -712,6 +712,73 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_the_table_is_known_and_no_other() {
+        let mut text = String::from(r#"{"prefix": "/p", "zkhosts": "z:1""#);
+        for key in KEYS.iter().filter(|k| k.default != "required") {
+            text.push_str(&format!(", {:?}: null", key.name));
+        }
+        text.push_str(r#", "prefixx": 1}"#);
+        let c = parse(&text).unwrap();
+        assert_eq!(c.unknown_keys, ["prefixx"]);
+        assert_eq!(
+            c.warnings,
+            ["/etc/sm.conf: unknown key \"prefixx\" ignored"]
+        );
+        let mut names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len(), "a key twice in KEYS");
+    }
+
+    #[test]
+    fn the_tables_defaults_are_the_parsers() {
+        let c = parse(r#"{"prefix": "/p", "zkhosts": "z:1"}"#).unwrap();
+        let default = |name: &str| key_named(name).unwrap().default.trim_matches('`');
+        let secs = |name: &str| default(name).parse::<f64>().unwrap();
+        assert_eq!(
+            c.termination_timeout.as_secs_f64(),
+            secs("termination_timeout")
+        );
+        assert_eq!(c.session_timeout.as_secs_f64(), secs("session_timeout"));
+        assert_eq!(c.connect_timeout.as_secs_f64(), secs("connect_timeout"));
+        assert_eq!(c.server_tick_time.as_secs_f64(), secs("server_tick_time"));
+        assert_eq!(secs("resources_wait_timeout"), 0.0);
+        assert_eq!(c.resources_wait_timeout, None);
+        assert_eq!(c.data_read_len.to_string(), default("data_read_len"));
+        assert_eq!(c.busy_exit_code.to_string(), default("busy_exit_code"));
+        assert_eq!(c.journald.to_string(), default("journald"));
+        assert_eq!(c.record_runs.to_string(), default("record_runs"));
+        assert_eq!(default("loglevel"), "info");
+        assert_eq!(c.loglevel, LogLevel::Info);
+        assert_eq!(default("logfile_format"), "text");
+        assert_eq!(c.logfile_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_refused_with_the_tables_type() {
+        for key in KEYS
+            .iter()
+            .filter(|k| k.kind != Type::Object && k.kind != Type::Strings)
+        {
+            let wrong = if key.kind == Type::Boolean { "1" } else { "[]" };
+            // For prefix and zkhosts, the later of two values counts, as serde_json reads them.
+            let text = format!(
+                r#"{{"prefix": "/p", "zkhosts": "z:1", {:?}: {wrong}}}"#,
+                key.name
+            );
+            let e = config_err(&text);
+            if key.name == "acl" {
+                assert!(e.contains("must be \"creator\" or \"open\""), "{e}");
+            } else {
+                assert!(
+                    e.contains(&format!("key {:?} must be {}", key.name, key.kind.want())),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn missing_file_is_a_config_error() {
         let e = Config::load(Path::new("/nonexistent/switchman.conf")).unwrap_err();
         assert_eq!(e.exit_code(), 78);
