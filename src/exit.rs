@@ -172,8 +172,8 @@ pub fn footnote(binary: Binary) -> &'static str {
              nothing, so cron mails nothing for them."
         }
         Binary::Switchmanctl => {
-            "Every failure of switchmanctl's own prints one line on stderr, starting with \
-             `switchmanctl:`."
+            "Every failure of switchmanctl's own prints one line on stderr \
+             (`switchmanctl: ...`)."
         }
     }
 }
