@@ -190,8 +190,8 @@ fn write_config_page(path: &Path) -> std::io::Result<()> {
         let new = if key.new { "New: " } else { "" };
         roff.text([roman(format!("{new}{}", manual::plain(key.meaning)))]);
     }
-    roff.control("PP", []);
     for para in manual::CONFIG_OUTRO {
+        roff.control("PP", []);
         roff.text([roman(manual::plain(para))]);
     }
     roff.control("SH", ["FILES"]);

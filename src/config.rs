@@ -176,14 +176,14 @@ pub const KEYS: &[Key] = &[
         Type::String,
         "`text`",
         true,
-        "`text`, or `json` for one JSON object per line, for log shippers (see \"Logging\")",
+        "`text`, or `json` for one JSON object per line, for log shippers (see [Logging](logging.md))",
     ),
     key(
         "journald",
         Type::Boolean,
         "`false`",
         true,
-        "also send the log lines to the systemd journal, with the run's fields (see \"Logging\")",
+        "also send the log lines to the systemd journal, with the run's fields (see [Logging](logging.md))",
     ),
     key(
         "loglevel",
@@ -234,8 +234,8 @@ pub const KEYS: &[Key] = &[
         "`2`",
         true,
         "seconds; the ensemble's `tickTime`, at most `session_timeout`/4. The heartbeat's proof \
-         that the leader knows our session trails by about a tick (see \"Why two hosts never run \
-         the job at once\")",
+         that the leader knows our session trails by about a tick (see [Why two hosts never run \
+         the job at once](safety.md#why-two-hosts-never-run-the-job-at-once))",
     ),
     key(
         "busy_exit_code",
@@ -256,7 +256,7 @@ pub const KEYS: &[Key] = &[
         Type::Boolean,
         "`false`",
         true,
-        "write a run record (see \"Run records\") for every run with a lock, not only with \
+        "write a run record (see [Run records](guide.md#run-records)) for every run with a lock, not only with \
          `--min-interval`",
     ),
     key(
@@ -265,7 +265,7 @@ pub const KEYS: &[Key] = &[
         "none",
         true,
         "absolute path of node_exporter's textfile directory; every run leaves its job's metrics \
-         there (see \"Monitoring\")",
+         there (see [Monitoring](monitoring.md))",
     ),
     key(
         "auth",
@@ -273,7 +273,7 @@ pub const KEYS: &[Key] = &[
         "none",
         true,
         "`{\"scheme\": \"digest\" or \"sasl-digest\", \"credentials_file\": PATH}`; the file \
-         holds `user:password` and must be its owner's alone (see \"Securing it\")",
+         holds `user:password` and must be its owner's alone (see [Securing it](security.md))",
     ),
     key(
         "acl",

@@ -28,6 +28,8 @@ const FILES: &[&str] = &[
     "/usr/share/doc/switchman/README.md",
     "/usr/share/doc/switchman/CHANGELOG.md",
     "/usr/share/doc/switchman/docs/guide.md",
+    "/usr/share/doc/switchman/docs/config.md",
+    "/usr/share/doc/switchman/docs/exit-codes.md",
     "/usr/share/doc/switchman/examples/switchman-example.service",
     "/usr/share/doc/switchman/examples/switchman-example.timer",
 ];
