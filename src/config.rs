@@ -76,24 +76,10 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-const KNOWN_KEYS: &[&str] = &[
-    "prefix",
-    "zkhosts",
-    "logfile",
-    "logfile_format",
-    "journald",
-    "loglevel",
-    "resources_wait_timeout",
-    "termination_timeout",
-    "data_read_len",
-    "session_timeout",
-    "connect_timeout",
-    "server_tick_time",
-    "busy_exit_code",
-    "fqdn",
-    "record_runs",
-    "metrics_dir",
-];
+mod keys;
+
+pub(crate) use keys::value;
+pub use keys::{KEYS, Key, Type, key_named};
 
 impl Config {
     /// Reads and validates the config at `path`. Touches nothing else, so a config error can
@@ -196,7 +182,7 @@ impl Config {
         };
         let unknown_keys: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !security::KEYS.contains(&k.as_str()))
+            .filter(|k| key_named(k).is_none())
             .cloned()
             .collect();
         let mut warnings: Vec<String> = unknown_keys
@@ -244,43 +230,48 @@ struct Keys<'a> {
 }
 
 impl Keys<'_> {
-    fn wrong(&self, key: &str, want: &str, got: &Value) -> Error {
+    fn wrong(&self, key: &str, want: Type, got: &Value) -> Error {
         Error::Config(format!(
-            "{}: key {key:?} must be {want}, not {got}",
-            self.file
+            "{}: key {key:?} must be {}, not {got}",
+            self.file,
+            want.want()
         ))
     }
 
+    fn get(&self, key: &str, kind: Type) -> Option<&Value> {
+        value(self.map, key, kind)
+    }
+
     fn string(&self, key: &str) -> Result<Option<String>> {
-        match self.map.get(key) {
+        match self.get(key, Type::String) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.wrong(key, "a string", v)),
+            Some(v) => Err(self.wrong(key, Type::String, v)),
         }
     }
 
     fn boolean(&self, key: &str) -> Result<Option<bool>> {
-        match self.map.get(key) {
+        match self.get(key, Type::Boolean) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.wrong(key, "true or false", v)),
+            Some(v) => Err(self.wrong(key, Type::Boolean, v)),
         }
     }
 
     fn integer(&self, key: &str) -> Result<Option<u64>> {
-        match self.map.get(key) {
+        match self.get(key, Type::Integer) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_u64()
                 .map(Some)
-                .ok_or_else(|| self.wrong(key, "a whole number ≥ 0", v)),
+                .ok_or_else(|| self.wrong(key, Type::Integer, v)),
         }
     }
 
     /// Seconds as a non-negative number; fractions are allowed (tests use sub-second values).
     /// The original wrote some numbers as strings, so "10" is accepted too.
     fn seconds(&self, key: &str) -> Result<Option<Duration>> {
-        let v = match self.map.get(key) {
+        let v = match self.get(key, Type::Seconds) {
             None | Some(Value::Null) => return Ok(None),
             Some(v) => v,
         };
@@ -293,7 +284,7 @@ impl Keys<'_> {
             Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
                 Ok(Some(Duration::from_secs_f64(s)))
             }
-            _ => Err(self.wrong(key, "a number of seconds ≥ 0", v)),
+            _ => Err(self.wrong(key, Type::Seconds, v)),
         }
     }
 }
@@ -362,140 +353,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config> {
-        Config::parse(Path::new("/etc/sm.conf"), text.as_bytes())
-    }
-
-    fn config_err(text: &str) -> String {
-        match parse(text) {
-            Err(Error::Config(m)) => m,
-            other => panic!("expected a config error for {text}, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn minimal_config_gets_defaults() {
-        let c = parse(r#"{"prefix": "/a/b/", "zkhosts": "z1:2181,z2:2181/chroot"}"#).unwrap();
-        assert_eq!(c.prefix, "/a/b");
-        assert_eq!(c.session_timeout, Duration::from_secs(10));
-        assert_eq!(c.termination_timeout, Duration::from_secs(10));
-        assert_eq!(c.resources_wait_timeout, None);
-        assert_eq!(c.busy_exit_code, 0);
-        assert_eq!(c.loglevel, LogLevel::Info);
-        assert_eq!(c.server_tick_time, Duration::from_secs(2));
-        assert!(!c.record_runs);
-        assert_eq!(c.logfile_format, LogFormat::Text);
-        assert!(!c.journald);
-        assert!(c.warnings.is_empty());
-    }
-
-    #[test]
-    fn record_runs_is_a_boolean() {
-        let c = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "record_runs": true}"#).unwrap();
-        assert!(c.record_runs);
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "record_runs": "yes"}"#);
-        assert!(
-            e.contains("record_runs") && e.contains("/etc/sm.conf"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn log_sinks_are_chosen_in_the_config() {
-        let c = parse(
-            r#"{"prefix": "/p", "zkhosts": "z:1", "logfile": "/l", "logfile_format": "json",
-                "journald": true}"#,
-        )
-        .unwrap();
-        assert_eq!(c.logfile_format, LogFormat::Json);
-        assert!(c.journald);
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "logfile_format": "xml"}"#);
-        assert!(
-            e.contains("logfile_format") && e.contains("text, json"),
-            "{e}"
-        );
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "journald": "yes"}"#);
-        assert!(e.contains("\"journald\" must be true or false"), "{e}");
-    }
-
-    #[test]
-    fn a_tick_over_a_quarter_of_the_session_is_refused() {
-        let e = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "session_timeout": 4}"#).unwrap_err();
-        assert_eq!(e.exit_code(), 78);
-        assert!(e.to_string().contains("server_tick_time"), "{e}");
-        let c = parse(
-            r#"{"prefix": "/p", "zkhosts": "z:1", "session_timeout": 4, "server_tick_time": 1}"#,
-        );
-        assert_eq!(c.unwrap().server_tick_time, Duration::from_secs(1));
-    }
-
-    #[test]
-    fn all_keys_of_the_original_are_honoured() {
-        let c = parse(
-            r#"{"prefix": "/p", "zkhosts": "z:1", "logfile": "/tmp/l", "loglevel": "debug",
-                "resources_wait_timeout": 5, "termination_timeout": "3", "data_read_len": 100,
-                "session_timeout": 1.5, "server_tick_time": 0.1, "busy_exit_code": 75,
-                "whatever": 1}"#,
-        )
-        .unwrap();
-        assert_eq!(c.logfile.as_deref(), Some(Path::new("/tmp/l")));
-        assert_eq!(c.loglevel, LogLevel::Debug);
-        assert_eq!(c.resources_wait_timeout, Some(Duration::from_secs(5)));
-        assert_eq!(c.termination_timeout, Duration::from_secs(3));
-        assert_eq!(c.data_read_len, 100);
-        assert_eq!(c.session_timeout, Duration::from_millis(1500));
-        assert_eq!(c.busy_exit_code, 75);
-        assert_eq!(c.unknown_keys, ["whatever"]);
-        assert_eq!(c.warnings.len(), 1);
-        assert!(c.warnings[0].contains("whatever"));
-    }
-
-    #[test]
-    fn errors_name_the_file_and_the_key() {
-        assert!(config_err("{").contains("/etc/sm.conf is not valid JSON"));
-        assert!(config_err("[]").contains("JSON object"));
-        assert!(config_err(r#"{"zkhosts": "z:1"}"#).contains("\"prefix\" is required"));
-        assert!(config_err(r#"{"prefix": "/p"}"#).contains("\"zkhosts\" is required"));
-        assert!(config_err(r#"{"prefix": "p", "zkhosts": "z:1"}"#).contains("absolute"));
-        assert!(config_err(r#"{"prefix": "/a//b", "zkhosts": "z:1"}"#).contains("\"prefix\""));
-        assert!(config_err(r#"{"prefix": 3, "zkhosts": "z:1"}"#).contains("must be a string"));
-        assert!(config_err(r#"{"prefix": "/p", "zkhosts": ""}"#).contains("\"zkhosts\""));
-        assert!(config_err(r#"{"prefix": "/p", "zkhosts": "z:x"}"#).contains("\"zkhosts\""));
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "session_timeout": "soon"}"#);
-        assert!(
-            e.contains("/etc/sm.conf") && e.contains("session_timeout"),
-            "{e}"
-        );
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "loglevel": "loud"}"#);
-        assert!(e.contains("loglevel"), "{e}");
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "busy_exit_code": 300}"#);
-        assert!(e.contains("busy_exit_code"), "{e}");
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": "prom"}"#);
-        assert!(e.contains("/etc/sm.conf: key \"metrics_dir\""), "{e}");
-        let e = config_err(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": 1}"#);
-        assert!(e.contains("\"metrics_dir\" must be a string"), "{e}");
-        let c = parse(r#"{"prefix": "/p", "zkhosts": "z:1", "metrics_dir": "/var/lib/prom"}"#);
-        assert_eq!(
-            c.unwrap().metrics_dir.as_deref(),
-            Some(Path::new("/var/lib/prom"))
-        );
-    }
-
-    #[test]
-    fn missing_file_is_a_config_error() {
-        let e = Config::load(Path::new("/nonexistent/switchman.conf")).unwrap_err();
-        assert_eq!(e.exit_code(), 78);
-        assert!(e.to_string().contains("/nonexistent/switchman.conf"));
-    }
-
-    #[test]
-    fn the_example_config_parses() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/switchman.conf"));
-        let c = Config::load(path).unwrap();
-        assert_eq!(c.prefix, "/myproject/switchman");
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    }
-}
+mod tests;

@@ -1,6 +1,8 @@
-//! switchman's own failures, each tied to one exit code (docs/guide.md: "Exit codes").
+//! switchman's own failures, each tied to one exit code of [`crate::exit`].
 
 use std::fmt;
+
+use crate::exit;
 
 /// A failure of switchman itself (not of CMD). Every variant maps to one documented exit code,
 /// and its message is the one line printed on stderr, so it must say what went wrong and where.
@@ -26,17 +28,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code the manual (docs/guide.md: "Exit codes") assigns to this kind of
-    /// failure.
+    /// The process exit code [`crate::exit::TABLE`] assigns to this kind of failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 64,
-            Error::Unavailable(_) => 69,
-            Error::Internal(_) => 70,
-            Error::Timeout(_) => 75,
-            Error::NoPerm(_) => 77,
-            Error::Config(_) => 78,
-            Error::Lost(_) => 79,
+            Error::Usage(_) => exit::USAGE.value,
+            Error::Unavailable(_) => exit::UNAVAILABLE.value,
+            Error::Internal(_) => exit::INTERNAL.value,
+            Error::Timeout(_) => exit::TIMEOUT.value,
+            Error::NoPerm(_) => exit::NO_PERM.value,
+            Error::Config(_) => exit::CONFIG.value,
+            Error::Lost(_) => exit::LOST.value,
             Error::CannotRun(_, code) => *code,
         }
     }

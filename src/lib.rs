@@ -44,6 +44,7 @@ pub mod config;
 pub mod ctl;
 pub mod duration;
 pub mod error;
+pub mod exit;
 pub mod host;
 pub mod lease_spec;
 pub mod logging;

@@ -7,7 +7,7 @@ fn main() {
     // A bug of ours is an internal error (70) with one line, not Rust's 101 and a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("switchman: internal error: {info}; please report this");
-        std::process::exit(70);
+        std::process::exit(switchman::exit::INTERNAL.value);
     }));
     let cli = Cli::parse_or_exit();
     let config = Config::load(&cli.config);

@@ -16,6 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Map, Value};
 
+use crate::config::{Type, value};
 use crate::error::{Error, Result};
 
 /// How switchman proves who it is to ZooKeeper, if it does.
@@ -115,24 +116,22 @@ impl Security {
     }
 }
 
-pub const KEYS: &[&str] = &["auth", "acl", "acl_extra", "tls"];
-
 /// Reads the security keys of the config `file` (parsed into `map`); `warnings` gets what is
 /// odd but harmless.
 pub fn parse(file: &str, map: &Map<String, Value>, warnings: &mut Vec<String>) -> Result<Security> {
     let err = |key: &str, msg: String| Error::Config(format!("{file}: key {key:?}: {msg}"));
-    let auth = match map.get("auth") {
+    let auth = match value(map, "auth", Type::Object) {
         None | Some(Value::Null) => None,
         Some(Value::Object(o)) => Some(parse_auth(o).map_err(|m| err("auth", m))?),
         Some(v) => return Err(err("auth", format!("must be an object, not {v}"))),
     };
-    let tls = match map.get("tls") {
+    let tls = match value(map, "tls", Type::Object) {
         None | Some(Value::Null) => None,
         Some(Value::Object(o)) => Some(parse_tls(o).map_err(|m| err("tls", m))?),
         Some(v) => return Err(err("tls", format!("must be an object, not {v}"))),
     };
     let has_identity = auth.is_some() || tls.as_ref().is_some_and(|t: &Tls| t.client.is_some());
-    let creator = match map.get("acl") {
+    let creator = match value(map, "acl", Type::String) {
         None | Some(Value::Null) => auth.is_some(),
         Some(Value::String(s)) if s == "open" => false,
         Some(Value::String(s)) if s == "creator" => {
@@ -153,7 +152,7 @@ pub fn parse(file: &str, map: &Map<String, Value>, warnings: &mut Vec<String>) -
             ));
         }
     };
-    let extra = match map.get("acl_extra") {
+    let extra = match value(map, "acl_extra", Type::Strings) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()

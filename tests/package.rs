@@ -17,6 +17,7 @@ const FILES: &[&str] = &[
     "/usr/share/man/man1/switchmanctl.1.gz",
     "/usr/share/man/man1/switchmanctl-check-crontab.1.gz",
     "/usr/share/man/man1/switchmanctl-check-config.1.gz",
+    "/usr/share/man/man5/switchman.conf.5.gz",
     "/usr/share/bash-completion/completions/switchman",
     "/usr/share/bash-completion/completions/switchmanctl",
     "/usr/share/zsh/vendor-completions/_switchman",
@@ -27,6 +28,8 @@ const FILES: &[&str] = &[
     "/usr/share/doc/switchman/README.md",
     "/usr/share/doc/switchman/CHANGELOG.md",
     "/usr/share/doc/switchman/docs/guide.md",
+    "/usr/share/doc/switchman/docs/config.md",
+    "/usr/share/doc/switchman/docs/exit-codes.md",
     "/usr/share/doc/switchman/examples/switchman-example.service",
     "/usr/share/doc/switchman/examples/switchman-example.timer",
 ];
@@ -134,6 +137,15 @@ fn the_debian_package_installs_runs_and_uninstalls() {
         "/usr/share/man/man1/switchmanctl-check-crontab.1.gz"
     );
     assert!(ok("man", &["switchmanctl"]).contains("check-config"));
+    // The config's page, by section and name, lists every key of the code's table.
+    assert_eq!(
+        ok("man", &["-w", "5", "switchman.conf"]).trim(),
+        "/usr/share/man/man5/switchman.conf.5.gz"
+    );
+    let conf = ok("man", &["5", "switchman.conf"]);
+    for key in switchman::config::KEYS {
+        assert!(conf.contains(key.name), "{} in:\n{conf}", key.name);
+    }
     // bash loads the completion and binds it to the command.
     let bound = ok(
         "bash",

@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::json;
 use support::{Job, SWITCHMAN, SWITCHMANCTL, output};
+use switchman::exit::{self, Binary};
 use tokio::process::Command;
 
 /// `BINARY ARGS` with `SWITCHMAN_CONFIG` as given (`None`: not set at all).
@@ -80,19 +81,33 @@ async fn help_shows_the_separator_examples_environment_and_exit_codes() {
     ] {
         assert!(help.contains(needle), "{needle} in: {help}");
     }
-    for code in ["64", "69", "70", "75", "78", "79", "126", "127"] {
-        assert!(
-            help.lines().any(|l| l
-                .trim_start()
-                .split("  ")
-                .next()
-                .is_some_and(|codes| codes.split(", ").any(|c| c == code))),
-            "exit code {code} in: {help}"
-        );
-    }
+    assert_shows_exit_codes(&help, Binary::Switchman);
     // The short help stays short.
     let out = output(with_config_env(SWITCHMAN, &["-h"], None)).await;
     assert!(out.stdout.lines().count() < 30, "{}", out.stdout);
+}
+
+/// Every code of the table that `binary` uses starts a line of `help`, with its meaning.
+fn assert_shows_exit_codes(help: &str, binary: Binary) {
+    for e in exit::TABLE.iter().filter(|e| e.used_by(binary)) {
+        let code = e.value.to_string();
+        let first_words = switchman::manual::plain(e.meaning);
+        let first_words: String = first_words.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        assert!(
+            help.lines().any(|l| l
+                .trim_start()
+                .strip_prefix(code.as_str())
+                .is_some_and(|rest| rest.trim_start().starts_with(&first_words))),
+            "exit code {code} ({first_words}...) in: {help}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn switchmanctl_help_shows_its_exit_codes() {
+    let out = output(with_config_env(SWITCHMANCTL, &["--help"], None)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_shows_exit_codes(&out.stdout, Binary::Switchmanctl);
 }
 
 /// Unknown keys stay out of cron's mail (tests/logging.rs); check-config is where a person

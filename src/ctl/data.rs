@@ -75,7 +75,7 @@ fn validate(config: &Config, name: &str, bytes: &[u8]) -> std::result::Result<Pr
     })?;
     if bytes.len() > config.data_read_len {
         return Err(Failure {
-            code: 78,
+            code: crate::exit::CONFIG.value,
             message: format!(
                 "{name} is {} bytes, more than data_read_len ({}) in {}: the original switchman \
                  would read it cut short and fail; shorten it or raise data_read_len on every \

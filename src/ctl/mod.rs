@@ -5,12 +5,8 @@
 //! A second binary rather than subcommands of `switchman`, so that `switchman -- CMD` (and
 //! `switchman CMD` with any CMD, even one called `groups`) stays unambiguous.
 //!
-//! Exit codes follow switchman's (docs/guide.md: "Exit codes") where they apply: 0 all well; 1 a
-//! check found problems, or `set-data` found that someone else changed the data first (nothing
-//! written), or `stop` found nothing to stop; 64 usage; 66 an input file cannot be read; 69
-//! ZooKeeper unavailable; 70 internal or ZooKeeper error; 74 stdout cannot be written, or the
-//! address of `metrics --listen` cannot be listened on; 77 ZooKeeper refused us (credentials, ACL,
-//! TLS); 78 config error, or prefix data that does not parse.
+//! Exit codes are switchman's where they apply; they are all in [`crate::exit::TABLE`], which
+//! `--help` and the man page show.
 //!
 //! This module holds the command line, the dispatch and what the subcommands share; each
 //! subcommand's own logic is in a module of its own.
@@ -32,6 +28,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::error::Error;
+use crate::exit;
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::fetch_prefix;
 use crate::zk::Session;
@@ -41,14 +38,9 @@ pub use crontab::{Finding, Found, crontab_findings};
 /// Companion of switchman for operators: see who holds and waits for what, stop a lock's holder,
 /// check crontabs and hosts against the groups in ZooKeeper, show the groups, and read or safely
 /// write the prefix data.
-///
-/// Exit codes: 0 all well; 1 a check found problems, set-data lost a race (nothing written), or
-/// stop found nothing to stop;
-/// 64 usage; 66 an input file cannot be read; 69 ZooKeeper unavailable; 70 internal or ZooKeeper
-/// error; 74 stdout cannot be written, or the --listen address cannot be listened on; 77
-/// ZooKeeper refused us (credentials, ACL, TLS); 78 config error or invalid prefix data.
 #[derive(Debug, Parser)]
-#[command(name = "switchmanctl", version)]
+#[command(name = "switchmanctl", version,
+          after_long_help = crate::manual::exit_help(crate::exit::Binary::Switchmanctl))]
 pub struct Ctl {
     /// Config file (the same as switchman's) [default: /etc/switchman.conf].
     #[arg(short = 'c', long, value_name = "PATH", global = true, env = "SWITCHMAN_CONFIG",
@@ -185,9 +177,9 @@ impl From<Error> for Failure {
 }
 
 /// Exit code of "a check found problems" and of a lost compare-and-set.
-pub const PROBLEMS: i32 = 1;
-const NO_INPUT: i32 = 66;
-pub(super) const IO_ERROR: i32 = 74;
+pub const PROBLEMS: i32 = exit::PROBLEMS.value;
+const NO_INPUT: i32 = exit::NO_INPUT.value;
+pub(super) const IO_ERROR: i32 = exit::IO_ERROR.value;
 
 type Outcome = std::result::Result<i32, Failure>;
 
@@ -196,7 +188,11 @@ pub fn main() -> i32 {
     let ctl = match Ctl::try_parse_args(std::env::args_os()) {
         Ok(ctl) => ctl,
         Err(e) => {
-            let code = if e.use_stderr() { 64 } else { 0 };
+            let code = if e.use_stderr() {
+                exit::USAGE.value
+            } else {
+                exit::OK.value
+            };
             let _ = e.print();
             return code;
         }

@@ -75,9 +75,9 @@ pub fn spawn(cmd: &[OsString], env: &[(String, String)]) -> Result<Child> {
         .spawn()
         .map_err(|e| {
             let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
+                crate::exit::NOT_FOUND.value
             } else {
-                126
+                crate::exit::CANNOT_EXECUTE.value
             };
             Error::CannotRun(format!("cannot run {name:?}: {e}"), code)
         })?;

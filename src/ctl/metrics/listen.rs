@@ -74,12 +74,12 @@ pub(super) async fn serve(config: Config, addr: &str) -> Outcome {
         message: format!("cannot listen on {addr}: {e}"),
     })?;
     let local = listener.local_addr().map_err(|e| Failure {
-        code: 70,
+        code: crate::exit::INTERNAL.value,
         message: format!("cannot tell the address listened on: {e}"),
     })?;
     let stop_on = |kind| {
         signal(kind).map_err(|e| Failure {
-            code: 70,
+            code: crate::exit::INTERNAL.value,
             message: format!("cannot handle signals: {e}"),
         })
     };

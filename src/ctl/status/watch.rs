@@ -31,7 +31,7 @@ impl Stop {
     fn new() -> std::result::Result<Stop, Failure> {
         let on = |kind| {
             signal(kind).map_err(|e| Failure {
-                code: 70,
+                code: crate::exit::INTERNAL.value,
                 message: format!("cannot handle signals: {e}"),
             })
         };
