@@ -76,10 +76,8 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-mod keys;
-
-pub(crate) use keys::value;
-pub use keys::{KEYS, Key, Type, key_named};
+pub(crate) use crate::keys::value;
+pub use crate::keys::{KEYS, Key, Type, key_named};
 
 impl Config {
     /// Reads and validates the config at `path`. Touches nothing else, so a config error can

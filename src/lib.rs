@@ -9,13 +9,14 @@
 //!        \                  /
 //!         recipes/                                 lock, queue, semaphore, waiters, groups,
 //!            |                                     runs (records), holder: each owns its protocol
-//! config, cli, lease_spec, logging, metrics        the config file and its keys, the command
-//!            |                                     line, lease arithmetic, logs, the textfile
+//! config, cli, manual, lease_spec, logging,        the config file, the command line and its
+//! metrics    |                                     help, lease arithmetic, logs, the textfile
 //!           zk/                                    session (its Options come from the config),
 //!            |                                     liveness, paths, and the requests (reads,
 //!            |                                     writes, watches) under access.rs's retry rule
-//! error, security, prefix_data, duration,          exit codes, credentials, the prefix znode's
-//! timestamp, host, manual                          JSON: what needs neither ZooKeeper nor config
+//! error, exit, keys, security, prefix_data,        failures and their exit codes, the config
+//! duration, timestamp, host                        keys' table, credentials, the prefix znode's
+//!                                                  JSON: what needs neither ZooKeeper nor config
 //! ```
 //!
 //! - **Where a run starts:** `main.rs` parses the command line ([`cli`]), loads the config
@@ -31,8 +32,11 @@
 //! - **A recipe** (a new kind of node or protocol): a module in `recipes/`, talking to
 //!   ZooKeeper only through [`zk::Session`]'s methods in `zk/access.rs`, with its paths in
 //!   `zk/paths.rs` (the one place paths are built); the run composes it in `run/mod.rs`.
-//! - **A config key:** [`config`] (its table of keys, parsing and checks); `switchmanctl
-//!   check-config` and docs/config.md follow from it.
+//! - **A config key:** a row of [`keys::KEYS`], then its parsing in [`config`] (or
+//!   [`security`]); unknown-key warnings, `switchmanctl check-config`, docs/config.md and
+//!   switchman.conf(5) follow from the table.
+//! - **An exit code:** a row of [`exit::TABLE`]; `--help`, the man pages and
+//!   docs/exit-codes.md follow from it.
 //! - **A `switchmanctl` subcommand:** a variant of the command enum in `ctl/mod.rs` and a
 //!   module of its own in `ctl/`; the man pages and completions are generated from the clap
 //!   definitions (`examples/gen_docs.rs`).
@@ -46,6 +50,7 @@ pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod keys;
 pub mod lease_spec;
 pub mod logging;
 pub mod manual;

@@ -16,8 +16,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Map, Value};
 
-use crate::config::{Type, value};
 use crate::error::{Error, Result};
+use crate::keys::{Type, value};
 
 /// How switchman proves who it is to ZooKeeper, if it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
