@@ -20,7 +20,7 @@ pub async fn fetch_prefix(
     watch: bool,
 ) -> Result<(Vec<u8>, Option<OneshotWatcher>)> {
     if watch {
-        let (data, watcher) = session.data_and_watch(prefix).await?;
+        let (data, watcher) = session.data_or_empty_watched(prefix).await?;
         Ok((data, Some(watcher)))
     } else {
         let data = session.data(prefix).await?.map(|(d, _)| d);
@@ -94,7 +94,7 @@ impl Membership {
                 ));
             }
             let data;
-            (data, watcher) = match session.data_and_watch(&prefix).await {
+            (data, watcher) = match session.data_or_empty_watched(&prefix).await {
                 Ok(read) => read,
                 // The access layer retried within the session's lifetime; past it, the
                 // session itself is lost, which the supervisor learns of on its own.

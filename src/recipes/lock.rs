@@ -114,7 +114,7 @@ impl Lock {
     pub async fn lost(&self, session: &Session) -> String {
         let watched = self.watched.borrow_mut().take();
         session
-            .node_gone_watched("lock node", &self.path, Some(self.czxid), watched)
+            .node_gone_with_watch("lock node", &self.path, Some(self.czxid), watched)
             .await
     }
 }

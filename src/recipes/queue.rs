@@ -43,7 +43,8 @@ pub async fn join_all(
         .map(|stem| stem.rsplit_once('/').expect("a stem is an absolute path").0)
         .chain(also.iter().copied())
         .collect();
-    let (made, listed) = futures::join!(session.apply(&txn), session.children_of_all(&folders));
+    let (made, listed) =
+        futures::join!(session.apply(&txn), session.children_in_one_read(&folders));
     let made = made?.expect("only a create_own finds its node taken");
     let items: Vec<Item> = slots
         .into_iter()
@@ -58,7 +59,7 @@ pub async fn join_all(
     };
     let listed = match listed {
         Ok(listed) if after_join(&listed) => listed,
-        _ => session.children_of_all(&folders).await?,
+        _ => session.children_in_one_read(&folders).await?,
     };
     Ok((items, listed))
 }

@@ -34,7 +34,7 @@ pub(super) async fn queues_of_task(
         .map(|spec| plan.paths.queue(&spec.resource))
         .collect();
     let names: Vec<&str> = folders.iter().map(String::as_str).collect();
-    let listed = session.children_of_all(&names).await?;
+    let listed = session.children_in_one_read(&names).await?;
     Ok(folders.into_iter().zip(listed).collect())
 }
 

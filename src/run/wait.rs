@@ -118,7 +118,7 @@ async fn delete_ours(session: &Session, folder: &str, base: &str) -> Result<()> 
         .filter(|c| c.starts_with(base))
         .map(|c| format!("{folder}/{c}"))
         .collect();
-    for (path, read) in named.iter().zip(session.data_of_each(&named).await?) {
+    for (path, read) in named.iter().zip(session.data_pipelined(&named).await?) {
         if read.is_some_and(|(_, stat)| stat.ephemeral_owner == session.id()) {
             session.delete_own(path).await?;
         }
@@ -198,7 +198,7 @@ async fn describe(plan: &Plan, session: &Session, now: &For) -> Result<String> {
             names.sort_by_key(|n| sequence_of(n));
             let paths: Vec<String> = names.iter().map(|n| format!("{folder}/{n}")).collect();
             let holders: Vec<String> = session
-                .data_of_each(&paths)
+                .data_pipelined(&paths)
                 .await?
                 .into_iter()
                 .zip(&names)

@@ -67,7 +67,7 @@ impl Session {
     /// The children of each of `folders`, read in one request (ZooKeeper's `multiRead`, 3.6
     /// or later), one after the other in their order, after every request sent before it.
     /// A folder that does not exist has none.
-    pub async fn children_of_all(&self, folders: &[&str]) -> Result<Vec<Vec<String>>> {
+    pub async fn children_in_one_read(&self, folders: &[&str]) -> Result<Vec<Vec<String>>> {
         let reads: Vec<Read> = folders.iter().map(|f| Read::Children(f)).collect();
         Ok(self
             .read_all(&reads)
@@ -130,13 +130,13 @@ impl Session {
 
     /// Each node's data and stat, in the order of `paths`; `None` where a node does not exist.
     /// The requests are pipelined, so thousands of nodes cost about one round trip, not one each.
-    pub async fn data_of_each(&self, paths: &[String]) -> Result<Vec<Option<(Vec<u8>, Stat)>>> {
+    pub async fn data_pipelined(&self, paths: &[String]) -> Result<Vec<Option<(Vec<u8>, Stat)>>> {
         self.each("read", paths, |p| self.client.get_data(p)).await
     }
 
     /// Each folder's children, in the order of `folders`; `None` where a folder does not exist.
-    /// Pipelined like [`Session::data_of_each`].
-    pub async fn children_of_each(&self, folders: &[String]) -> Result<Vec<Option<Vec<String>>>> {
+    /// Pipelined like [`Session::data_pipelined`].
+    pub async fn children_pipelined(&self, folders: &[String]) -> Result<Vec<Option<Vec<String>>>> {
         self.each("list", folders, |p| self.client.list_children(p))
             .await
     }

@@ -63,7 +63,7 @@ impl Session {
 
     /// The data of `path` (empty if it does not exist) and a watch that fires when it changes,
     /// or when it is created.
-    pub async fn data_and_watch(&self, path: &str) -> Result<(Vec<u8>, OneshotWatcher)> {
+    pub async fn data_or_empty_watched(&self, path: &str) -> Result<(Vec<u8>, OneshotWatcher)> {
         loop {
             match self.retry(|| self.client.get_and_watch_data(path)).await {
                 Ok((data, _, watcher)) => return Ok((data, watcher)),
@@ -82,12 +82,12 @@ impl Session {
     /// by a node with another creation zxid than `czxid`, or lost with the session. `what` names
     /// the node in the reason ("lock node"). Driven by the watch event, never by polling.
     pub async fn node_gone(&self, what: &str, path: &str, czxid: Option<i64>) -> String {
-        self.node_gone_watched(what, path, czxid, None).await
+        self.node_gone_with_watch(what, path, czxid, None).await
     }
 
     /// [`Session::node_gone`], starting from a watch already set on `path` (with the stat it
     /// was set on), as [`Session::create_own_watched`] gives one.
-    pub async fn node_gone_watched(
+    pub async fn node_gone_with_watch(
         &self,
         what: &str,
         path: &str,

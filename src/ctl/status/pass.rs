@@ -228,11 +228,11 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
         .map(|r| paths.semaphore_leases(r))
         .collect();
     let (lock_nodes, run_nodes, in_line, items, leases) = futures::join!(
-        session.data_of_each(&lock_paths),
-        session.data_of_each(&run_paths),
-        session.children_of_each(&line_folders),
-        session.children_of_each(&queue_folders),
-        session.children_of_each(&lease_folders),
+        session.data_pipelined(&lock_paths),
+        session.data_pipelined(&run_paths),
+        session.children_pipelined(&line_folders),
+        session.children_pipelined(&queue_folders),
+        session.children_pipelined(&lease_folders),
     );
     let (lock_nodes, run_nodes, in_line) = (lock_nodes?, run_nodes?, in_line?);
     let (items, leases) = (items?, leases?);
@@ -285,9 +285,9 @@ pub async fn read(session: &Session, paths: &Paths, filter: &Filter) -> Result<S
     let item_paths = children_paths(&queues);
     let lease_paths = children_paths(&semaphores);
     let (line_data, item_data, lease_data) = futures::join!(
-        session.data_of_each(&line_paths),
-        session.data_of_each(&item_paths),
-        session.data_of_each(&lease_paths),
+        session.data_pipelined(&line_paths),
+        session.data_pipelined(&item_paths),
+        session.data_pipelined(&lease_paths),
     );
     let mut line_data = line_data?.into_iter();
     let (item_data, mut lease_data) = (item_data?.into_iter(), lease_data?.into_iter());
