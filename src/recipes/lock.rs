@@ -15,7 +15,7 @@ use zookeeper_client::{OneshotWatcher, Stat};
 use super::holder::Holder;
 use crate::error::Result;
 use crate::zk::Session;
-use crate::zk::{Created, Txn};
+use crate::zk::{Created, Lost, Txn};
 
 /// A lock we hold.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ impl Lock {
 
     /// Resolves when the lock is no longer ours: the node was deleted (by anyone) or replaced by
     /// another holder's.
-    pub async fn lost(&self, session: &Session) -> String {
+    pub async fn lost(&self, session: &Session) -> Lost {
         let watched = self.watched.borrow_mut().take();
         session
             .node_gone_with_watch("lock node", &self.path, Some(self.czxid), watched)

@@ -10,7 +10,7 @@ use super::queue::{self, Item};
 use crate::error::{Error, Result};
 use crate::lease_spec::LeaseSpec;
 use crate::zk::paths::LeaseName;
-use crate::zk::{Made, Slot, Txn, session_ended};
+use crate::zk::{Lost, Made, Slot, Txn, session_ended};
 use crate::zk::{Paths, Session};
 
 /// A lease we hold.
@@ -192,7 +192,7 @@ fn sum(folder: &str, children: &[String], spec: &LeaseSpec) -> Result<u64> {
 
 impl Lease {
     /// Resolves when the lease node is gone (deleted from outside, or the session ended).
-    pub async fn lost(&self, session: &Session) -> String {
+    pub async fn lost(&self, session: &Session) -> Lost {
         session.node_gone("lease node", &self.path, None).await
     }
 }

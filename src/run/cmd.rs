@@ -43,12 +43,14 @@ pub(super) async fn run_cmd(
         child.pid()
     );
     let started = now();
-    let mut losses: Vec<Watch<String>> = vec![Box::pin(session.ended())];
+    // The reasons are rendered here, for the supervisor's stop line and exit 79's message.
+    let mut losses: Vec<Watch<String>> =
+        vec![Box::pin(async { session.ended().await.to_string() })];
     if let Some(lock) = lock {
-        losses.push(Box::pin(lock.lost(session)));
+        losses.push(Box::pin(async { lock.lost(session).await.to_string() }));
     }
     for lease in held {
-        losses.push(Box::pin(lease.lost(session)));
+        losses.push(Box::pin(async { lease.lost(session).await.to_string() }));
     }
     if plan.group.is_some() {
         losses.push(Box::pin(async move { group_left.await.reason() }));

@@ -15,4 +15,5 @@ pub use liveness::{Alarm, Liveness, now};
 pub use paths::Paths;
 pub use reads::{Found, Read};
 pub use session::{Options, Session};
+pub use watches::Lost;
 pub use writes::{Created, Made, Slot, Txn};

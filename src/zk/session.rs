@@ -13,6 +13,7 @@ use zookeeper_client::{Acl, Client, OneshotWatcher, SessionState};
 
 use super::liveness::{self, Liveness, now};
 use super::secure;
+use super::watches::Lost;
 use crate::error::{Error, Result};
 use crate::security::Security;
 
@@ -173,19 +174,19 @@ impl Session {
 
     /// Resolves when the session is over for good: expired, closed or refused authentication.
     /// Disconnections are logged and waited out, as the library reconnects by itself.
-    pub async fn ended(&self) -> String {
+    pub async fn ended(&self) -> Lost {
         let mut states = self.client.state_watcher();
         let mut state = states.peek_state();
         loop {
             match state {
                 SessionState::Expired => {
                     self.liveness.expired();
-                    return "the ZooKeeper session expired".into();
+                    return Lost::Session("the ZooKeeper session expired".into());
                 }
-                SessionState::Closed => return "the ZooKeeper session was closed".into(),
-                SessionState::AuthFailed => {
-                    return self.refused.clone();
+                SessionState::Closed => {
+                    return Lost::Session("the ZooKeeper session was closed".into());
                 }
+                SessionState::AuthFailed => return Lost::Session(self.refused.clone()),
                 SessionState::Disconnected => {
                     tracing::info!("disconnected from ZooKeeper; reconnecting")
                 }

@@ -6,6 +6,38 @@ use zookeeper_client::{AddWatchMode, EventType, OneshotWatcher, PersistentWatche
 use super::session::Session;
 use crate::error::{Error, Result};
 
+/// Why something a run holds is no longer its own: a node of ours, or the session itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lost {
+    /// Deleted, by anyone.
+    Deleted { what: &'static str, path: String },
+    /// Deleted and made again by another session.
+    Replaced { what: &'static str, path: String },
+    /// The session ended (expired, closed, or refused), and every node of ours with it.
+    Session(String),
+    /// It could not be watched: an error the retry rule did not cure.
+    Unwatched {
+        what: &'static str,
+        path: String,
+        error: String,
+    },
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lost::Deleted { what, path } => write!(f, "{what} {path} was deleted"),
+            Lost::Replaced { what, path } => {
+                write!(f, "{what} {path} now belongs to another holder")
+            }
+            Lost::Session(why) => write!(f, "{why}"),
+            Lost::Unwatched { what, path, error } => {
+                write!(f, "cannot watch {what} {path}: {error}")
+            }
+        }
+    }
+}
+
 impl Session {
     /// The children of `folder` and a watch that fires when they change. `None` if the folder
     /// does not exist.
@@ -81,7 +113,7 @@ impl Session {
     /// Resolves, with the reason, when our node at `path` is gone: deleted (by anyone), replaced
     /// by a node with another creation zxid than `czxid`, or lost with the session. `what` names
     /// the node in the reason ("lock node"). Driven by the watch event, never by polling.
-    pub async fn node_gone(&self, what: &str, path: &str, czxid: Option<i64>) -> String {
+    pub async fn node_gone(&self, what: &'static str, path: &str, czxid: Option<i64>) -> Lost {
         self.node_gone_with_watch(what, path, czxid, None).await
     }
 
@@ -89,36 +121,38 @@ impl Session {
     /// was set on), as [`Session::create_own_watched`] gives one.
     pub async fn node_gone_with_watch(
         &self,
-        what: &str,
+        what: &'static str,
         path: &str,
         czxid: Option<i64>,
         mut watched: Option<(Stat, OneshotWatcher)>,
-    ) -> String {
+    ) -> Lost {
+        let path = path.to_string();
         loop {
             let found = match watched.take() {
                 Some((stat, watcher)) => Ok((Some(stat), watcher)),
-                None => self.stat_and_watch(path).await,
+                None => self.stat_and_watch(&path).await,
             };
             match found {
                 Ok((Some(stat), _)) if czxid.is_some_and(|c| c != stat.czxid) => {
-                    return format!("{what} {path} now belongs to another holder");
+                    return Lost::Replaced { what, path };
                 }
                 Ok((Some(_), watcher)) => {
                     let event = watcher.changed().await;
                     match event.event_type {
-                        EventType::NodeDeleted => return format!("{what} {path} was deleted"),
+                        EventType::NodeDeleted => return Lost::Deleted { what, path },
                         EventType::Session if event.session_state.is_terminated() => {
-                            return format!(
-                                "the ZooKeeper session ended ({})",
-                                event.session_state
-                            );
+                            let state = event.session_state;
+                            return Lost::Session(format!("the ZooKeeper session ended ({state})"));
                         }
                         // A data change, or a reconnect: look again.
                         _ => continue,
                     }
                 }
-                Ok((None, _)) => return format!("{what} {path} was deleted"),
-                Err(e) => return format!("cannot watch {what} {path}: {e}"),
+                Ok((None, _)) => return Lost::Deleted { what, path },
+                Err(e) => {
+                    let error = e.to_string();
+                    return Lost::Unwatched { what, path, error };
+                }
             }
         }
     }
