@@ -14,8 +14,7 @@
 //! (its wake-ups) and involuntary (preemptions, which depend on what else the machine does),
 //! and the voluntary ones by thread name. Medians of the holds.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Ensemble, Job, SWITCHMAN};
+use support::{Ensemble, Job, switchman_bin};
 
 fn packets(ensemble: &Ensemble) -> u64 {
     ensemble.mntr(0)["zk_packets_received"].parse().unwrap()
@@ -146,7 +145,7 @@ fn main() {
         &ensemble.connect_string(),
         json!({"session_timeout": 10, "termination_timeout": 10, "loglevel": "warning"}),
     );
-    let mut builds: Vec<(String, PathBuf)> = vec![("this build".into(), SWITCHMAN.into())];
+    let mut builds: Vec<(String, PathBuf)> = vec![("this build".into(), switchman_bin().into())];
     if let Ok(before) = std::env::var("SWITCHMAN_BEFORE") {
         builds.insert(0, ("SWITCHMAN_BEFORE".into(), before.into()));
     }

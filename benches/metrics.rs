@@ -7,8 +7,7 @@
 //!     cargo bench --bench metrics
 //!     METRICS_PAIRS=200 cargo bench --bench metrics
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

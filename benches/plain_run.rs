@@ -24,8 +24,7 @@
 //! `mntr`); and the ratios switchman ÷ floor and switchman ÷ etcdctl, each the median of the
 //! rounds' own ratios (paired: both from the same round).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 mod peers;
 
@@ -37,7 +36,7 @@ use serde_json::json;
 use zookeeper_client::{Acls, CreateMode};
 
 use peers::{Etcd, etcdctl};
-use support::{Ensemble, Job, SWITCHMAN};
+use support::{Ensemble, Job, switchman_bin};
 
 fn packets(ensemble: &Ensemble) -> u64 {
     ensemble.mntr(0)["zk_packets_received"].parse().unwrap()
@@ -132,7 +131,7 @@ fn main() {
             talks_to_zookeeper: true,
         });
     }
-    let mut builds = vec![("switchman".to_string(), PathBuf::from(SWITCHMAN))];
+    let mut builds = vec![("switchman".to_string(), PathBuf::from(switchman_bin()))];
     if let Ok(before) = std::env::var("SWITCHMAN_BEFORE") {
         builds.push(("switchman before".into(), before.into()));
     }
@@ -184,7 +183,7 @@ fn main() {
     candidates.push(Candidate {
         name: "switchman -V".into(),
         command: Box::new(|| {
-            let mut cmd = quiet(Command::new(SWITCHMAN));
+            let mut cmd = quiet(Command::new(switchman_bin()));
             cmd.arg("-V");
             cmd
         }),

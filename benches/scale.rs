@@ -51,8 +51,7 @@
 //! waiters away; `SCALE_MAX_CLIENT_CNXNS=60` shows that. Runs use a real config's defaults
 //! (session_timeout 10 s, loglevel info).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 mod peers;
 
@@ -70,7 +69,7 @@ use nix::time::{ClockId, clock_gettime};
 use serde_json::json;
 
 use peers::{Etcd, etcdctl, installed};
-use support::{Ensemble, Extras, Job, SWITCHMAN, zk};
+use support::{Ensemble, Extras, Job, switchman_bin, zk};
 
 /// The small size the large one is compared with.
 const SMALL: usize = 20;
@@ -1174,7 +1173,10 @@ async fn main() {
     let steps = support::env_or("SCALE_STEPS", 5usize);
     let only = std::env::var("SCALE_ONLY").unwrap_or_default();
 
-    let mut contenders = vec![Contender::Switchman("this build".into(), SWITCHMAN.into())];
+    let mut contenders = vec![Contender::Switchman(
+        "this build".into(),
+        switchman_bin().into(),
+    )];
     if let Ok(before) = std::env::var("SWITCHMAN_BEFORE") {
         contenders.insert(
             0,

@@ -13,8 +13,7 @@
 //! gave up on and retried (its warnings in the job's log), warm-up included. `SECURE_RUNS`
 //! rounds (default 30).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,7 +21,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use support::{
-    Ensemble, Job, SASL_PASSWORD, SASL_USER, SWITCHMAN, credentials_file, start_tls_server,
+    Ensemble, Job, SASL_PASSWORD, SASL_USER, credentials_file, start_tls_server, switchman_bin,
     tls_connect_string,
 };
 
@@ -34,7 +33,7 @@ fn packets(ensemble: &Ensemble) -> u64 {
 fn plain_run(ensemble: &Ensemble, job: &Job, lock: &str) -> (f64, f64) {
     let before = packets(ensemble);
     let started = Instant::now();
-    let status = Command::new(SWITCHMAN)
+    let status = Command::new(switchman_bin())
         .arg("-c")
         .arg(&job.config)
         .args(["--lockname", lock, "--", "true"])

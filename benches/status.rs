@@ -9,8 +9,7 @@
 //!     cargo bench --bench status
 //!     STATUS_ITEMS=20000 cargo bench --bench status
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 use std::time::{Duration, Instant};
 

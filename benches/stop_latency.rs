@@ -4,8 +4,7 @@
 //!
 //!     cargo bench --bench stop_latency
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use switchman_test_support as support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

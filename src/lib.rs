@@ -40,7 +40,7 @@
 //! - **A `switchmanctl` subcommand:** a variant of the command enum in `ctl/mod.rs` and a
 //!   module of its own in `ctl/`; the man pages and completions are generated from the clap
 //!   definitions (`examples/gen_docs.rs`).
-//! - **A test:** `tests/`, against real ZooKeeper servers that `tests/support` starts; nothing
+//! - **A test:** `tests/`, against real ZooKeeper servers that `test-support/` starts; nothing
 //!   is mocked (docs/development.md).
 
 pub mod cli;

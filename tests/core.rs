@@ -1,15 +1,15 @@
 //! End-to-end tests of the core: the lock, the supervisor and the session's liveness, run as
 //! the real binary against a real ZooKeeper started by the harness.
 
-mod support;
+use switchman_test_support as support;
 
 use std::time::Duration;
 
 use serde_json::json;
 use support::{
-    Ensemble, Job, Proxy, SESSION_TIMEOUT, SWITCHMAN, argv, await_item, cmd_touching, cmd_waiting,
-    finish, finish_ok, is_dead, lock_argv, run_command, set_prefix_data, sh, shared_ensemble,
-    wait_for_file, wait_until, zk,
+    Ensemble, Job, Proxy, SESSION_TIMEOUT, argv, await_item, cmd_touching, cmd_waiting, finish,
+    finish_ok, is_dead, lock_argv, run_command, set_prefix_data, sh, shared_ensemble,
+    switchman_bin, wait_for_file, wait_until, zk,
 };
 use zookeeper_client::EventType;
 
@@ -500,7 +500,7 @@ async fn the_originals_spellings_run_cmd_under_the_lock_they_name() {
         (&["-No-Lock"], None),
         (&["--gr", "elsewhere", "--lockn", "skipped"], None),
     ] {
-        let mut cmd = tokio::process::Command::new(SWITCHMAN);
+        let mut cmd = tokio::process::Command::new(switchman_bin());
         cmd.args(["--CONF", config])
             .args(options)
             .args(["sh", "-c", note, "sh", "--lockname", "x", "-v"])

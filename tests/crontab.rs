@@ -2,10 +2,10 @@
 //! before connecting, not only groups: the crontab, where every line passed and every
 //! line failed at run time.
 
-mod support;
+use switchman_test_support as support;
 
 use serde_json::json;
-use support::{Job, SWITCHMANCTL, shared_ensemble};
+use support::{Job, shared_ensemble, switchmanctl_bin};
 use tokio::process::Command;
 
 const PREFIX_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/prefix-data.json");
@@ -110,7 +110,7 @@ fn crontab(dir: &std::path::Path) -> String {
 async fn check_crontab_finds_every_line_a_run_would_refuse() {
     let dir = tempfile::tempdir().unwrap();
     let file = crontab(dir.path());
-    let mut cmd = Command::new(SWITCHMANCTL);
+    let mut cmd = Command::new(switchmanctl_bin());
     cmd.args(["-c", "/nonexistent/switchman.conf", "check-crontab"])
         .args(["--data", PREFIX_DATA, &file]);
     let (code, stdout, stderr) = check(cmd).await;

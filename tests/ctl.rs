@@ -2,12 +2,12 @@
 //! ZooKeeper: the crontab and host checks, the group listing, and get-data/set-data with its
 //! compare-and-set.
 
-mod support;
+use switchman_test_support as support;
 
 use std::process::Stdio;
 
 use serde_json::json;
-use support::{Job, Out, SWITCHMANCTL, finish, output, shared_ensemble, zk};
+use support::{Job, Out, finish, output, shared_ensemble, switchmanctl_bin, zk};
 use tokio::process::Command;
 
 const CRONTAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/crontab");
@@ -57,7 +57,7 @@ async fn check_crontab_lists_lines_naming_undefined_groups() {
     assert_eq!(out.stderr, "");
 
     // The same against a JSON file, with no config and no ZooKeeper.
-    let mut cmd = Command::new(SWITCHMANCTL);
+    let mut cmd = Command::new(switchmanctl_bin());
     cmd.args(["-c", "/nonexistent/switchman.conf", "check-crontab"])
         .args(["--data", PREFIX_DATA, CRONTAB]);
     let out = output(cmd).await;
@@ -399,7 +399,7 @@ async fn exit_codes_for_usage_config_and_an_unreachable_zookeeper() {
     assert_eq!(ctl(&job, &["--help"]).await.code, 0);
 
     // The config comes from -c or SWITCHMAN_CONFIG, as for switchman.
-    let mut cmd = Command::new(SWITCHMANCTL);
+    let mut cmd = Command::new(switchmanctl_bin());
     cmd.arg("groups")
         .env("SWITCHMAN_CONFIG", "/nonexistent/switchman.conf");
     let out = output(cmd).await;
@@ -409,7 +409,7 @@ async fn exit_codes_for_usage_config_and_an_unreachable_zookeeper() {
         "{}",
         out.stderr
     );
-    let mut cmd = Command::new(SWITCHMANCTL);
+    let mut cmd = Command::new(switchmanctl_bin());
     cmd.arg("get-data").env("SWITCHMAN_CONFIG", &job.config);
     assert_eq!(output(cmd).await.code, 0);
 

@@ -15,7 +15,7 @@
 //! connection (through a `Proxy`) share one per test binary; the issue 9 test starts a
 //! `QuorumEnsemble`, whose servers reach one another only through proxies.
 
-mod support;
+use switchman_test_support as support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -674,7 +674,7 @@ async fn follower_isolation_never_overlaps() {
         let stubborn = round % 2 == 1;
         let f =
             tokio::task::block_in_place(|| q.follower_from(round)).expect("a member is a follower");
-        let majority: Vec<String> = (0..q.len())
+        let majority: Vec<String> = (0..q.member_count())
             .filter(|&i| i != f)
             .map(|i| format!("127.0.0.1:{}", q.client_port(i)))
             .collect();
@@ -802,7 +802,7 @@ async fn isolated_waiter_never_takes_what_the_majority_gave_away() {
         let wait = [Wait::Semaphore, Wait::Queue, Wait::Lock][round % 3];
         let f =
             tokio::task::block_in_place(|| q.follower_from(round)).expect("a member is a follower");
-        let majority: Vec<String> = (0..q.len())
+        let majority: Vec<String> = (0..q.member_count())
             .filter(|&i| i != f)
             .map(|i| format!("127.0.0.1:{}", q.client_port(i)))
             .collect();

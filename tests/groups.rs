@@ -3,7 +3,7 @@
 //! Each "host" is a switchman run with its own FQDN, given by `SWITCHMAN_FQDN` or the config
 //! key `fqdn`.
 
-mod support;
+use switchman_test_support as support;
 
 use serde_json::json;
 use support::{

@@ -9,7 +9,7 @@
 //! and the runs' own debug lines in the job's logfile, which say when a run waits behind a
 //! queue item or for room in a semaphore (after its watch is set).
 
-mod support;
+use switchman_test_support as support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::ExitStatusExt;

@@ -1,7 +1,7 @@
 //! End-to-end tests of where switchman's messages go (docs/logging.md): stderr as cron mails
 //! it, the logfile in text or JSON lines, and the systemd journal.
 
-mod support;
+use switchman_test_support as support;
 
 use std::process::Stdio;
 
@@ -78,7 +78,7 @@ async fn colour_only_on_a_terminal_and_never_with_no_color() {
     let job = Job::new("colour", &zk_hosts, json!({}));
     let run = format!(
         "{} -c {} -v --lockname tty true",
-        support::SWITCHMAN,
+        support::switchman_bin(),
         job.config.display()
     );
     for (no_color, coloured) in [(None, true), (Some("1"), false)] {
@@ -245,7 +245,7 @@ async fn journald_without_a_journal_is_one_clear_line() {
     let ran = job.file("ran");
     let out = with_private_journal_dirs(&format!(
         "{} -c {} touch {}",
-        support::SWITCHMAN,
+        support::switchman_bin(),
         job.config.display(),
         ran.display()
     ))
@@ -292,7 +292,7 @@ async fn journald_gets_the_runs_lines_with_structured_fields() {
            journalctl --sync
            journalctl --no-pager -o json SYSLOG_IDENTIFIER=switchman JOB=backup"#,
         dir = job.dir.path().display(),
-        switchman = support::SWITCHMAN,
+        switchman = support::switchman_bin(),
         config = job.config.display(),
     ))
     .await;

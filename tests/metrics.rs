@@ -4,7 +4,7 @@
 //! and `promtool` checking every output and the alert rules. The Prometheus tools come from
 //! Debian's `prometheus` and `prometheus-node-exporter` packages (scripts/install-deps).
 
-mod support;
+use switchman_test_support as support;
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt as _;

@@ -4,7 +4,7 @@
 //!
 //! Each server keeps a plain port, through which the tests look at what was (not) written.
 
-mod support;
+use switchman_test_support as support;
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -1,10 +1,10 @@
 //! End-to-end tests of what a new operator meets first: `--help`, the environment, and
 //! `switchmanctl check-config`.
 
-mod support;
+use switchman_test_support as support;
 
 use serde_json::json;
-use support::{Job, SWITCHMAN, SWITCHMANCTL, output};
+use support::{Job, output, switchman_bin, switchmanctl_bin};
 use switchman::exit::{self, Binary};
 use tokio::process::Command;
 
@@ -28,8 +28,8 @@ fn with_config_env(binary: &str, args: &[&str], value: Option<&str>) -> Command 
 #[tokio::test]
 async fn an_empty_switchman_config_is_treated_as_unset() {
     for (binary, args) in [
-        (SWITCHMAN, &["--lockname", "a/b", "true"][..]),
-        (SWITCHMANCTL, &["check-config"][..]),
+        (switchman_bin(), &["--lockname", "a/b", "true"][..]),
+        (switchmanctl_bin(), &["check-config"][..]),
     ] {
         let unset = output(with_config_env(binary, args, None)).await;
         let empty = output(with_config_env(binary, args, Some(""))).await;
@@ -45,14 +45,14 @@ async fn an_empty_switchman_config_is_treated_as_unset() {
         );
     }
     // Given on the command line, an empty path is a mistake to point out.
-    let out = output(with_config_env(SWITCHMAN, &["-c", "", "true"], None)).await;
+    let out = output(with_config_env(switchman_bin(), &["-c", "", "true"], None)).await;
     assert_eq!(out.code, 64, "{}", out.stderr);
     assert!(out.stderr.contains("--config"), "{}", out.stderr);
 }
 
 #[tokio::test]
 async fn help_shows_the_separator_examples_environment_and_exit_codes() {
-    let out = output(with_config_env(SWITCHMAN, &["--help"], None)).await;
+    let out = output(with_config_env(switchman_bin(), &["--help"], None)).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let help = out.stdout;
     assert!(
@@ -83,7 +83,7 @@ async fn help_shows_the_separator_examples_environment_and_exit_codes() {
     }
     assert_shows_exit_codes(&help, Binary::Switchman);
     // The short help stays short.
-    let out = output(with_config_env(SWITCHMAN, &["-h"], None)).await;
+    let out = output(with_config_env(switchman_bin(), &["-h"], None)).await;
     assert!(out.stdout.lines().count() < 30, "{}", out.stdout);
 }
 
@@ -105,7 +105,7 @@ fn assert_shows_exit_codes(help: &str, binary: Binary) {
 
 #[tokio::test]
 async fn switchmanctl_help_shows_its_exit_codes() {
-    let out = output(with_config_env(SWITCHMANCTL, &["--help"], None)).await;
+    let out = output(with_config_env(switchmanctl_bin(), &["--help"], None)).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_shows_exit_codes(&out.stdout, Binary::Switchmanctl);
 }
@@ -128,7 +128,7 @@ async fn check_config_reports_unknown_keys_and_refused_configs() {
 
     // Its own --config, after the subcommand.
     let good = Job::new("check-config-good", "127.0.0.1:1", json!({}));
-    let mut cmd = Command::new(SWITCHMANCTL);
+    let mut cmd = Command::new(switchmanctl_bin());
     cmd.args(["check-config", "--config"]).arg(&good.config);
     let out = output(cmd).await;
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
@@ -158,7 +158,7 @@ async fn check_config_reports_unknown_keys_and_refused_configs() {
     );
 
     // A file that cannot be read is not a finding but an input error, as for check-crontab.
-    let mut cmd = Command::new(SWITCHMANCTL);
+    let mut cmd = Command::new(switchmanctl_bin());
     cmd.args(["-c", "/nonexistent/switchman.conf", "check-config"]);
     let out = output(cmd).await;
     assert_eq!(out.code, 66, "{}", out.stderr);

@@ -15,7 +15,7 @@
 //! - runs: switchman invocations, and how many of them started CMD.
 //! - faults injected, by kind.
 //! - overlaps found: every CMD checks, from its own side and at its start, how many other CMDs
-//!   of the same lock (or lease) are alive, by asking the kernel (see tests/support/guard.rs).
+//!   of the same lock (or lease) are alive, by asking the kernel (see test-support/src/guard.rs).
 //!   More than 0 (lock) or 1 (lease, 2 units of 1) is an overlap. Must be 0. Also checked: the
 //!   fencing tokens of the lock's CMDs grow in the order the CMDs started.
 //! - CMDs stopped while still holding a valid session: a run that switchman ended with exit 79
@@ -26,7 +26,7 @@
 //! - znodes left behind after all sessions end: ephemeral nodes under the prefix once every
 //!   switchman has exited and every session has had time to expire. Must be 0.
 
-mod support;
+use switchman_test_support as support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -480,7 +480,7 @@ async fn ephemerals(client: &zookeeper_client::Client, root: &str) -> Vec<String
 /// The ids of the sessions some server expired, from the servers' logs.
 fn expired_sessions(ensemble: &Ensemble) -> HashSet<String> {
     let mut ids = HashSet::new();
-    for id in 1..=ensemble.len() {
+    for id in 1..=ensemble.member_count() {
         let log = ensemble.root_dir().join(format!("member-{id}/zk.log"));
         let text = std::fs::read_to_string(log).unwrap_or_default();
         for line in text.lines() {

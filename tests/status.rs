@@ -3,12 +3,12 @@
 //! skipped run, and the logfile's line for every run. Nodes in the Perl original's layout are
 //! made by a plain client, as the original would leave them.
 
-mod support;
+use switchman_test_support as support;
 
 use serde_json::{Value, json};
 use support::{
-    Ensemble, Job, PATIENCE, SWITCHMANCTL, await_children, cmd_waiting, finish, finish_ok,
-    has_item, lock_argv, set_prefix_data, shared_ensemble, tree, wait_for_file, wait_until, zk,
+    Ensemble, Job, PATIENCE, await_children, cmd_waiting, finish, finish_ok, has_item, lock_argv,
+    set_prefix_data, shared_ensemble, switchmanctl_bin, tree, wait_for_file, wait_until, zk,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
@@ -572,7 +572,7 @@ async fn the_readme_recipe_edits_prefix_data_with_a_warning_on_stderr() {
     let job = Job::new("recipe", &zk_hosts, json!({"colour": "blue"}));
     let client = zk(&zk_hosts).await;
     set_prefix_data(&client, &job.prefix, "{\"groups\": {\"g\": [\"h1\"]}}\n").await;
-    let bin = std::path::Path::new(SWITCHMANCTL).parent().unwrap();
+    let bin = std::path::Path::new(switchmanctl_bin()).parent().unwrap();
 
     let out = ctl(&job, &["get-data", "--json"]).await;
     assert!(out.stderr.contains("colour"), "the warning: {}", out.stderr);

@@ -6,7 +6,7 @@
 //! logfile, which say when a run waits behind an item of the line (`waiting behind ITEM`) or
 //! for the lock to go (`waiting for PATH to go`), each logged once its watch is set.
 
-mod support;
+use switchman_test_support as support;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -84,7 +84,7 @@ pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
     Some(reply)
 }
 
-/// Parses `mntr` output ("key<TAB>value" lines).
+/// Parses `mntr` output (`key<TAB>value` lines).
 pub fn parse_mntr(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter_map(|line| {
@@ -129,7 +129,6 @@ fn tail(path: &Path, lines: usize) -> String {
 struct Member {
     id: usize, // myid, 1-based
     client_port: u16,
-    dir: PathBuf,
     cfg: PathBuf,
     log: PathBuf,
     proc: Option<ServerProc>,
@@ -257,7 +256,7 @@ impl Ensemble {
                     extras.cfg.iter().map(|l| format!("{l}\n")).collect::<String>()
                 );
                 fs::write(&cfg, text).expect("write zoo.cfg");
-                Member { id, client_port: ports[i], log: dir.join("zk.log"), dir, cfg, proc: None }
+                Member { id, client_port: ports[i], log: dir.join("zk.log"), cfg, proc: None }
             })
             .collect();
         (
@@ -389,7 +388,7 @@ impl Ensemble {
     }
 
     /// Number of members.
-    pub fn len(&self) -> usize {
+    pub fn member_count(&self) -> usize {
         self.members.len()
     }
 

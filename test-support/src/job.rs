@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -10,10 +11,42 @@ use tokio::process::{Child, Command};
 
 use super::util::{wait_for_file, wait_until};
 
-/// The switchman binary under test.
-pub const SWITCHMAN: &str = env!("CARGO_BIN_EXE_switchman");
+/// The switchman binary under test (see the crate's docs for where it is found).
+pub fn switchman_bin() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| binary("switchman"))
+}
+
 /// Its companion for operators.
-pub const SWITCHMANCTL: &str = env!("CARGO_BIN_EXE_switchmanctl");
+pub fn switchmanctl_bin() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| binary("switchmanctl"))
+}
+
+/// The root package's binary `name`: `$CARGO_BIN_EXE_<name>` if set (cargo sets it when it runs
+/// a test or bench), else the one cargo built next to the running test or bench
+/// (`target/<profile>/deps/..`).
+fn binary(name: &str) -> String {
+    if let Ok(path) = std::env::var(format!("CARGO_BIN_EXE_{name}")) {
+        return path;
+    }
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let mut dir = exe.parent().expect("the test binary's directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "no {name} binary at {} (next to {}): run the tests and benches through cargo, which \
+         builds it, or set CARGO_BIN_EXE_{name}",
+        path.display(),
+        exe.display()
+    );
+    path.into_os_string()
+        .into_string()
+        .expect("a UTF-8 target path")
+}
 
 /// Session timeout used by the tests: short, so that fault tests end quickly.
 pub const SESSION_TIMEOUT: f64 = 2.0;
@@ -157,14 +190,14 @@ impl Job {
     /// `switchman -c CONFIG ARGS...`, stdout/stderr captured, killed if the test drops it.
     /// CMD finds the job's temp dir in `$JOB_DIR`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = captured(SWITCHMAN, &self.config, args);
+        let mut cmd = captured(switchman_bin(), &self.config, args);
         cmd.env("JOB_DIR", self.dir.path()).env_remove("DEBUG");
         cmd
     }
 
     /// `switchmanctl -c CONFIG ARGS...`, stdout/stderr captured, killed if the test drops it.
     pub fn ctl_command(&self, args: &[&str]) -> Command {
-        let mut cmd = captured(SWITCHMANCTL, &self.config, args);
+        let mut cmd = captured(switchmanctl_bin(), &self.config, args);
         cmd.env_remove("SWITCHMAN_CONFIG");
         cmd
     }

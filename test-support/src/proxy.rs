@@ -449,7 +449,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts forwarding 127.0.0.1:<new port i> to 127.0.0.1:`upstreams[i]`, bytes as they
+    /// Starts forwarding `127.0.0.1:<new port i>` to `127.0.0.1:upstreams[i]`, bytes as they
     /// come (any protocol).
     pub fn start(upstreams: &[u16]) -> Proxy {
         Proxy::start_with(upstreams, false)
@@ -548,11 +548,6 @@ impl Proxy {
             c.close();
         }
         self.shared.cond.notify_all();
-    }
-
-    /// Number of currently open proxied connections.
-    pub fn connection_count(&self) -> usize {
-        lock(&self.shared.state).conns.len()
     }
 
     /// Framed proxies only: arms `trigger`. The first request frame that matches it, on any

@@ -1,8 +1,9 @@
 //! Integration-test harness: real ZooKeeper servers, a fault-injecting TCP proxy, and the
 //! helpers the test files share for running switchman against them.
 //!
-//! Use from any file in `tests/` with `mod support;` and import from here (`use
-//! support::{Job, shared_ensemble, ...}`).  The servers and the proxy are synchronous (std
+//! A dev-dependency of the root package: use it from any file in `tests/` or `benches/` with
+//! `use switchman_test_support as support;` and import from here (`use support::{Job,
+//! shared_ensemble, ...}`).  The servers and the proxy are synchronous (std
 //! threads and blocking calls), so they work from plain `#[test]`s and from `#[tokio::test]`s
 //! alike.  In a *current-thread* tokio test remember that the blocking calls
 //! (`Ensemble::start`, `wait_until_blocking`, ...) block the runtime while they run: a blocking
@@ -23,7 +24,19 @@
 //! - `client`: the test's own ZooKeeper client and what it looks at (children, subtrees).
 //! - `txnlog`: a server's transaction log, replayed: who made and removed which node, when.
 //! - `util`: waiting for a condition (async or blocking), and other small helpers.
-#![allow(dead_code)]
+//!
+//! # Where the binaries are
+//!
+//! [`switchman_bin`] and [`switchmanctl_bin`] are the switchman and switchmanctl binaries
+//! under test. Only the root package's own tests and benches see `CARGO_BIN_EXE_switchman` at
+//! compile time, so this crate looks at run time. Cargo builds a package's binaries, in the
+//! same profile, before it runs the package's integration tests or benches (`cargo test`,
+//! `cargo test --release`, `cargo bench`), and it sets `CARGO_BIN_EXE_switchman` and
+//! `CARGO_BIN_EXE_switchmanctl` in their environment too: those win when set (also for
+//! pointing a test binary run by hand at other builds). Without them (a test binary run by
+//! hand), the binaries are next to the running test or bench: cargo puts those in
+//! `target/<profile>/deps/` (also under `target/<triple>/` or `$CARGO_TARGET_DIR`) and the
+//! package's binaries one level up, in `target/<profile>/`.
 
 mod client;
 mod cmds;
@@ -38,43 +51,31 @@ mod server;
 mod txnlog;
 mod util;
 
-// Each test binary uses its own share of these.
-#[allow(unused_imports)]
 pub use client::{
     assert_left_nothing, await_children, await_item, children, has_item, leased_job, nodes_of, seq,
     set_prefix_data, tree, zk,
 };
-#[allow(unused_imports)]
 pub use cmds::{
     cmd_noting_run, cmd_noting_signals, cmd_recording_start_end, cmd_touching, cmd_waiting, sh,
     until_any_go, until_go, until_go_maybe_stubborn, write_pid,
 };
-#[allow(unused_imports)]
 pub use ensemble::{
     Ensemble, Extras, NETTY_TLS_JARS, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
     require_zookeeper, shared_ensemble, shared_ensemble3,
 };
-#[allow(unused_imports)]
 pub use guard::{Records, guard_cmd};
-#[allow(unused_imports)]
 pub use job::{
-    Job, Out, SERVER_TICK_TIME, SESSION_TIMEOUT, SWITCHMAN, SWITCHMANCTL, argv, finish, finish_ok,
-    lock_argv, output, run_command, spawn_command,
+    Job, Out, SERVER_TICK_TIME, SESSION_TIMEOUT, argv, finish, finish_ok, lock_argv, output,
+    run_command, spawn_command, switchman_bin, switchmanctl_bin,
 };
-#[allow(unused_imports)]
 pub use ports::pick_ports;
-#[allow(unused_imports)]
 pub use proxy::{Frame, HoldAt, Proxy, Trigger};
-#[allow(unused_imports)]
 pub use quorum::QuorumEnsemble;
-#[allow(unused_imports)]
 pub use secured::{
     Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_enforcing_server,
     start_tls_server, tls_connect_string, zk_as, zk_tls,
 };
-#[allow(unused_imports)]
 pub use txnlog::{Txn, TxnOp, transactions};
-#[allow(unused_imports)]
 pub use util::{
     PATIENCE, env_or, is_dead, poll_until_blocking, proc_stat, wait_for, wait_for_file, wait_until,
     wait_until_blocking,

@@ -149,7 +149,7 @@ impl QuorumEnsemble {
         };
         let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
         let mut found = Vec::new();
-        for pid in (0..self.ensemble.len()).filter_map(|i| self.ensemble.pid(i)) {
+        for pid in (0..self.ensemble.member_count()).filter_map(|i| self.ensemble.pid(i)) {
             let inodes: HashSet<String> = fs::read_dir(format!("/proc/{pid}/fd"))
                 .into_iter()
                 .flatten()
@@ -179,7 +179,7 @@ impl QuorumEnsemble {
 
     /// A member in `Mode: follower`, the first from `start` on (round robin), if any.
     pub fn follower_from(&self, start: usize) -> Option<usize> {
-        let n = self.ensemble.len();
+        let n = self.ensemble.member_count();
         (0..n)
             .map(|k| (start + k) % n)
             .find(|&i| self.ensemble.mode(i).as_deref() == Some("follower"))
@@ -188,7 +188,7 @@ impl QuorumEnsemble {
     /// Waits until every member serves, one of them leads and reports all the others synced
     /// (`zk_synced_followers` in its `mntr`): the ensemble is whole again.
     pub fn wait_whole(&self, timeout: Duration) -> Result<(), String> {
-        let n = self.ensemble.len();
+        let n = self.ensemble.member_count();
         let whole = poll_until_blocking(timeout, || {
             let Some(leader) = self.ensemble.leader() else {
                 return false;
