@@ -26,8 +26,6 @@
 
 use switchman_test_support as support;
 
-mod peers;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -35,7 +33,7 @@ use std::time::Instant;
 use serde_json::json;
 use zookeeper_client::{Acls, CreateMode};
 
-use peers::{Etcd, etcdctl};
+use support::peers::{Etcd, etcdctl};
 use support::{Ensemble, Job, switchman_bin};
 
 fn packets(ensemble: &Ensemble) -> u64 {

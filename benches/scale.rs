@@ -53,8 +53,6 @@
 
 use switchman_test_support as support;
 
-mod peers;
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -68,7 +66,7 @@ use std::time::{Duration, Instant};
 use nix::time::{ClockId, clock_gettime};
 use serde_json::json;
 
-use peers::{Etcd, etcdctl, installed};
+use support::peers::{Etcd, etcdctl, installed};
 use support::{Ensemble, Extras, Job, switchman_bin, zk};
 
 /// The small size the large one is compared with.

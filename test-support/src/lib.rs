@@ -43,6 +43,7 @@ mod cmds;
 mod ensemble;
 mod guard;
 mod job;
+pub mod peers;
 mod ports;
 mod proxy;
 mod quorum;

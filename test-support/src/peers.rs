@@ -1,7 +1,6 @@
 //! What the benches set switchman beside, when it is installed: etcd 3.4 (`etcd-server` and
 //! `etcd-client` from Debian; `scripts/bench` installs them), run privately. Each bench uses
 //! what it needs of it.
-#![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -29,7 +28,7 @@ impl Etcd {
 
     fn start() -> Etcd {
         let dir = tempfile::tempdir().unwrap();
-        let ports = super::support::pick_ports(2);
+        let ports = crate::pick_ports(2);
         let client = format!("http://127.0.0.1:{}", ports[0]);
         let peer = format!("http://127.0.0.1:{}", ports[1]);
         let mut cmd = Command::new("etcd");
@@ -57,7 +56,7 @@ impl Etcd {
             endpoint: format!("127.0.0.1:{}", ports[0]),
             _dir: dir,
         };
-        let healthy = super::support::poll_until_blocking(Duration::from_secs(30), || {
+        let healthy = crate::poll_until_blocking(Duration::from_secs(30), || {
             etcdctl(&etcd.endpoint)
                 .args(["endpoint", "health"])
                 .stdout(Stdio::null())
