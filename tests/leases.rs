@@ -774,6 +774,21 @@ fn guards_made_off_the_head(txns: &[Txn], prefix: &str) -> (usize, Vec<String>) 
     (made, off)
 }
 
+/// Fifteen runs of `joiner` (whose `resources_wait_timeout` is a second) join the line for `r`
+/// at once, each with a lock of its own, and give up at its end (exit 75).
+async fn join_in_a_burst(joiner: &Job, burst: usize) {
+    let runs: Vec<Child> = (0..15)
+        .map(|i| {
+            let lock = format!("b{burst}-{i}");
+            joiner.spawn(&["--lockname", &lock, "--lease", "r=1:2", "true"])
+        })
+        .collect();
+    for run in runs {
+        let (code, stderr) = finish(run).await;
+        assert_eq!(code, 75, "{stderr}");
+    }
+}
+
 /// Issue 19: a guard node is made only by a run first in its resource's queue, under bursts of
 /// runs joining behind one that waits there for room; checked against every transaction the
 /// server wrote, so no short-lived node escapes. The original's guard mutex can loop for ever
@@ -794,16 +809,7 @@ async fn guard_nodes_are_made_only_at_the_head_of_the_line() {
     // Bursts of runs queue behind w and give up after a second (exit 75).
     let joiner = job.other_host(json!({"resources_wait_timeout": 1}));
     for burst in 0..4 {
-        let runs: Vec<Child> = (0..15)
-            .map(|i| {
-                let lock = format!("b{burst}-{i}");
-                joiner.spawn(&["--lockname", &lock, "--lease", "r=1:2", "true"])
-            })
-            .collect();
-        for run in runs {
-            let (code, stderr) = finish(run).await;
-            assert_eq!(code, 75, "{stderr}");
-        }
+        join_in_a_burst(&joiner, burst).await;
     }
 
     job.go("h1");
@@ -936,16 +942,7 @@ async fn the_original_never_spins_while_runs_join_behind_it() {
 
     let joiner = job.other_host(json!({"resources_wait_timeout": 1}));
     for burst in 0..6 {
-        let runs: Vec<Child> = (0..15)
-            .map(|i| {
-                let lock = format!("b{burst}-{i}");
-                joiner.spawn(&["--lockname", &lock, "--lease", "r=1:2", "true"])
-            })
-            .collect();
-        for run in runs {
-            let (code, stderr) = finish(run).await;
-            assert_eq!(code, 75, "{stderr}");
-        }
+        join_in_a_burst(&joiner, burst).await;
         // Ended while the resource is full: it found a guard node gone (below).
         if original.is_finished() {
             break;
