@@ -259,6 +259,42 @@ async fn a_wait_for_the_lock_that_runs_out_exits_75_naming_the_holder() {
     assert_eq!(ran(&job), ["b"]);
 }
 
+/// A wait for a lease that runs out behind a run stuck first in the resource's queue, holding
+/// the semaphore's guard with nothing leased (an original trapped in its guard mutex, say),
+/// names that run, not only "none leased".
+#[tokio::test]
+async fn a_wait_behind_a_run_stuck_at_the_guard_names_it() {
+    let (job, client) = leased_job("stuck", json!({}), &["r"]).await;
+    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let ephemeral = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    for (dir, stem) in [
+        (job.queue_path("r"), "orig-"),
+        (job.guard_path("r"), "acquire-"),
+    ] {
+        client.mkdir(&dir, &folder).await.unwrap();
+        let base = format!("{dir}/{stem}");
+        let data = b"stuck.example.com 4242";
+        client.create(&base, data, &ephemeral).await.unwrap();
+    }
+
+    let d = job.spawn(&[
+        "--lockname",
+        "d",
+        "--lease",
+        "r=1:1",
+        "--wait",
+        "0.3s",
+        "true",
+    ]);
+    let stderr = failed_with(d, 75).await;
+    for part in [
+        "units of resource r, none leased as we gave up; first in its queue: stuck.example.com",
+        "; its guard held by stuck.example.com",
+    ] {
+        assert!(stderr.contains(part), "{part:?} in {stderr}");
+    }
+}
+
 /// A wait for a lease that runs out names the resource and who leases it, and leaves nothing
 /// queued; `--wait` replaces `resources_wait_timeout`, which would have given up long before.
 #[tokio::test]

@@ -211,16 +211,40 @@ async fn describe(plan: &Plan, session: &Session, now: &For) -> Result<String> {
                     ))
                 })
                 .collect();
-            match holders.len() {
-                0 => format!("{what}, none leased as we gave up"),
-                n if n <= 3 => format!("{what}, leased by {}", holders.join(", ")),
-                n => format!(
-                    "{what}, leased by {} and {} more",
-                    holders[..3].join(", "),
-                    n - 3
-                ),
+            let leased = match holders.len() {
+                0 => "none leased as we gave up".to_string(),
+                n if n <= 3 => format!("leased by {}", holders.join(", ")),
+                n => format!("leased by {} and {} more", holders[..3].join(", "), n - 3),
+            };
+            // Who is in the way besides the holders: another run first in the resource's
+            // queue, and its hold on the semaphore's guard (a run stuck there, an original
+            // trapped in its guard mutex, say, keeps every run behind it waiting).
+            let mut ahead = String::new();
+            let queue = plan.paths.queue(&spec.resource);
+            if let Some(first) = first_not_ours(session, &queue).await? {
+                ahead.push_str(&format!("; first in its queue: {}", first.describe()));
             }
+            let guard = plan.paths.semaphore_guard(&spec.resource);
+            if let Some(held) = first_not_ours(session, &guard).await? {
+                ahead.push_str(&format!("; its guard held by {}", held.describe()));
+            }
+            format!("{what}, {leased}{ahead}")
         }
+    })
+}
+
+/// Who holds the oldest node in `folder`, unless it is our own session's.
+async fn first_not_ours(session: &Session, folder: &str) -> Result<Option<Holder>> {
+    let mut names = session.children(folder).await?;
+    names.sort_by_key(|n| sequence_of(n));
+    let Some(first) = names.first() else {
+        return Ok(None);
+    };
+    Ok(match session.data(&format!("{folder}/{first}")).await? {
+        Some((data, stat)) if stat.ephemeral_owner != session.id() => {
+            Some(Holder::new(&data, &stat))
+        }
+        _ => None,
     })
 }
 
