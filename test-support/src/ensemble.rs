@@ -151,7 +151,14 @@ impl Ensemble {
     /// Starts `n` servers and waits until all serve (and, for n > 1, one is leader).
     /// Panics (with the servers' log tails) if that doesn't happen within 30 s.
     pub fn start(n: usize) -> Ensemble {
-        let (ensemble, ()) = Ensemble::start_with(n, SYNC_LIMIT, |ports| {
+        Ensemble::start_with_extras(n, |_, _| Extras::default())
+    }
+
+    /// [`Ensemble::start`] with what `extras` adds to every member (given the ensemble's
+    /// directory and a spare port). Its zoo.cfg lines come after the harness's, and the last of
+    /// a key wins: `tickTime=2000` gives a real ensemble's tick instead of the tests' 100 ms.
+    pub fn start_with_extras(n: usize, mut extras: impl FnMut(&Path, u16) -> Extras) -> Ensemble {
+        let peers = |ports: &[(u16, u16)]| {
             let lines: String = ports
                 .iter()
                 .enumerate()
@@ -160,7 +167,8 @@ impl Ensemble {
                 })
                 .collect();
             (vec![lines; n], ())
-        });
+        };
+        let (ensemble, ()) = Ensemble::start_inner(n, SYNC_LIMIT, peers, &mut extras);
         ensemble
     }
 
