@@ -45,26 +45,10 @@ use serde_json::json;
 use tokio::process::Child;
 use zookeeper_client::{Acls, Client, CreateMode};
 
-use support::{Ensemble, Extras, Job, zk};
+use support::{Ensemble, Extras, Job, process_cpu, zk};
 
 /// How long the runs of one kind may take to be all in place.
 const SETTLE: Duration = Duration::from_secs(300);
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
-}
-
-/// CPU seconds of one process so far (utime + stime).
-fn process_cpu(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(close) = stat.rfind(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / clock_ticks()
-}
 
 fn packets(ensemble: &Ensemble, i: usize) -> u64 {
     ensemble.mntr(i)["zk_packets_received"].parse().unwrap()

@@ -67,7 +67,7 @@ use nix::time::{ClockId, clock_gettime};
 use serde_json::json;
 
 use support::peers::{Etcd, etcdctl, installed};
-use support::{Ensemble, Extras, Job, switchman_bin, zk};
+use support::{Ensemble, Extras, Job, process_cpu, switchman_bin, zk};
 
 /// The small size the large one is compared with.
 const SMALL: usize = 20;
@@ -197,22 +197,6 @@ fn machine_jiffies() -> (u64, u64) {
     let total: u64 = cpu.iter().take(8).sum();
     // idle and iowait
     (total - cpu[3] - cpu[4], total)
-}
-
-/// CPU seconds of one process so far (utime + stime).
-fn process_cpu(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(close) = stat.rfind(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
 /// CPU seconds of every reaped child so far.

@@ -78,6 +78,6 @@ pub use secured::{
 };
 pub use txnlog::{Txn, TxnOp, transactions};
 pub use util::{
-    PATIENCE, env_or, is_dead, poll_until_blocking, proc_stat, wait_for, wait_for_file, wait_until,
-    wait_until_blocking,
+    PATIENCE, env_or, is_dead, poll_until_blocking, proc_stat, process_cpu, wait_for,
+    wait_for_file, wait_until, wait_until_blocking,
 };

@@ -82,6 +82,23 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// CPU seconds a process has used so far (utime + stime from /proc/PID/stat); 0 if it is gone.
+pub fn process_cpu(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / clock_ticks()
+}
+
+/// The kernel's clock ticks a second, in which /proc counts CPU time.
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
 /// True once the process is gone or a zombie: it runs no more code either way.
 pub fn is_dead(pid: i32) -> bool {
     proc_stat(pid).is_none_or(|(state, _)| state == 'Z' || state == 'X')
