@@ -707,8 +707,8 @@ async fn guard_held_elsewhere_is_honoured() {
 }
 
 /// An uncontended run with a lock and one lease costs at most ten requests (benches/README.md:
-/// "What a lease run asks of ZooKeeper", where each is named): connect; the prefix data and the
-/// lock's node in one read; one transaction joining the queue; one read of the queue; the
+/// "What a lease run asks of ZooKeeper", where each is named): connect; the prefix data, the lock's
+/// node and the queue in one read; one transaction joining the queue; one read of the queue; the
 /// semaphore's guard node, made only once the queue shows us first; one read of the guard's queue
 /// and the leases; one transaction making the lease, letting go of the guard, leaving the queue and
 /// creating the lock; a read of the lock with a watch; the lease's watch; close.

@@ -29,10 +29,7 @@ pub(super) async fn queues_of_task(
     if !plan.lock || leases.is_empty() {
         return Ok(Vec::new());
     }
-    let folders: Vec<String> = leases
-        .iter()
-        .map(|spec| plan.paths.queue(&spec.resource))
-        .collect();
+    let folders = plan.queue_folders(leases);
     let names: Vec<&str> = folders.iter().map(String::as_str).collect();
     let listed = session.children_in_one_read(&names).await?;
     Ok(folders.into_iter().zip(listed).collect())

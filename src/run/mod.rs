@@ -194,12 +194,8 @@ async fn first_reads(plan: &Plan, session: &Session) -> Result<FirstReads> {
     let lock = plan
         .lock_path()
         .filter(|_| !plan.leases.is_empty() && plan.wait.is_none());
-    let folders: Vec<String> = match lock {
-        Some(_) => plan
-            .leases
-            .iter()
-            .map(|spec| plan.paths.queue(&spec.resource))
-            .collect(),
+    let folders = match lock {
+        Some(_) => plan.queue_folders(&plan.leases),
         None => Vec::new(),
     };
     let mut reads = Vec::new();

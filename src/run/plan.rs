@@ -113,6 +113,14 @@ impl Plan {
         self.lock.then(|| self.paths.lock(&self.task))
     }
 
+    /// The queue folder of each of `leases`' resources, in their order.
+    pub fn queue_folders(&self, leases: &[LeaseSpec]) -> Vec<String> {
+        leases
+            .iter()
+            .map(|spec| self.paths.queue(&spec.resource))
+            .collect()
+    }
+
     /// The leases in the order of the prefix data's `resources` list (macros expanded), a
     /// global order that keeps two runs from each holding what the other waits for.
     pub fn order_leases(&self, data: &PrefixData) -> Result<Vec<LeaseSpec>> {
