@@ -109,7 +109,8 @@ impl Item {
             .any(|s| s < self.seq)
     }
 
-    /// Waits until this item is the oldest in its queue.
+    /// Waits until this item is the oldest in its queue, and warms the session up then (see
+    /// `Liveness::warm_up`).
     pub async fn wait_turn(&self, session: &Session) -> Result<()> {
         loop {
             let children = session.children(&self.folder).await?;
@@ -120,6 +121,9 @@ impl Item {
                 .filter(|(s, _)| *s < self.seq)
                 .max_by_key(|(s, _)| *s);
             let Some((_, ahead)) = ahead else {
+                // First in line: from here on, the run proves its session, so that CMD can
+                // start the moment its turn comes.
+                session.warm_up();
                 return Ok(());
             };
             let ahead = format!("{}/{ahead}", self.folder);

@@ -54,6 +54,8 @@ pub async fn room(
     before_waiting: &dyn Fn(),
 ) -> Result<Room> {
     let leases = paths.semaphore_leases(&spec.resource);
+    // First in line: CMD may start as soon as there is room.
+    session.warm_up();
     loop {
         let Guarded {
             guard,

@@ -23,6 +23,7 @@ pub(super) async fn run_cmd(
     group_left: Watch<'_, Loss>,
 ) -> Result<i32> {
     let liveness = session.liveness();
+    session.warm_up();
     if !liveness.wait_fresh().await {
         return Err(Error::Unavailable(format!(
             "no proof for {:.1}s that ZooKeeper's leader still knows our session; CMD was not started",

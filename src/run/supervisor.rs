@@ -234,7 +234,7 @@ impl Child {
         loop {
             let moved = liveness.moved();
             let t = now();
-            if stop.is_none() && t >= liveness.stale_at() {
+            if stop.is_none() && t >= liveness.stop_at(termination_timeout) {
                 let silent = t.saturating_sub(liveness.acked_at());
                 stop = Some(self.begin_stop(
                     format!(
@@ -249,7 +249,7 @@ impl Child {
                 s.enforce(self.group, liveness);
             }
             alarm.set(match &stop {
-                None => Some(liveness.stale_at()),
+                None => Some(liveness.stop_at(termination_timeout)),
                 Some(s) if !s.killed => Some(s.kill_at(liveness)),
                 // Nothing is left to do but wait for CMD's end.
                 Some(_) => None,

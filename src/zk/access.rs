@@ -6,8 +6,8 @@
 //! time) is not a failure of the run: the client library reconnects with the same session, and
 //! the session, with every node of ours, lives on until the servers have not heard from us for
 //! the session timeout. So such a request is made again, after a short pause, until
-//! [`Liveness::expires_at`](super::liveness::Liveness::expires_at); only then does the run give
-//! up, as "ZooKeeper unavailable" (exit 69; once CMD runs, the supervisor stops it first, exit
+//! [`Liveness::retry_until`](super::liveness::Liveness::retry_until), a session timeout after a
+//! server last answered us; only then does the run give up, as "ZooKeeper unavailable" (exit 69; once CMD runs, the supervisor stops it first, exit
 //! 79). A request that cannot simply be repeated is made safe to repeat: a create whose reply
 //! was lost may have happened, so we look for the node our session owns before creating again.
 //!
@@ -18,7 +18,7 @@ use std::future::Future;
 
 use zookeeper_client::EventType;
 
-use super::liveness::now;
+use super::clock::now;
 use super::session::Session;
 use crate::error::Error;
 
@@ -90,7 +90,7 @@ impl Session {
     {
         loop {
             match attempt().await {
-                Err(e) if is_transient(&e) && now() < self.liveness().expires_at() => {
+                Err(e) if is_transient(&e) && now() < self.liveness().retry_until() => {
                     tracing::debug!("{e}; trying again on the same session");
                     tokio::time::sleep(self.liveness().retry_pause()).await;
                 }

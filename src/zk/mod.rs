@@ -2,6 +2,8 @@
 //! layout of our nodes. Nothing outside this folder touches the client library's `Client`.
 
 pub mod access;
+pub mod clock;
+mod heartbeat;
 pub mod liveness;
 pub mod paths;
 pub mod reads;
@@ -11,7 +13,8 @@ pub mod watches;
 pub mod writes;
 
 pub use access::{session_ended, zk_error};
-pub use liveness::{Alarm, Liveness, now};
+pub use clock::{Alarm, now};
+pub use liveness::Liveness;
 pub use paths::Paths;
 pub use reads::{Found, Read};
 pub use session::{Options, Session};

@@ -28,10 +28,12 @@ use crate::security::{AclPolicy, Scheme, Tls};
 pub fn connector(options: &Options) -> Result<Connector> {
     let mut connector = Client::connector()
         .with_session_timeout(options.session_timeout)
-        // A connection silent this long is given up for another (the library's default is 2/5
-        // of the timeout): after a stall, the heartbeat's proof must come back before the stop
-        // begins, at acked + T/2 + tick, which is about 0.4 T after the last answer.
-        .with_connection_timeout(options.session_timeout / 5);
+        // A reply overdue this long gives its connection up for another (the library's default
+        // is 2/5 of the timeout), and a reconnect waits a quarter of it per attempt: a warm
+        // run's beat goes unanswered T/10 after an outage begins at the latest, so the
+        // connection is given up well within a 0.3 T outage, and the reconnect that proves
+        // the session again comes within about T/20 of its end (docs/safety.md).
+        .with_connection_timeout(options.session_timeout / 6);
     let security = &options.security;
     if let Some(auth) = &security.auth {
         connector = match auth.scheme {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use zookeeper_client::{Acl, Client, OneshotWatcher, SessionState};
 
-use super::liveness::{self, Liveness, now};
+use super::clock::now;
+use super::heartbeat;
+use super::liveness::Liveness;
 use super::secure;
 use super::watches::Lost;
 use crate::error::{Error, Result};
@@ -163,13 +165,20 @@ impl Session {
         &self.liveness
     }
 
-    /// Starts keeping the liveness record fresh (see [`liveness::heartbeat`]), reading `path`.
+    /// Starts the heartbeat (see `heartbeat.rs`), reading `path`: cold, until
+    /// [`Session::warm_up`].
     pub fn start_heartbeat(&mut self, path: String) {
-        self.heartbeat = Some(liveness::heartbeat(
+        self.heartbeat = Some(heartbeat::heartbeat(
             self.client.clone(),
             self.liveness.clone(),
             path,
         ));
+    }
+
+    /// From now on, prove that the leader knows the session (see [`Liveness::warm_up`]): the
+    /// run holds what CMD needs, or is first in line for it.
+    pub fn warm_up(&self) {
+        self.liveness.warm_up();
     }
 
     /// Resolves when the session is over for good: expired, closed or refused authentication.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use const_format::formatcp;
 use derive_where::derive_where;
@@ -225,6 +225,8 @@ pub struct Client {
     session_timeout: Duration,
     requester: Arc<mpsc::UnboundedSender<Request>>,
     state_watcher: StateWatcher,
+    // switchman: see `last_connect`.
+    connected_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl Client {
@@ -247,8 +249,17 @@ impl Client {
         timeout: Duration,
         requester: Arc<mpsc::UnboundedSender<Request>>,
         state_watcher: StateWatcher,
+        connected_at: Arc<std::sync::Mutex<Option<Instant>>>,
     ) -> Client {
-        Client { chroot, version, session, session_timeout: timeout, requester, state_watcher }
+        Client { chroot, version, session, session_timeout: timeout, requester, state_watcher, connected_at }
+    }
+
+    /// switchman: when the request that last established or re-established the session was
+    /// queued. The server that answered it had the session's leader renew the session, so the
+    /// servers cannot expire it before this instant plus the session timeout (the leader
+    /// renews a session when a server revalidates it for a reconnecting client).
+    pub fn last_connect(&self) -> Option<Instant> {
+        *self.connected_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn validate_path<'a>(&'a self, path: &'a str) -> Result<ChrootPath<'a>> {
@@ -1770,11 +1781,19 @@ impl Connector {
         let mut state_watcher = StateWatcher::new(session.subscribe_state());
         // Consume all state changes so far.
         state_watcher.state();
+        let connected_at = session.connects();
         asyncs::spawn(async move {
             session.serve(endpoints, conn, buf, depot, receiver).await;
         });
-        let client =
-            Client::new(chroot.to_owned(), self.server_version, session_info, session_timeout, sender, state_watcher);
+        let client = Client::new(
+            chroot.to_owned(),
+            self.server_version,
+            session_info,
+            session_timeout,
+            sender,
+            state_watcher,
+            connected_at,
+        );
         Ok(client)
     }
 

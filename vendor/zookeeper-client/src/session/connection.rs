@@ -202,11 +202,21 @@ impl Connector {
     }
 
     pub async fn connect(&self, endpoint: EndpointRef<'_>, deadline: &mut Deadline) -> Result<Connection> {
+        self.connect_within(endpoint, deadline, self.timeout).await
+    }
+
+    /// switchman: [Connector::connect], giving up after `timeout` rather than the connector's.
+    pub async fn connect_within(
+        &self,
+        endpoint: EndpointRef<'_>,
+        deadline: &mut Deadline,
+        timeout: Duration,
+    ) -> Result<Connection> {
         select! {
             biased;
             r = self.connect_endpoint(endpoint) => r,
             _ = unsafe { Pin::new_unchecked(deadline) } => Err(Error::new(ErrorKind::TimedOut, "deadline exceed")),
-            _ = Timer::after(self.timeout) => Err(Error::new(ErrorKind::TimedOut, format!("connection timeout{:?} exceed", self.timeout))),
+            _ = Timer::after(timeout) => Err(Error::new(ErrorKind::TimedOut, format!("connection timeout{:?} exceed", timeout))),
         }
     }
 

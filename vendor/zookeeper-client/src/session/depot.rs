@@ -1,5 +1,6 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::time::Instant;
 
 use futures_lite::io::AsyncWriteExt;
 use hashbrown::HashMap;
@@ -24,6 +25,8 @@ pub struct Depot {
     writing_slices: Vec<IoSlice<'static>>,
     writing_operations: VecDeque<Operation>,
     written_operations: HashMap<i32, SessionOperation>,
+    // switchman: when each written operation was written, for `oldest_written`.
+    written_at: HashMap<i32, Instant>,
 
     sasl: bool,
     pending_operations: VecDeque<SessionOperation>,
@@ -42,6 +45,7 @@ impl Depot {
             writing_slices: Vec::with_capacity(writing_capacity),
             writing_operations: VecDeque::with_capacity(writing_capacity),
             written_operations: HashMap::with_capacity(128),
+            written_at: HashMap::with_capacity(128),
             pending_operations: VecDeque::with_capacity(32),
             watching_paths: HashMap::with_capacity(32),
             unwatching_paths: HashMap::with_capacity(32),
@@ -56,6 +60,7 @@ impl Depot {
         self.writing_slices.clear();
         self.writing_operations.clear();
         self.written_operations.clear();
+        self.written_at.clear();
         self.pending_operations.clear();
         self.watching_paths.clear();
         self.unwatching_paths.clear();
@@ -63,6 +68,7 @@ impl Depot {
 
     /// Error out ongoing operations except authes.
     pub fn error(&mut self, err: &Error) {
+        self.written_at.clear();
         self.written_operations.drain().for_each(|(_, operation)| {
             if operation.request.get_code() == OpCode::Auth {
                 self.pending_authes.push(operation);
@@ -100,6 +106,7 @@ impl Depot {
     }
 
     pub fn pop_request(&mut self, xid: i32) -> Result<SessionOperation, Error> {
+        self.written_at.remove(&xid);
         match self.written_operations.remove(&xid) {
             None => Err(Error::UnexpectedError(format!("recv response with xid {xid} but no pending request"))),
             Some(operation) => Ok(operation),
@@ -144,6 +151,11 @@ impl Depot {
         while let Some(operation) = self.pending_operations.pop_front() {
             self.write_session(operation);
         }
+    }
+
+    /// switchman: when the oldest operation still awaiting its reply was written, if any.
+    pub fn oldest_written(&self) -> Option<Instant> {
+        self.written_at.values().min().copied()
     }
 
     pub fn has_pending_writes(&self) -> bool {
@@ -247,6 +259,7 @@ impl Depot {
             })
             .unwrap_or(self.writing_slices.len());
         if written_slices != 0 {
+            let now = Instant::now();
             self.writing_slices.drain(..written_slices);
             self.writing_operations
                 .drain(..written_slices)
@@ -258,6 +271,7 @@ impl Depot {
                 })
                 .for_each(|operation| {
                     let xid = operation.request.get_xid();
+                    self.written_at.insert(xid, now);
                     self.written_operations.insert(xid, operation);
                 });
         }

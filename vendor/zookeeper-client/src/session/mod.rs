@@ -8,7 +8,7 @@ mod watch;
 mod xid;
 
 use std::pin::pin;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use asyncs::{select, sync};
@@ -136,6 +136,8 @@ impl Builder {
             last_recv: now,
             last_send: now,
             last_ping: None,
+            connect_sent: now,
+            connected_at: Default::default(),
             tick_timeout: Duration::ZERO,
             ping_timeout: Duration::ZERO,
             session_expired_timeout: Duration::ZERO,
@@ -171,6 +173,10 @@ pub struct Session {
     last_recv: Instant,
     last_send: Instant,
     last_ping: Option<Instant>,
+    // switchman: when the last ConnectRequest was queued, and, once it is answered, shared
+    // with the client (`Client::last_connect`).
+    connect_sent: Instant,
+    connected_at: Arc<std::sync::Mutex<Option<Instant>>>,
     tick_timeout: Duration,
     ping_timeout: Duration,
     session_expired_timeout: Duration,
@@ -210,6 +216,10 @@ impl Session {
 
     pub fn subscribe_state(&self) -> sync::watch::Receiver<SessionState> {
         self.state_sender.subscribe()
+    }
+
+    pub fn connects(&self) -> Arc<std::sync::Mutex<Option<Instant>>> {
+        self.connected_at.clone()
     }
 
     #[instrument(name = "serve", skip_all, fields(session = display(self.session.id)))]
@@ -398,17 +408,27 @@ impl Session {
     }
 
     /// switchman: the next moment `serve_session` has something to check: a reply overdue (the
-    /// connection timeout after the last receive), or a ping due (the ping timeout after the
-    /// last send, unless one is out). Deadlines only move later between receives (sends push
-    /// the ping back; a ping's reply, which may bring it forward, is a receive), so the alarm
-    /// is set again only after a receive or when it rings: one that rings early just sets
-    /// itself again, and a receive already woke the thread.
-    fn next_deadline(&self) -> Instant {
-        let overdue = self.last_recv + self.connector.timeout();
-        match self.last_ping {
-            None => overdue.min(self.last_send + self.ping_timeout),
-            Some(_) => overdue,
+    /// connection timeout after the oldest request still awaiting one was written), or a ping
+    /// due (the ping timeout after the last send, unless one is out). A write can bring the
+    /// first forward and a receive can move either, so the alarm is set again after both; one
+    /// that rings early just sets itself again.
+    fn next_deadline(&self, depot: &Depot) -> Instant {
+        let ping = match self.last_ping {
+            None => Some(self.last_send + self.ping_timeout),
+            Some(_) => None,
+        };
+        let overdue = depot.oldest_written().map(|written| written + self.connector.timeout());
+        match (overdue, ping) {
+            (Some(overdue), Some(ping)) => overdue.min(ping),
+            (Some(at), None) | (None, Some(at)) => at,
+            // A ping is out, so a reply is awaited: not reached.
+            (None, None) => self.last_send + self.connector.timeout(),
         }
+    }
+
+    /// switchman: whether a reply has been awaited for longer than the connection timeout.
+    fn reply_overdue(&self, depot: &Depot, now: Instant) -> bool {
+        depot.oldest_written().is_some_and(|written| now >= written + self.connector.timeout())
     }
 
     fn calc_tick_timeout(&self, session_timeout: Duration) -> Duration {
@@ -423,8 +443,9 @@ impl Session {
 
     /// Resets connection and session related timeout values.
     ///
-    /// Set ping timeout to `3/8` of connection timeout to fully cover one roundtrip. See also
-    /// [PredefinedXid::Ping].
+    /// switchman: set ping timeout to `1/3` of session timeout, as the Java client pings when
+    /// idle for half its `2/3` read timeout: a ping is what keeps an idle session alive on the
+    /// server, and a connection is given up when a reply is overdue, not when nothing came.
     ///
     /// Set connection timeout to `2/5` of session timeout for at least two tries after connection
     /// loss if there is no configured connection timeout.
@@ -443,7 +464,7 @@ impl Session {
     fn reset_timeout(&mut self, session_timeout: Duration) {
         let tick = self.calc_tick_timeout(session_timeout);
         self.tick_timeout = tick;
-        self.ping_timeout = Duration::from_secs(10).min(3 * tick);
+        self.ping_timeout = Duration::from_secs(10).min(session_timeout / 3);
         self.connector.set_timeout(8 * tick);
         self.session_timeout = session_timeout.max(self.connector.timeout());
         self.session_expired_timeout = self.session_timeout * 7 / 5;
@@ -479,6 +500,8 @@ impl Session {
         self.session.password.extend_from_slice(response.password);
         self.session.readonly = response.readonly;
         self.reset_timeout(Duration::from_millis(response.session_timeout as u64));
+        // Before the state changes, so that a client woken by it finds the instant.
+        *self.connected_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.connect_sent);
         self.complete_connect();
         Ok(())
     }
@@ -508,6 +531,7 @@ impl Session {
         host: &str,
         buf: &mut Vec<u8>,
         depot: &mut Depot,
+        patience: Duration,
     ) -> Result<(), Error> {
         let mut authes_sent = false;
         let (mut reader, mut writer) = conn.split();
@@ -523,8 +547,8 @@ impl Session {
                     self.last_send = Instant::now();
                 },
                 now = tick.as_mut() => {
-                    if now >= self.last_recv + self.connector.timeout() {
-                        return Err(Error::with_message(format!("no response from connection in {}ms", self.connector.timeout().as_millis())));
+                    if now >= self.last_recv + patience {
+                        return Err(Error::with_message(format!("no response from connection in {}ms", patience.as_millis())));
                     }
                 },
             }
@@ -575,7 +599,7 @@ impl Session {
             if self.session.readonly { Some(self.connector.clone().seek_for_writable(endpoints)) } else { None };
         // switchman: sleeps until the next deadline instead of ticking; see `next_deadline`.
         let alarm = Alarm::new().map_err(Error::other)?;
-        alarm.set_at(self.next_deadline()).map_err(Error::other)?;
+        alarm.set_at(self.next_deadline(depot)).map_err(Error::other)?;
         let mut err = None;
         let mut channel_halted = false;
         depot.start();
@@ -598,6 +622,7 @@ impl Session {
                 r = depot.write_to(&mut writer) => {
                     r?;
                     self.last_send = Instant::now();
+                    rearm = true;
                 },
                 r = requester.next(), if !channel_halted => {
                     // switchman: and every request already queued behind it, so that requests
@@ -628,7 +653,7 @@ impl Session {
                 },
                 _ = alarm.rings() => {
                     let now = Instant::now();
-                    if now >= self.last_recv + self.connector.timeout() {
+                    if self.reply_overdue(depot, now) {
                         return Err(Error::with_message(format!("no response from connection in {}ms", self.connector.timeout().as_millis())));
                     }
                     if self.last_ping.is_none() && now >= self.last_send + self.ping_timeout {
@@ -638,7 +663,7 @@ impl Session {
                 },
             }
             if rearm {
-                alarm.set_at(self.next_deadline()).map_err(Error::other)?;
+                alarm.set_at(self.next_deadline(depot)).map_err(Error::other)?;
             }
         }
         writer.flush().await.map_err(Error::other)?;
@@ -702,10 +727,15 @@ impl Session {
         buf: &mut Vec<u8>,
         depot: &mut Depot,
     ) -> Result<Connection, Error> {
-        let Some(endpoint) = endpoints.next(deadline.timeout()).await else {
+        let patience = self.patience();
+        let pause = match self.session.id.0 {
+            0 => deadline.timeout(),
+            _ => deadline.timeout().min(patience),
+        };
+        let Some(endpoint) = endpoints.next(pause).await else {
             return Err(Error::NoHosts);
         };
-        let mut conn = match self.connector.connect(endpoint, deadline).await {
+        let mut conn = match self.connector.connect_within(endpoint, deadline, patience).await {
             Err(err) => {
                 debug!("fails in connecting to {} due to {:?}", endpoint, err);
                 return Err(Error::ConnectionLoss);
@@ -717,13 +747,14 @@ impl Session {
         };
         depot.reset();
         buf.clear();
+        self.connect_sent = Instant::now();
         self.send_connect(depot);
         // SASL, authes and watches go once the session is established: see serve_connecting.
         self.last_send = Instant::now();
         self.last_recv = self.last_send;
         self.last_ping = None;
         self.change_state(SessionState::Disconnected);
-        match self.serve_connecting(&mut conn, endpoint.host, buf, depot).await {
+        match self.serve_connecting(&mut conn, endpoint.host, buf, depot, patience).await {
             Err(err) => {
                 warn!("fails to establish session to {} due to {}", endpoint, err);
                 Err(err)
@@ -733,6 +764,20 @@ impl Session {
                 Ok(conn)
             },
         }
+    }
+
+    /// switchman: how long an attempt to reconnect waits for the server, and at most between
+    /// attempts: a quarter of the connection timeout (at least 200ms). An established session
+    /// is alive until the servers expire it, and every moment spent waiting on a server that
+    /// does not answer (or on a backoff) after the outage has ended is a moment the servers
+    /// hear nothing of it; a server that answers at all answers a connect in a round trip or
+    /// two. A new session keeps the whole connection timeout.
+    fn patience(&self) -> Duration {
+        let timeout = self.connector.timeout();
+        if self.session.id.0 == 0 {
+            return timeout;
+        }
+        (timeout / 4).max(Duration::from_millis(200)).min(timeout)
     }
 
     pub async fn start(
