@@ -32,6 +32,8 @@ enum Dir {
 struct ProxyState {
     /// Whether each direction (indexed by `Dir`) is forwarded.
     open: [bool; 2],
+    /// Set by [`Proxy::blackhole_lossy`]: what a cut direction reads is thrown away.
+    lossy: bool,
     /// Chunks currently being written, per direction.
     in_flight: [usize; 2],
     conns: HashMap<u64, Conn>,
@@ -273,16 +275,36 @@ impl ProxyShared {
         }
     }
 
-    /// Like `wait_open`, and registers an in-flight write.
-    fn begin_write(&self, dir: Dir, dead: &AtomicBool) -> bool {
+    /// Plain pumps: blocks until `dir` may be read (it flows, or is cut lossily); false if the
+    /// connection died or the proxy shut down.
+    fn wait_read(&self, dir: Dir, dead: &AtomicBool) -> bool {
         let mut st = lock(&self.state);
         loop {
             if st.shutdown || dead.load(Ordering::SeqCst) {
                 return false;
             }
+            if st.open[dir as usize] || st.lossy {
+                return true;
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Plain pumps, for a chunk read: `Some(true)` to write it (a write is registered, end it
+    /// with `end_write`), `Some(false)` to throw it away (cut lossily), `None` if the
+    /// connection died; blocks while `dir` is cut without loss.
+    fn write_or_drop(&self, dir: Dir, dead: &AtomicBool) -> Option<bool> {
+        let mut st = lock(&self.state);
+        loop {
+            if st.shutdown || dead.load(Ordering::SeqCst) {
+                return None;
+            }
             if st.open[dir as usize] {
                 st.in_flight[dir as usize] += 1;
-                return true;
+                return Some(true);
+            }
+            if st.lossy {
+                return Some(false);
             }
             st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
         }
@@ -294,8 +316,13 @@ impl ProxyShared {
     }
 
     fn set_open(&self, requests: bool, replies: bool) {
+        self.set_open_lossy(requests, replies, false);
+    }
+
+    fn set_open_lossy(&self, requests: bool, replies: bool, lossy: bool) {
         let mut st = lock(&self.state);
         st.open = [requests, replies];
+        st.lossy = lossy;
         self.cond.notify_all();
         // Let writes that were already under way in a now-cut direction finish, so that
         // once this returns nothing more is delivered that way.  (Bounded: a write to a
@@ -466,6 +493,7 @@ impl Proxy {
         let shared = Arc::new(ProxyShared {
             state: Mutex::new(ProxyState {
                 open: [true, true],
+                lossy: false,
                 in_flight: [0, 0],
                 conns: HashMap::new(),
                 next_id: 0,
@@ -520,6 +548,15 @@ impl Proxy {
     /// Full partition: nothing is forwarded either way; connections stay open.
     pub fn blackhole(&self) {
         self.shared.set_open(false, false);
+    }
+
+    /// Full partition that loses what is sent meanwhile, as dropped packets whose senders do
+    /// not retransmit: every byte read either way is thrown away, on existing and new
+    /// connections alike (a new one is still connected upstream, and its connect request
+    /// lost), until [`Proxy::heal`]. A stream cut mid-frame is garbage to its reader after the
+    /// heal, as it would be. Plain proxies only; a framed one holds, as with `blackhole`.
+    pub fn blackhole_lossy(&self) {
+        self.shared.set_open_lossy(false, false, true);
     }
 
     /// Client->server still forwarded; server->client held.
@@ -696,7 +733,7 @@ fn handle_connection(client: TcpStream, upstream_port: u16, shared: Arc<ProxySha
     };
     // Don't even connect upstream while requests are cut (a partitioned client's SYN
     // wouldn't get through either).
-    if !shared.wait_open(Dir::Requests, &dead) {
+    if !shared.wait_read(Dir::Requests, &dead) {
         shared.remove(id);
         return;
     }
@@ -777,7 +814,7 @@ fn pump_both(
 /// from either side; an EOF read while `dir` is cut is held back like data.
 fn pump(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: &ProxyShared, dead: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
-    while shared.wait_open(dir, dead) {
+    while shared.wait_read(dir, dead) {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => {
                 // Deliver the EOF only when this direction flows.
@@ -786,8 +823,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: &ProxyShared, 
             }
             Ok(n) => n,
         };
-        if !shared.begin_write(dir, dead) {
-            break;
+        match shared.write_or_drop(dir, dead) {
+            None => break,
+            Some(false) => continue,
+            Some(true) => {}
         }
         let result = to.write_all(&buf[..n]);
         shared.end_write(dir);
