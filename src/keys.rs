@@ -132,8 +132,9 @@ pub const KEYS: &[Key] = &[
         Type::Seconds,
         "`10`",
         false,
-        "seconds between SIGTERM and SIGKILL when switchman stops CMD (cut short to keep the \
-         no-overlap deadline)",
+        "seconds between SIGTERM and SIGKILL when switchman stops CMD; a stop because ZooKeeper \
+         went silent gives at most `session_timeout`/10, and a shorter one starts it later (see \
+         [the arithmetic](safety.md#why-two-hosts-never-run-the-job-at-once))",
     ),
     key(
         "data_read_len",
@@ -162,8 +163,8 @@ pub const KEYS: &[Key] = &[
         "`2`",
         true,
         "seconds; the ensemble's `tickTime`, at most `session_timeout`/4. The heartbeat's proof \
-         that the leader knows our session trails by about a tick (see [Why two hosts never run \
-         the job at once](safety.md#why-two-hosts-never-run-the-job-at-once))",
+         that the leader knows our session trails by about two ticks, which the outages a run \
+         rides out pay for (see [Why two hosts never run the job at once](safety.md#why-two-hosts-never-run-the-job-at-once))",
     ),
     key(
         "busy_exit_code",

@@ -12,8 +12,9 @@
 //! config, cli, manual, lease_spec, logging,        the config file, the command line and its
 //! metrics    |                                     help, lease arithmetic, logs, the textfile
 //!           zk/                                    session (its Options come from the config),
-//!            |                                     liveness, paths, and the requests (reads,
-//!            |                                     writes, watches) under access.rs's retry rule
+//!            |                                     liveness and its heartbeat, clock, paths, and
+//!            |                                     the requests (reads, writes, watches) under
+//!            |                                     access.rs's retry rule
 //! error, exit, keys, security, prefix_data,        failures and their exit codes, the config
 //! duration, timestamp, host                        keys' table, credentials, the prefix znode's
 //!                                                  JSON: what needs neither ZooKeeper nor config
@@ -23,7 +24,7 @@
 //!   ([`config`]), sets up logging, and calls [`run::run`], whose `run_to_end` and
 //!   `run_in_session` read top to bottom as the steps of docs/guide.md: "How a run goes". CMD's
 //!   supervision is [`run::supervisor`]; why it never overlaps another holder is
-//!   docs/safety.md.
+//!   docs/safety.md, and the proof it rests on is made in `zk/heartbeat.rs`.
 //! - **Where `switchmanctl` starts:** `bin/switchmanctl.rs` calls [`ctl::main`]; each subcommand
 //!   is a module of `ctl/`.
 //!
