@@ -94,7 +94,11 @@ impl Session {
                     tracing::debug!("{e}; trying again on the same session");
                     tokio::time::sleep(self.liveness().retry_pause()).await;
                 }
-                other => return other,
+                Err(e) if is_transient(&e) => return Err(e),
+                answered => {
+                    self.liveness().heard(now());
+                    return answered;
+                }
             }
         }
     }
