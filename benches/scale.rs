@@ -19,8 +19,9 @@
 //!   waiting switchman;
 //! - reads the server's watches (`wchp`, and `mntr`'s `zk_watch_count` for the child watches,
 //!   which `wchp` does not list): at most one watcher per queue node is no herd by design;
-//! - counts the requests of a quiet second, in 20 ms slices: the heartbeats (and the library's
-//!   pings) per process and second, and whether processes started together beat in step;
+//! - counts the requests of a quiet window (a cold beat's interval, after waiting one), in
+//!   20 ms slices: the heartbeats per process and second, and whether processes started
+//!   together beat in step;
 //! - lets `SCALE_STEPS` (default 5) hand-offs through one at a time and compares every
 //!   session's packet count (`cons`) before and after each: the sessions closed (the holder that
 //!   let go), the sessions woken (more than a heartbeat's worth, or a last request other than a
@@ -29,7 +30,7 @@
 //! - opens the gate for the rest: their hand-offs (one CMD's end to the next one's start) give
 //!   the median and tails. The round's requests (`zk_packets_received`, the bench's own
 //!   four-letter words taken off), less the heartbeats of the time each process was alive (the
-//!   quiet second's rate), over the number of runs, are the requests per acquisition.
+//!   quiet window's rate), over the number of runs, are the requests per acquisition.
 //!
 //! Plain runs: `SCALE_RUNS` (default 1000) of `switchman --lockname pI -- true`, all started at
 //! once (each a shell blocked on a FIFO until all are ready, then exec'd): how many succeeded,
@@ -71,6 +72,9 @@ use support::{Ensemble, Extras, Job, process_cpu, switchman_bin, zk};
 
 /// The small size the large one is compared with.
 const SMALL: usize = 20;
+
+/// A cold heartbeat's interval at the default session timeout: T/4.
+const COLD_BEAT: Duration = Duration::from_millis(2500);
 
 fn monotonic_ns() -> u128 {
     let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
@@ -343,9 +347,10 @@ fn connections(ensemble: &Ensemble) -> HashMap<String, (u64, String)> {
         .collect()
 }
 
+/// A heartbeat's request: a warm run's `sync`, a cold run's `exists`, the library's ping.
 fn is_heartbeat(op: &str) -> bool {
     let op = op.to_ascii_uppercase();
-    op.starts_with("SYNC") || op.starts_with("PING")
+    op.starts_with("SYNC") || op.starts_with("PING") || op.starts_with("EXIS")
 }
 
 /// One hand-off seen from the server, session by session (`cons` before and after).
@@ -372,8 +377,8 @@ fn step_between(
     for (sid, (recved, op)) in after {
         let delta = recved - before.get(sid).map_or(0, |b| b.0);
         // A woken waiter sends at least a listing and a watch; in a window this short, a
-        // waiter that is not woken sends one heartbeat at most, perhaps beside a ping.
-        if delta >= 3 || (delta >= 1 && !is_heartbeat(op)) {
+        // waiter that is not woken sends one heartbeat at most (a cold one every T/4).
+        if delta >= 2 || (delta >= 1 && !is_heartbeat(op)) {
             step.woken += 1;
             step.requests += delta;
         } else if delta > 0 {
@@ -524,7 +529,7 @@ struct Figures {
     requests: Vec<(f64, f64)>,
     /// Heartbeats per waiting process and second.
     heartbeat_rate: Vec<f64>,
-    /// Requests in each 20 ms of the quiet second.
+    /// Requests in each 20 ms of the quiet window.
     slices: Vec<u64>,
     steps: Vec<Step>,
     rss: Vec<u64>,
@@ -678,11 +683,14 @@ impl Bench {
         let mut waited_steps = 0;
         if is_switchman {
             figures.watches.push(watches(ensemble, job, mode));
-            // A quiet second, in slices of 20 ms: everyone alive heartbeats, the holder and the
-            // n - 1 waiters, and the slices show whether they beat in step.
+            // A quiet window, in slices of 20 ms: everyone alive heartbeats, the holder and the
+            // n - 1 waiters, and the slices show whether they beat in step. A waiting run's
+            // first (cold) beat comes half an interval to an interval (T/4, 2.5 s at the
+            // default T) after it connects: the window waits for one, and spans one.
+            std::thread::sleep(COLD_BEAT);
             let (m0, t0) = (mark(ensemble), Instant::now());
             let mut last = m0;
-            while t0.elapsed() < Duration::from_secs(1) {
+            while t0.elapsed() < COLD_BEAT {
                 std::thread::sleep(Duration::from_millis(20));
                 let m = mark(ensemble);
                 figures.slices.push(m.since(last, self.word_cost));
