@@ -1,7 +1,8 @@
 //! A three-server ensemble whose every server-to-server link runs through a fault [`Proxy`],
 //! so that a test can cut one member off from its peers while its client port stays
 //! reachable: the partition of issue 9, where a follower keeps answering reads from its own
-//! copy of the data after the leader has given up on it.
+//! copy of the data after the leader has given up on it. It may also hold observers (issue
+//! 20), linked like the voters, since an observer cut off from its leader does the same.
 //!
 //! # How the links are laid
 //!
@@ -16,6 +17,10 @@
 //! (static configs), so neither the election's notifications nor the leader's NEWLEADER
 //! packet make a member adopt another's view (and with reconfig disabled, the default, a
 //! member does not even store it).
+//!
+//! An observer's `server.N` line ends in `:observer` in every member's config, and its own
+//! config adds `peerType=observer` (where the two disagree, ZooKeeper warns and goes by the
+//! line): a voter that took the observer for a voter would count it towards its quorum.
 //!
 //! A link is one [`Proxy`] with two ports, the peer's quorum port and its election port;
 //! `blackhole`/`heal` on it act on both. The election port has one more hop in front of the
@@ -70,11 +75,12 @@ struct Link {
     election: ElectionRewriter,
 }
 
-/// A three-member ensemble with every server-to-server link cuttable (see the module docs).
-/// Derefs to [`Ensemble`] for everything else (client ports, modes, `mntr`, stop/start).
+/// Three voting members (0 to 2), and any observers after them, with every server-to-server
+/// link cuttable (see the module docs). Derefs to [`Ensemble`] for everything else (client
+/// ports, modes, `mntr`, stop/start).
 ///
-/// The sync window, `syncLimit × tickTime` (tickTime is 100 ms), is how long a follower that
-/// hears nothing from its leader goes on serving before it gives up on it.
+/// The sync window, `syncLimit × tickTime` (tickTime is 100 ms), is how long a follower or an
+/// observer that hears nothing from its leader goes on serving before it gives up on it.
 pub struct QuorumEnsemble {
     // Dropped first: the servers die before their links do.
     ensemble: Ensemble,
@@ -83,6 +89,9 @@ pub struct QuorumEnsemble {
     server_ports: Vec<u16>,
     sync_window: Duration,
 }
+
+/// The voting members; every member after them is an observer.
+const VOTERS: usize = 3;
 
 impl std::ops::Deref for QuorumEnsemble {
     type Target = Ensemble;
@@ -101,9 +110,17 @@ impl QuorumEnsemble {
     /// Starts three servers with `syncLimit = sync_window / tickTime` and waits until all
     /// serve, one leads and both followers are synced with it.
     pub fn start(sync_window: Duration) -> QuorumEnsemble {
+        QuorumEnsemble::start_with_observers(sync_window, 0)
+    }
+
+    /// [`QuorumEnsemble::start`] with `observers` more servers, members 3 on, which observe:
+    /// they serve clients and forward what needs the leader, but do not vote. Waits until
+    /// they too are synced with the leader.
+    pub fn start_with_observers(sync_window: Duration, observers: usize) -> QuorumEnsemble {
         let sync_limit = (sync_window.as_millis() / 100).max(1) as u32;
-        let (ensemble, (links, real)) = Ensemble::start_with(3, sync_limit, |real| {
-            let (links, lines) = lay_links(real);
+        let n = VOTERS + observers;
+        let (ensemble, (links, real)) = Ensemble::start_with(n, sync_limit, |real| {
+            let (links, lines) = lay_links(real, VOTERS);
             (lines, (links, real.to_vec()))
         });
         let q = QuorumEnsemble {
@@ -177,6 +194,16 @@ impl QuorumEnsemble {
         found
     }
 
+    /// The observers' member indices.
+    pub fn observers(&self) -> std::ops::Range<usize> {
+        VOTERS..self.ensemble.member_count()
+    }
+
+    /// The voting members' indices.
+    pub fn voters(&self) -> std::ops::Range<usize> {
+        0..VOTERS
+    }
+
     /// A member in `Mode: follower`, the first from `start` on (round robin), if any.
     pub fn follower_from(&self, start: usize) -> Option<usize> {
         let n = self.ensemble.member_count();
@@ -186,21 +213,27 @@ impl QuorumEnsemble {
     }
 
     /// Waits until every member serves, one of them leads and reports all the others synced
-    /// (`zk_synced_followers` in its `mntr`): the ensemble is whole again.
+    /// (`zk_synced_followers`, and `zk_synced_observers` if there are observers, in its
+    /// `mntr`): the ensemble is whole again.
     pub fn wait_whole(&self, timeout: Duration) -> Result<(), String> {
         let n = self.ensemble.member_count();
+        let observers = self.observers();
         let whole = poll_until_blocking(timeout, || {
             let Some(leader) = self.ensemble.leader() else {
                 return false;
             };
-            let synced = self
-                .ensemble
-                .mntr(leader)
-                .get("zk_synced_followers")
-                .and_then(|v| v.parse::<usize>().ok());
-            synced == Some(n - 1)
-                && (0..n)
-                    .all(|i| i == leader || self.ensemble.mode(i).as_deref() == Some("follower"))
+            let mntr = self.ensemble.mntr(leader);
+            let synced = |key: &str| mntr.get(key).and_then(|v| v.parse::<usize>().ok());
+            synced("zk_synced_followers") == Some(VOTERS - 1)
+                && (observers.is_empty() || synced("zk_synced_observers") == Some(observers.len()))
+                && (0..n).all(|i| {
+                    let role = if observers.contains(&i) {
+                        "observer"
+                    } else {
+                        "follower"
+                    };
+                    i == leader || self.ensemble.mode(i).as_deref() == Some(role)
+                })
         });
         if whole {
             Ok(())
@@ -215,8 +248,8 @@ impl QuorumEnsemble {
 
 /// The links between every two of the members whose real (quorum, election) ports are `real`,
 /// and each member's `server.N` lines: its own real ports, and for each peer the ports of the
-/// link from it to that peer.
-fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
+/// link from it to that peer. Members from `voters` on are observers.
+fn lay_links(real: &[(u16, u16)], voters: usize) -> (Vec<Link>, Vec<String>) {
     let n = real.len();
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
@@ -251,9 +284,15 @@ fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
             }
         })
         .collect();
+    let role = |j: usize| if j >= voters { ":observer" } else { "" };
     let lines = (0..n)
         .map(|i| {
-            (0..n)
+            let own = if i >= voters {
+                "peerType=observer\n"
+            } else {
+                ""
+            };
+            let servers: String = (0..n)
                 .map(|j| {
                     let (quorum, election) = if j == i {
                         real[i]
@@ -261,9 +300,14 @@ fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
                         let link = &links[index(i, j)];
                         (link.proxy.port(0), link.election.port)
                     };
-                    format!("server.{}=127.0.0.1:{quorum}:{election}\n", j + 1)
+                    format!(
+                        "server.{}=127.0.0.1:{quorum}:{election}{}\n",
+                        j + 1,
+                        role(j)
+                    )
                 })
-                .collect()
+                .collect();
+            format!("{own}{servers}")
         })
         .collect();
     (links, lines)
