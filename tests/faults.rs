@@ -780,13 +780,12 @@ fn observer_rounds() -> usize {
 /// heals the links and waits for the ensemble, O included, to be whole again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observer_isolation_never_overlaps() {
-    let q = tokio::task::block_in_place(|| QuorumEnsemble::start_with_observers(session(), 1));
-    let leader = q.leader().expect("a leader");
-    assert_eq!(
-        q.mntr(leader)["zk_synced_observers"],
-        "1",
-        "O follows the leader"
-    );
+    let (q, synced) = tokio::task::block_in_place(|| {
+        let q = QuorumEnsemble::start_with_observers(session(), 1);
+        let synced = q.mntr(q.leader().expect("a leader"))["zk_synced_observers"].clone();
+        (q, synced)
+    });
+    assert_eq!(synced, "1", "O follows the leader");
     observer_isolation_rounds(&q, "observer-cut").await;
 }
 
@@ -802,11 +801,15 @@ async fn observer_isolation_never_overlaps() {
 /// leader only in a ping reply after that beat's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observer_of_a_follower_isolation_never_overlaps() {
-    let q = tokio::task::block_in_place(|| QuorumEnsemble::start_observing_a_follower(session()));
-    let (leader, f) = (q.leader().expect("a leader"), q.observer_master().unwrap());
-    assert_eq!(q.mode(f).as_deref(), Some("follower"));
-    assert_eq!(q.mntr(f)["zk_synced_observers"], "1", "O follows F");
-    assert_eq!(q.mntr(leader)["zk_synced_observers"], "0", "O follows F");
+    let (q, f_mode, synced) = tokio::task::block_in_place(|| {
+        let q = QuorumEnsemble::start_observing_a_follower(session());
+        let (leader, f) = (q.leader().expect("a leader"), q.observer_master().unwrap());
+        let synced = [f, leader].map(|i| q.mntr(i)["zk_synced_observers"].clone());
+        let f_mode = q.mode(f);
+        (q, f_mode, synced)
+    });
+    assert_eq!(f_mode.as_deref(), Some("follower"));
+    assert_eq!(synced, ["1", "0"], "O follows F, not the leader");
     observer_isolation_rounds(&q, "observer-of-follower-cut").await;
 }
 
