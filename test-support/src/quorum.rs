@@ -351,14 +351,13 @@ fn lay_links(
     let role = |j: usize| if j >= voters { ":observer" } else { "" };
     let lines = (0..n)
         .map(|i| {
-            let own = match masters {
-                _ if i >= voters => {
-                    let master = masters.map(|_| links[index(i, MASTER)].proxy.port(2));
-                    let port = master.map(|p| format!("observerMasterPort={p}\n"));
-                    format!("peerType=observer\n{}", port.unwrap_or_default())
-                }
-                Some(masters) => format!("observerMasterPort={}\n", masters[i]),
-                None => String::new(),
+            let own = if i >= voters {
+                let master = masters.map(|_| links[index(i, MASTER)].proxy.port(2));
+                let master = master.map(|p| format!("observerMasterPort={p}\n"));
+                format!("peerType=observer\n{}", master.unwrap_or_default())
+            } else {
+                let master = masters.map(|m| format!("observerMasterPort={}\n", m[i]));
+                master.unwrap_or_default()
             };
             let servers: String = (0..n)
                 .map(|j| {
