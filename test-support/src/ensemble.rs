@@ -349,7 +349,7 @@ impl Ensemble {
     }
 
     /// Waits until member i answers `ruok` with `imok` and `srvr` shows it serving
-    /// (standalone, or leader/follower in an ensemble).
+    /// (standalone, or leader/follower/observer in an ensemble).
     fn wait_serving(&self, i: usize, deadline: Instant) -> Result<(), String> {
         let quorum = self.members.len() > 1;
         let port = self.members[i].client_port;
@@ -364,7 +364,7 @@ impl Ensemble {
                     .as_deref()
                     .and_then(parse_mode)
                 {
-                    Some(mode) if quorum => mode == "leader" || mode == "follower",
+                    Some(mode) if quorum => ["leader", "follower", "observer"].contains(&&*mode),
                     Some(mode) => mode == "standalone",
                     None => false,
                 }
@@ -474,7 +474,8 @@ impl Ensemble {
         map
     }
 
-    /// Member i's `Mode:` from `srvr`: "standalone", "leader", "follower"; None if not serving.
+    /// Member i's `Mode:` from `srvr`: "standalone", "leader", "follower", "observer"; None if
+    /// not serving.
     pub fn mode(&self, i: usize) -> Option<String> {
         self.four_letter_word(i, "srvr")
             .as_deref()
@@ -539,7 +540,7 @@ impl Ensemble {
     }
 
     /// Restarts a stopped/killed member with the same config and data, and waits until it
-    /// serves (Mode leader or follower in an ensemble, standalone otherwise).
+    /// serves (Mode leader, follower or observer in an ensemble, standalone otherwise).
     /// Panics if it is still running or doesn't come up within 30 s.
     pub fn start_member(&mut self, i: usize) {
         if let Some(proc) = self.members[i].proc.take() {

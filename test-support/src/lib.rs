@@ -14,8 +14,8 @@
 //!   with `server` (one server process and its cleanup) and `ports` (where they listen).
 //! - `proxy`: [`Proxy`], for cutting the network between a client and the servers, and (framed)
 //!   for freezing one connection at a chosen ZooKeeper request ([`Trigger`]).
-//! - `quorum`: [`QuorumEnsemble`], three servers whose links to one another run through
-//!   proxies, for cutting one server off from its peers.
+//! - `quorum`: [`QuorumEnsemble`], three servers (and any observers) whose links to one
+//!   another run through proxies, for cutting one server off from its peers.
 //! - `secured`: servers with SASL or TLS (and a test PKI made with `openssl`), and clients
 //!   with credentials, for tests/secure.rs.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.

@@ -1,7 +1,8 @@
 //! A three-server ensemble whose every server-to-server link runs through a fault [`Proxy`],
 //! so that a test can cut one member off from its peers while its client port stays
 //! reachable: the partition of issue 9, where a follower keeps answering reads from its own
-//! copy of the data after the leader has given up on it.
+//! copy of the data after the leader has given up on it. It may also hold observers (issue
+//! 20), linked like the voters, since an observer cut off from its leader does the same.
 //!
 //! # How the links are laid
 //!
@@ -16,6 +17,23 @@
 //! (static configs), so neither the election's notifications nor the leader's NEWLEADER
 //! packet make a member adopt another's view (and with reconfig disabled, the default, a
 //! member does not even store it).
+//!
+//! An observer's `server.N` line ends in `:observer` in every member's config, and its own
+//! config adds `peerType=observer` (where the two disagree, ZooKeeper warns and goes by the
+//! line): a voter that took the observer for a voter would count it towards its quorum.
+//!
+//! # Observers that follow a follower
+//!
+//! With `observerMasterPort` set (ZooKeeper 3.6+), a follower serves observers on that port
+//! (`Follower.followLeader` starts an `ObserverMaster`; a leader starts none), and an observer
+//! connects to no leader at all: it tries the voters of its config in turn, each at *its own*
+//! `observerMasterPort` on that voter's address (`QuorumPeer.updateObserverMasterList`). On
+//! one loopback address every voter would have to listen on the same port, so
+//! [`QuorumEnsemble::start_observing_a_follower`] gives each voter a real port of its own and
+//! the observer, as its `observerMasterPort`, a third port on its link to member 0, which
+//! forwards to member 0's real one: whichever voter the observer picks, it reaches member 0,
+//! which is a follower (a fresh election never makes the lowest id lead, and the tests that
+//! use this cut no voter). A cut of the observer cuts that port with the rest of the link.
 //!
 //! A link is one [`Proxy`] with two ports, the peer's quorum port and its election port;
 //! `blackhole`/`heal` on it act on both. The election port has one more hop in front of the
@@ -48,6 +66,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::ensemble::Ensemble;
+use super::ports::pick_ports;
 use super::proxy::Proxy;
 use super::util::{lock, poll_until_blocking};
 
@@ -70,19 +89,30 @@ struct Link {
     election: ElectionRewriter,
 }
 
-/// A three-member ensemble with every server-to-server link cuttable (see the module docs).
-/// Derefs to [`Ensemble`] for everything else (client ports, modes, `mntr`, stop/start).
+/// Three voting members (0 to 2), and any observers after them, with every server-to-server
+/// link cuttable (see the module docs). Derefs to [`Ensemble`] for everything else (client
+/// ports, modes, `mntr`, stop/start).
 ///
-/// The sync window, `syncLimit × tickTime` (tickTime is 100 ms), is how long a follower that
-/// hears nothing from its leader goes on serving before it gives up on it.
+/// The sync window, `syncLimit × tickTime` (tickTime is 100 ms), is how long a follower or an
+/// observer that hears nothing from its leader goes on serving before it gives up on it.
 pub struct QuorumEnsemble {
     // Dropped first: the servers die before their links do.
     ensemble: Ensemble,
     links: Vec<Link>,
-    /// The members' real quorum and election ports, which only the links connect to.
+    /// The members' real quorum and election ports (and the voters' observer-master ports),
+    /// which only the links connect to.
     server_ports: Vec<u16>,
     sync_window: Duration,
+    /// The follower the observers follow, if they do not follow the leader.
+    master: Option<usize>,
 }
+
+/// The voter whose `ObserverMaster` the observers reach, when they follow a follower (see the
+/// module docs).
+const MASTER: usize = 0;
+
+/// The voting members; every member after them is an observer.
+const VOTERS: usize = 3;
 
 impl std::ops::Deref for QuorumEnsemble {
     type Target = Ensemble;
@@ -101,16 +131,42 @@ impl QuorumEnsemble {
     /// Starts three servers with `syncLimit = sync_window / tickTime` and waits until all
     /// serve, one leads and both followers are synced with it.
     pub fn start(sync_window: Duration) -> QuorumEnsemble {
+        QuorumEnsemble::start_with_observers(sync_window, 0)
+    }
+
+    /// [`QuorumEnsemble::start`] with `observers` more servers, members 3 on, which observe:
+    /// they serve clients and forward what needs the leader, but do not vote. Waits until
+    /// they too are synced with the leader.
+    pub fn start_with_observers(sync_window: Duration, observers: usize) -> QuorumEnsemble {
+        QuorumEnsemble::start_laid(sync_window, observers, false)
+    }
+
+    /// [`QuorumEnsemble::start`] with one observer, member 3, that follows the follower
+    /// member 0 through its `ObserverMaster` instead of the leader (see the module docs).
+    /// Waits until member 0 reports it synced.
+    pub fn start_observing_a_follower(sync_window: Duration) -> QuorumEnsemble {
+        QuorumEnsemble::start_laid(sync_window, 1, true)
+    }
+
+    fn start_laid(sync_window: Duration, observers: usize, via_follower: bool) -> QuorumEnsemble {
         let sync_limit = (sync_window.as_millis() / 100).max(1) as u32;
-        let (ensemble, (links, real)) = Ensemble::start_with(3, sync_limit, |real| {
-            let (links, lines) = lay_links(real);
-            (lines, (links, real.to_vec()))
+        let n = VOTERS + observers;
+        let (ensemble, (links, real)) = Ensemble::start_with(n, sync_limit, |real| {
+            let masters = via_follower.then(|| pick_ports(VOTERS));
+            let (links, lines) = lay_links(real, VOTERS, masters.as_deref());
+            let ports: Vec<u16> = real
+                .iter()
+                .flat_map(|&(q, e)| [q, e])
+                .chain(masters.into_iter().flatten())
+                .collect();
+            (lines, (links, ports))
         });
         let q = QuorumEnsemble {
             ensemble,
             links,
-            server_ports: real.iter().flat_map(|&(q, e)| [q, e]).collect(),
+            server_ports: real,
             sync_window: Duration::from_millis(100 * u64::from(sync_limit)),
+            master: via_follower.then_some(MASTER),
         };
         // A panic here prints the servers' log tails (see `Ensemble`'s drop).
         q.wait_whole(Duration::from_secs(30))
@@ -177,6 +233,21 @@ impl QuorumEnsemble {
         found
     }
 
+    /// The observers' member indices.
+    pub fn observers(&self) -> std::ops::Range<usize> {
+        VOTERS..self.ensemble.member_count()
+    }
+
+    /// The voting members' indices.
+    pub fn voters(&self) -> std::ops::Range<usize> {
+        0..VOTERS
+    }
+
+    /// The follower the observers follow, if they do not follow the leader.
+    pub fn observer_master(&self) -> Option<usize> {
+        self.master
+    }
+
     /// A member in `Mode: follower`, the first from `start` on (round robin), if any.
     pub fn follower_from(&self, start: usize) -> Option<usize> {
         let n = self.ensemble.member_count();
@@ -186,21 +257,34 @@ impl QuorumEnsemble {
     }
 
     /// Waits until every member serves, one of them leads and reports all the others synced
-    /// (`zk_synced_followers` in its `mntr`): the ensemble is whole again.
+    /// (`zk_synced_followers`, and `zk_synced_observers` if there are observers, in its
+    /// `mntr`; the observers' master reports those when they follow a follower): the ensemble
+    /// is whole again.
     pub fn wait_whole(&self, timeout: Duration) -> Result<(), String> {
         let n = self.ensemble.member_count();
+        let observers = self.observers();
         let whole = poll_until_blocking(timeout, || {
             let Some(leader) = self.ensemble.leader() else {
                 return false;
             };
-            let synced = self
-                .ensemble
-                .mntr(leader)
-                .get("zk_synced_followers")
-                .and_then(|v| v.parse::<usize>().ok());
-            synced == Some(n - 1)
-                && (0..n)
-                    .all(|i| i == leader || self.ensemble.mode(i).as_deref() == Some("follower"))
+            let synced = |member: usize, key: &str| {
+                self.ensemble
+                    .mntr(member)
+                    .get(key)
+                    .and_then(|v| v.parse::<usize>().ok())
+            };
+            let master = self.master.unwrap_or(leader);
+            synced(leader, "zk_synced_followers") == Some(VOTERS - 1)
+                && (observers.is_empty()
+                    || synced(master, "zk_synced_observers") == Some(observers.len()))
+                && (0..n).all(|i| {
+                    let role = if observers.contains(&i) {
+                        "observer"
+                    } else {
+                        "follower"
+                    };
+                    i == leader || self.ensemble.mode(i).as_deref() == Some(role)
+                })
         });
         if whole {
             Ok(())
@@ -215,8 +299,14 @@ impl QuorumEnsemble {
 
 /// The links between every two of the members whose real (quorum, election) ports are `real`,
 /// and each member's `server.N` lines: its own real ports, and for each peer the ports of the
-/// link from it to that peer.
-fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
+/// link from it to that peer. Members from `voters` on are observers. With `masters`, the
+/// voters' real observer-master ports, each voter listens on its own, and the observers reach
+/// [`MASTER`]'s through a third port on their links to it (see the module docs).
+fn lay_links(
+    real: &[(u16, u16)],
+    voters: usize,
+    masters: Option<&[u16]>,
+) -> (Vec<Link>, Vec<String>) {
     let n = real.len();
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
@@ -240,7 +330,14 @@ fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
         .iter()
         .zip(listeners)
         .map(|(&(from, to), listener)| {
-            let proxy = Proxy::start(&[real[to].0, real[to].1]);
+            let mut upstreams = vec![real[to].0, real[to].1];
+            if let Some(masters) = masters
+                && from >= voters
+                && to == MASTER
+            {
+                upstreams.push(masters[MASTER]);
+            }
+            let proxy = Proxy::start(&upstreams);
             let election =
                 ElectionRewriter::start(listener, proxy.port(1), rewriter_ports[index(to, from)]);
             Link {
@@ -251,9 +348,18 @@ fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
             }
         })
         .collect();
+    let role = |j: usize| if j >= voters { ":observer" } else { "" };
     let lines = (0..n)
         .map(|i| {
-            (0..n)
+            let own = if i >= voters {
+                let master = masters.map(|_| links[index(i, MASTER)].proxy.port(2));
+                let master = master.map(|p| format!("observerMasterPort={p}\n"));
+                format!("peerType=observer\n{}", master.unwrap_or_default())
+            } else {
+                let master = masters.map(|m| format!("observerMasterPort={}\n", m[i]));
+                master.unwrap_or_default()
+            };
+            let servers: String = (0..n)
                 .map(|j| {
                     let (quorum, election) = if j == i {
                         real[i]
@@ -261,9 +367,14 @@ fn lay_links(real: &[(u16, u16)]) -> (Vec<Link>, Vec<String>) {
                         let link = &links[index(i, j)];
                         (link.proxy.port(0), link.election.port)
                     };
-                    format!("server.{}=127.0.0.1:{quorum}:{election}\n", j + 1)
+                    format!(
+                        "server.{}=127.0.0.1:{quorum}:{election}{}\n",
+                        j + 1,
+                        role(j)
+                    )
                 })
-                .collect()
+                .collect();
+            format!("{own}{servers}")
         })
         .collect();
     (links, lines)
