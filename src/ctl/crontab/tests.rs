@@ -153,7 +153,7 @@ fn lines_switchman_would_refuse_are_found_with_claps_reason() {
     );
     assert_eq!(
         refused("0 * * * * switchman --lo x job"),
-        "'--lo' is ambiguous: it could be --lock or --lockname"
+        "'--lo' is ambiguous: it could be --lock, --lockname or --lockname-from-args"
     );
     assert!(refused("0 * * * * switchman -g a -g b job").contains("multiple times"));
     assert!(refused("0 * * * * switchman --no-lock --lockname x job").contains("--no-lock"));
