@@ -319,7 +319,7 @@ impl Copy {
             for line in lines.split(|b| *b == b'\n') {
                 tracing::info!(
                     target: logging::OUTPUT,
-                    stream = self.stream.label(),
+                    stream = %self.stream.label(),
                     "{}",
                     logging::printable(line)
                 );

@@ -768,7 +768,8 @@ async fn status_shows_run_records_and_lines() {
         .find(|l| l.starts_with("j "))
         .unwrap_or_else(|| panic!("{text}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells[1], "1", "EXIT: {text}");
+    assert_eq!(cells[1], "failed", "OUTCOME: {text}");
+    assert_eq!(cells[2], "1", "EXIT: {text}");
     assert!(text.contains(&format!(" {w_pid} ")), "the waiter: {text}");
 
     job.go("h");

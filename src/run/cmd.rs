@@ -93,13 +93,9 @@ pub(super) async fn run_cmd(
     if let Some(capture) = &mut capture {
         capture.start();
     }
-    let command = match &plan.command {
-        Some(c) => format!(" for `{c}`"),
-        None => String::new(),
-    };
     tracing::info!(
-        "started: {}{command}, CMD pid {}",
-        describe_hold(lock, held),
+        "started: {}, CMD pid {}",
+        describe_hold(lock, plan.command.as_deref(), held),
         child.pid()
     );
     let started = now();
@@ -175,10 +171,12 @@ pub(super) fn record_end(code: i32, outcome: Outcome) {
         .record("outcome", outcome.label());
 }
 
-/// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`
-fn describe_hold(lock: Option<&Lock>, held: &[Lease]) -> String {
+/// `lock /p/locks/backup (token 42), leases /p/semaphores/db/leases/1_2_0000000003`; a hashed
+/// lock name (`--lockname-from-args`) with the command it stands for.
+fn describe_hold(lock: Option<&Lock>, command: Option<&str>, held: &[Lease]) -> String {
+    let command = command.map(|c| format!(" for `{c}`")).unwrap_or_default();
     let lock = match lock {
-        Some(l) => format!("lock {} (token {})", l.path, l.czxid),
+        Some(l) => format!("lock {} (token {}){command}", l.path, l.czxid),
         None => "no lock".to_string(),
     };
     if held.is_empty() {
