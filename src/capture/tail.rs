@@ -56,7 +56,9 @@ impl Tail {
                 .take(3)
                 .take_while(|b| (**b & 0xC0) == 0x80)
                 .count();
-            bytes.drain(..inside);
+            if std::str::from_utf8(&bytes[inside..]).is_ok() {
+                bytes.drain(..inside);
+            }
         }
         Kept {
             bytes,
@@ -98,5 +100,9 @@ mod tests {
         tail.push("aé€".as_bytes());
         // "€" is three bytes; the cut went through "é".
         assert_eq!(std::str::from_utf8(&tail.kept().bytes), Ok("€"));
+        // Binary output is kept byte for byte.
+        let mut tail = Tail::new(4);
+        tail.push(b"\x00\x80\x80\xff\x01");
+        assert_eq!(tail.kept().bytes, b"\x80\x80\xff\x01");
     }
 }

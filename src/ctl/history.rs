@@ -123,7 +123,9 @@ fn heading(run: &Run) -> String {
 /// One row per run, oldest first: when it started and how long it took by the servers' clock,
 /// who ran it, how it ended, and how much output it left.
 fn table(runs: &[Run]) -> String {
-    let header = ["START", "TOOK", "HOST", "PID", "TOKEN", "OUTCOME", "EXIT", "OUTPUT"];
+    let header = [
+        "START", "TOOK", "HOST", "PID", "TOKEN", "OUTCOME", "EXIT", "OUTPUT",
+    ];
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
@@ -131,7 +133,7 @@ fn table(runs: &[Run]) -> String {
                 timestamp::rfc3339(r.start),
                 r.end.map_or("-".to_string(), |end| {
                     timestamp::took(std::time::Duration::from_millis(
-                        (end - r.start).max(0) as u64,
+                        (end - r.start).max(0) as u64
                     ))
                 }),
                 r.host.clone(),
