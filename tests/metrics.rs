@@ -414,7 +414,7 @@ async fn fleet_metrics_show_what_status_knows() {
 }
 
 /// "Has it succeeded anywhere?": the run records (`record_runs`) give each job's last success
-/// on any host, kept through a later failure elsewhere.
+/// on any host, kept through a later failure elsewhere, and that failure.
 #[tokio::test]
 async fn the_fleet_knows_each_jobs_last_success_from_the_run_records() {
     let zk_hosts = shared_ensemble().connect_string();
@@ -440,7 +440,12 @@ async fn the_fleet_knows_each_jobs_last_success_from_the_run_records() {
         success,
         "the failure on web2 keeps it:\n{text}"
     );
-    assert!(!text.contains("web2.example"), "{text}");
+    // ... and says that the last run failed, there, since: what SwitchmanJobFailing compares.
+    let failure = value(
+        &s,
+        r#"switchman_last_failure_timestamp_seconds{host="web2.example",lock="nightly"}"#,
+    );
+    assert!(failure >= success, "{text}");
     promtool_accepts(&text).await;
 }
 

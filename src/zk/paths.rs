@@ -1,7 +1,8 @@
 //! Every ZooKeeper path switchman touches, in one place. This layout is shared with the original
 //! Perl switchman (docs/layout.md), so it is a compatibility promise: old and new
 //! copies share one prefix, and nothing here may change what the original can see. Folders of
-//! our own (`waiters`, `runs`, `history`) are new names beside the original's, which it never lists.
+//! our own (`waiters`, `runs`, `history`) are new names beside the original's, which it never
+//! lists.
 
 /// The znode paths below one configured prefix.
 #[derive(Debug, Clone)]
