@@ -134,7 +134,7 @@ impl Capture {
         let span = tracing::Span::current();
         for (stream, pipe) in std::mem::take(&mut self.pipes) {
             let (tx, rx) = oneshot::channel();
-            let copy = Copy {
+            let copier = Copier {
                 stream,
                 pipe,
                 ended: self.ended_seen.clone(),
@@ -147,7 +147,7 @@ impl Capture {
                 .name(format!("cmd-{}", stream.label()))
                 .spawn(move || {
                     let _in_run = span.enter();
-                    copy.run();
+                    copier.run();
                     let _ = tx.send(());
                 });
             match started {
@@ -202,7 +202,7 @@ impl Captured {
 }
 
 /// One pipe's copy, on a thread of its own.
-struct Copy {
+struct Copier {
     stream: Stream,
     pipe: OwnedFd,
     ended: Arc<OwnedFd>,
@@ -214,7 +214,7 @@ struct Copy {
     broken: bool,
 }
 
-impl Copy {
+impl Copier {
     fn run(mut self) {
         let mut buf = vec![0u8; CHUNK];
         // The beginning of a line not ended yet, and how much of it was passed on already.

@@ -44,7 +44,7 @@ pub(super) async fn history(ctl: &Ctl, job: &str, shown: Shown) -> Outcome {
                 })?
                 .runs
         }
-        // A job recorded only by switchman builds before the history: its last run.
+        // A job recorded only by switchman builds that keep no history: its last run.
         (None, Some((data, stat))) => match Record::parse(&data, &stat) {
             Ok(r) => vec![r.last],
             Err(why) => {
@@ -149,24 +149,7 @@ fn table(runs: &[Run]) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    super::status::render::table(&header, rows)
 }
 
 /// A run for scripts: every key always there, `null` where it does not apply; the output as

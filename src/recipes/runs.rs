@@ -2,7 +2,7 @@
 //! JSON says how the job's last run went and when it last succeeded, on whichever host; and
 //! beside it the job's history, `{prefix}/history/{lock}` (see [`history`]), its last runs with
 //! their output. The record stays small, since `status` and `switchmanctl metrics` read every
-//! job's; its format is the one switchman builds before the history read and write.
+//! job's; older switchman builds, which keep no history, read and write it alike.
 //!
 //! Every time in a record was stamped by the ZooKeeper servers: a run's start is the creation
 //! time of its lock node, its end the modification time of the record it wrote. No host's clock

@@ -192,7 +192,7 @@ fn or_dash(v: Option<impl ToString>) -> String {
 }
 
 /// Left-aligned columns two spaces apart, no trailing blanks.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(in crate::ctl) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut widths = vec![0; header.len()];
     for row in std::iter::once(&header).chain(&rows) {
