@@ -69,12 +69,8 @@ struct Shared {
 /// A capture under way, from before CMD starts until its copies have ended.
 pub struct Capture {
     shared: Arc<Mutex<Shared>>,
-    /// The read ends, until [`Capture::start`] hands them to their copies.
-    pipes: Vec<(Stream, OwnedFd)>,
     /// Closed when CMD has ended: the copies then take what the pipes still hold, and end.
     ended: Option<OwnedFd>,
-    ended_seen: Arc<OwnedFd>,
-    quiet: bool,
     done: Vec<oneshot::Receiver<()>>,
 }
 
@@ -85,9 +81,13 @@ pub struct Captured {
 }
 
 impl Capture {
-    /// Makes the pipes; `tail` bytes are kept for the history. `quiet`: nothing reaches
-    /// switchman's stdout and stderr while CMD runs, and everything is spooled for the end.
-    /// The pipes are close-on-exec on our side, so CMD gets only its stdout and stderr.
+    /// Makes the pipes and starts a copy of each, before CMD starts: a copy that could not be
+    /// started is then no capture at all, rather than a pipe nobody reads. `tail` bytes are
+    /// kept for the history. `quiet`: nothing reaches switchman's stdout and stderr while CMD
+    /// runs, and everything is spooled for the end. The pipes are close-on-exec on our side, so
+    /// CMD gets only its stdout and stderr; if CMD does not start, dropping its ends ends the
+    /// copies. Their log lines belong to the current span (the run's), as every other line of
+    /// the run.
     pub fn new(tail: usize, quiet: bool) -> std::io::Result<(Capture, ChildEnds)> {
         let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
         let (out_r, out_w) = nix::unistd::pipe2(cloexec)?;
@@ -107,18 +107,37 @@ impl Capture {
                 }
             },
         };
-        let capture = Capture {
+        let mut capture = Capture {
             shared: Arc::new(Mutex::new(Shared {
                 tail: Tail::new(tail),
                 spool,
                 spool_failed,
             })),
-            pipes: vec![(Stream::Stdout, out_r), (Stream::Stderr, err_r)],
             ended: Some(ended),
-            ended_seen: Arc::new(seen),
-            quiet,
             done: Vec::new(),
         };
+        let seen = Arc::new(seen);
+        let span = tracing::Span::current();
+        for (stream, pipe) in [(Stream::Stdout, out_r), (Stream::Stderr, err_r)] {
+            let (tx, rx) = oneshot::channel();
+            let copier = Copier {
+                stream,
+                pipe,
+                ended: seen.clone(),
+                shared: capture.shared.clone(),
+                pass_on: !quiet,
+                broken: false,
+            };
+            let span = span.clone();
+            std::thread::Builder::new()
+                .name(format!("cmd-{}", stream.label()))
+                .spawn(move || {
+                    let _in_run = span.enter();
+                    copier.run();
+                    let _ = tx.send(());
+                })?;
+            capture.done.push(rx);
+        }
         Ok((
             capture,
             ChildEnds {
@@ -126,36 +145,6 @@ impl Capture {
                 stderr: err_w,
             },
         ))
-    }
-
-    /// Starts a copy per pipe, once CMD has its ends. Their log lines belong to the current
-    /// span (the run's), as every other line of the run.
-    pub fn start(&mut self) {
-        let span = tracing::Span::current();
-        for (stream, pipe) in std::mem::take(&mut self.pipes) {
-            let (tx, rx) = oneshot::channel();
-            let copier = Copier {
-                stream,
-                pipe,
-                ended: self.ended_seen.clone(),
-                shared: self.shared.clone(),
-                pass_on: !self.quiet,
-                broken: false,
-            };
-            let span = span.clone();
-            let started = std::thread::Builder::new()
-                .name(format!("cmd-{}", stream.label()))
-                .spawn(move || {
-                    let _in_run = span.enter();
-                    copier.run();
-                    let _ = tx.send(());
-                });
-            match started {
-                Ok(_) => self.done.push(rx),
-                // CMD would block once the pipe is full; rather lose the copy than the run.
-                Err(e) => tracing::error!("cannot start the copy of CMD's {}: {e}", stream.label()),
-            }
-        }
     }
 
     /// Once CMD has ended: lets the copies take what the pipes still hold, waits for them, and

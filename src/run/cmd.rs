@@ -73,14 +73,14 @@ pub(super) async fn run_cmd(
             .record("lock", lock.path.as_str())
             .record("token", lock.czxid);
     }
-    let (mut capture, ends) = match plan.capture {
+    let (capture, ends) = match plan.capture {
         false => (None, None),
         true => match Capture::new(plan.output_tail, plan.quiet) {
             Ok((capture, ends)) => (Some(capture), Some(ends)),
             Err(e) => {
                 tracing::warn!(
-                    "cannot make pipes for CMD's output ({e}); it goes straight to switchman's \
-                     stdout and stderr, uncaptured"
+                    "cannot capture CMD's output ({e}); it goes straight to switchman's stdout \
+                     and stderr"
                 );
                 (None, None)
             }
@@ -90,9 +90,6 @@ pub(super) async fn run_cmd(
         Ok(child) => child,
         Err(e) => return not_started(e),
     };
-    if let Some(capture) = &mut capture {
-        capture.start();
-    }
     tracing::info!(
         "started: {}, CMD pid {}",
         describe_hold(lock, plan.command.as_deref(), held),

@@ -193,7 +193,10 @@ fn lock_names_and_leases_are_read_as_a_run_reads_them() {
         [Found::GenericLockName("sh".to_string())]
     );
     assert_eq!(found("0 * * * * switchman --lockname b -- sh -c x"), []);
-    assert_eq!(found("0 * * * * switchman --lockname-from-args -- sh -c x"), []);
+    assert_eq!(
+        found("0 * * * * switchman --lockname-from-args -- sh -c x"),
+        []
+    );
     assert_eq!(found("0 * * * * switchman --no-lock /usr/bin/sudo x"), []);
     assert_eq!(
         found("0 * * * * switchman -g a --lease r=1:2 --lease s=1:CPU job"),
