@@ -185,8 +185,41 @@ pub const KEYS: &[Key] = &[
         Type::Boolean,
         "`false`",
         true,
-        "write a run record (see [Run records](guide.md#run-records)) for every run with a lock, not only with \
-         `--min-interval`",
+        "write a run record and history (see [Run records](guide.md#run-records)) for every run \
+         with a lock, not only with `--min-interval` or captured output",
+    ),
+    key(
+        "capture_output",
+        Type::Boolean,
+        "`false`",
+        true,
+        "capture CMD's stdout and stderr through pipes: copied on to switchman's, line by line, \
+         to the log destinations, and their tail into the run history (see [Output and \
+         history](guide.md#output-and-history)); `--capture-output` sets it for one run",
+    ),
+    key(
+        "output",
+        Type::String,
+        "`always`",
+        true,
+        "`always`, or `on-failure` for cron-quiet runs: CMD's output is captured and shown on \
+         stderr only if it did not succeed (`--quiet-unless-failed` for one run)",
+    ),
+    key(
+        "output_tail",
+        Type::Integer,
+        "`4096`",
+        true,
+        "bytes of captured output kept in each run of the history (0 to 65536; with `history`, \
+         at most 262144 in all)",
+    ),
+    key(
+        "history",
+        Type::Integer,
+        "`20`",
+        true,
+        "runs of each job kept in its history, the oldest dropped first (1 to 100); a history is \
+         written whenever a run record is",
     ),
     key(
         "metrics_dir",

@@ -519,6 +519,9 @@ async fn the_originals_spellings_run_cmd_under_the_lock_they_name() {
     // An ambiguous prefix is a usage error naming what it could be, and runs nothing.
     let (code, stderr) = job.run(&["--lo", "x", "sh", "-c", note]).await;
     assert_eq!(code, 64, "{stderr}");
-    assert!(stderr.contains("could be --lock or --lockname"), "{stderr}");
+    assert!(
+        stderr.contains("could be --lock, --lockname or --lockname-from-args"),
+        "{stderr}"
+    );
     assert_eq!(job.read("ran"), expected);
 }
