@@ -133,8 +133,8 @@ pub const KEYS: &[Key] = &[
         "`10`",
         false,
         "seconds between SIGTERM and SIGKILL when switchman stops CMD; a stop because ZooKeeper \
-         went silent gives at most `session_timeout`/10, and a shorter one starts it later (see \
-         [the arithmetic](safety.md#why-two-hosts-never-run-the-job-at-once))",
+         went silent gives at most `session_timeout`/10 (at least 0.5 s), and a shorter one \
+         starts it later (see [the arithmetic](safety.md#why-two-hosts-never-run-the-job-at-once))",
     ),
     key(
         "data_read_len",

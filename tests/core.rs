@@ -209,10 +209,13 @@ async fn cmd_dies_when_switchman_is_sigkilled() {
 async fn partition_longer_than_the_session_kills_cmd_before_the_lock_goes() {
     let ensemble = shared_ensemble();
     let proxy = Proxy::start(&[ensemble.client_port(0)]);
+    // A timeout of 5 s gives a stop for silence its full half second of SIGTERM grace (a
+    // tenth of the timeout, at least 0.5 s); at the tests' 2 s it is 0.4 s, short for a
+    // shell's trap on a loaded machine.
     let job = Job::new(
         "partition",
         &proxy.connect_string(),
-        json!({"termination_timeout": 30}),
+        json!({"termination_timeout": 30, "session_timeout": 5}),
     );
     let client = zk(&ensemble.connect_string()).await;
     let cmd = cmd_waiting("a", 0);
