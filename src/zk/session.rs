@@ -80,6 +80,7 @@ impl Session {
     pub async fn connect(options: &Options) -> Result<Session> {
         let give_up = tokio::time::Instant::now() + options.connect_timeout;
         let connector = secure::connector(options)?;
+        secure::login(options).await?;
         let identity = options.security.identity();
         let mut last_error = None;
         // A TLS refusal seen on the way, reported (77) if no session comes of the wait.

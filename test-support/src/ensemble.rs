@@ -101,7 +101,7 @@ fn parse_mode(srvr: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
 }
 
-fn make_temp_root(kind: &str) -> PathBuf {
+pub(super) fn make_temp_root(kind: &str) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "switchman-{kind}-{}-{}-{:06x}",
@@ -113,11 +113,11 @@ fn make_temp_root(kind: &str) -> PathBuf {
     dir
 }
 
-fn keep_temp_dirs() -> bool {
+pub(super) fn keep_temp_dirs() -> bool {
     std::env::var_os("SWITCHMAN_TEST_KEEP_ZK").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(super) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -315,7 +315,9 @@ impl Ensemble {
     }
 
     fn spawn_member(&mut self, i: usize) -> Result<(), String> {
-        let args = self.java_args(i);
+        let args: Vec<String> = std::iter::once("java".to_string())
+            .chain(self.java_args(i))
+            .collect();
         let rm = if keep_temp_dirs() {
             PathBuf::new()
         } else {
