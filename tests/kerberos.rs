@@ -1,0 +1,172 @@
+//! End-to-end tests of SASL GSSAPI (docs/security.md, "Kerberos") against a real MIT KDC with a
+//! throwaway realm and Kerberized ZooKeeper servers (JAAS `Server` on `Krb5LoginModule`), all
+//! started here on loopback: the KDC once for the binary, each server once for the tests that
+//! share it.
+//!
+//! Every test calls [`kdc`] first: it sets `KRB5_CONFIG` for the process, so that the
+//! switchman and switchmanctl started here, and the test's own GSSAPI clients, find the realm.
+
+use switchman_test_support as support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use support::{
+    Ensemble, Job, Kdc, argv, finish, kdc, lock_argv, run_command, sh, shared_ensemble,
+    start_kerberos_server, tree, until_go, write_pid, zk, zk_gssapi,
+};
+use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Permission};
+
+/// switchman's principal, and another one.
+const SWITCHMAN: &str = "switchman/host.example.com";
+const OTHER: &str = "other/host.example.com";
+
+/// The realm with the principals every test may use (made once).
+fn realm() -> &'static Kdc {
+    static PRINCIPALS: OnceLock<()> = OnceLock::new();
+    let kdc = kdc();
+    PRINCIPALS.get_or_init(|| {
+        kdc.add_principal(SWITCHMAN, "-requires_preauth");
+        kdc.add_principal(OTHER, "-requires_preauth");
+    });
+    kdc
+}
+
+/// A Kerberized server as ZooKeeper comes: the ACL id is the whole principal.
+fn server() -> &'static Ensemble {
+    static SERVER: OnceLock<Ensemble> = OnceLock::new();
+    let kdc = realm();
+    SERVER.get_or_init(|| start_kerberos_server(kdc, &[]))
+}
+
+/// The config key `auth` for `principal` (no realm) with `keytab`, if any.
+fn auth(kdc: &Kdc, principal: &str, keytab: Option<&Path>) -> Value {
+    let mut auth = json!({"scheme": "sasl-gssapi", "principal": kdc.principal(principal)});
+    if let Some(k) = keytab {
+        auth["keytab"] = k.display().to_string().into();
+    }
+    auth
+}
+
+/// A copy of `principal`'s keytab in `dir`, mode 0600.
+fn keytab(kdc: &Kdc, principal: &str, dir: &Path) -> PathBuf {
+    kdc.keytab(
+        principal,
+        &dir.join(format!("{}.keytab", principal.replace('/', "_"))),
+        0o600,
+    )
+}
+
+/// `(scheme, id, permission)` of each entry of the ACL of `path`.
+async fn acl_of(client: &Client, path: &str) -> Vec<(String, String, Permission)> {
+    let (acl, _) = client.get_acl(path).await.unwrap();
+    acl.iter()
+        .map(|a| (a.scheme().to_string(), a.id().to_string(), a.permission()))
+        .collect()
+}
+
+/// A CMD that writes its pid to `NAME.pid` and waits for `NAME.go`.
+fn waiting(name: &str) -> Vec<String> {
+    sh(format!("{}\n{}", write_pid(name), until_go(name)))
+}
+
+/// Runs `job` under lock `lock` with a CMD that would leave a file behind, and checks that it
+/// did not run and that the job's prefix holds nothing. Returns the exit code and stderr.
+async fn refused(job: &Job, lock: &str) -> (i32, String) {
+    let ran = job.file("ran");
+    let (code, stderr) = job
+        .run(&["--lockname", lock, "touch", ran.to_str().unwrap()])
+        .await;
+    assert!(!ran.exists(), "CMD ran: {stderr}");
+    let anyone = zk(&job.zkhosts).await;
+    assert_eq!(
+        tree(&anyone, &job.prefix).await,
+        Vec::<String>::new(),
+        "nothing left behind: {stderr}"
+    );
+    (code, stderr)
+}
+
+#[tokio::test]
+async fn a_keytab_runs_and_the_lock_is_the_principal_s_alone() {
+    let kdc = realm();
+    let zkhosts = server().connect_string();
+    let secrets = tempfile::tempdir().unwrap();
+    let kt = keytab(kdc, SWITCHMAN, secrets.path());
+    let job = Job::new(
+        "krb",
+        &zkhosts,
+        json!({"auth": auth(kdc, SWITCHMAN, Some(&kt)), "fqdn": "a.example"}),
+    );
+    let cmd = waiting("a");
+    let a = job.spawn(&argv(&["--lockname", "nightly"], &cmd));
+    let cmd_pid = job.wait_for_pid("a.pid").await;
+
+    // Every node switchman made names the principal, as the server spells it.
+    let anyone = zk(&zkhosts).await;
+    let lock = job.lock_path("nightly");
+    let id = kdc.principal(SWITCHMAN);
+    for node in tree(&anyone, &job.prefix).await {
+        assert_eq!(
+            acl_of(&anyone, &node).await,
+            vec![
+                ("sasl".to_string(), id.clone(), Permission::ALL),
+                ("world".to_string(), "anyone".to_string(), Permission::READ),
+            ],
+            "{node}"
+        );
+    }
+
+    // Nobody else may touch the lock: neither an anonymous client nor another principal.
+    let ccache = secrets.path().join("other.ccache");
+    kdc.kinit(OTHER, &ccache, None);
+    let other = zk_gssapi(&zkhosts, &ccache).await;
+    let someone = [Acl::new(Permission::ALL, AuthId::anyone())];
+    for (who, client) in [("nobody", &anyone), ("another principal", &other)] {
+        let refused = [
+            client.delete(&lock, None).await.err(),
+            client.set_data(&lock, b"mine", None).await.err(),
+            client.set_acl(&lock, &someone, None).await.err(),
+        ];
+        for e in refused {
+            assert_eq!(e, Some(zookeeper_client::Error::NoAuth), "{who}");
+        }
+        let squat = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        let e = client.create(&job.lock_path("x"), b"", &squat).await.err();
+        assert_eq!(e, Some(zookeeper_client::Error::NoAuth), "{who} creates");
+    }
+
+    // switchmanctl authenticates the same way.
+    let (code, stderr) = run_command(job.ctl_command(&["status", "--lock", "nightly"])).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    assert!(!support::is_dead(cmd_pid), "CMD runs on");
+    job.go("a");
+    let (code, stderr) = finish(a).await;
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}
+
+#[tokio::test]
+async fn an_unknown_principal_is_77_naming_it() {
+    let kdc = realm();
+    static GONE: OnceLock<()> = OnceLock::new();
+    GONE.get_or_init(|| {
+        kdc.add_principal("gone/host.example.com", "");
+        kdc.delete_principal("gone/host.example.com");
+    });
+    let secrets = tempfile::tempdir().unwrap();
+    let kt = keytab(kdc, "gone/host.example.com", secrets.path());
+    let job = Job::new(
+        "krb-unknown",
+        &server().connect_string(),
+        json!({"auth": auth(kdc, "gone/host.example.com", Some(&kt))}),
+    );
+    let (code, stderr) = refused(&job, "j").await;
+    assert_eq!(code, 77, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&kdc.principal("gone/host.example.com")), "{stderr}");
+    eprintln!("UNKNOWN: {stderr}");
+    let _ = lock_argv;
+    let _ = shared_ensemble;
+}
