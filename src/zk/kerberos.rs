@@ -174,9 +174,24 @@ fn from_keytab(k: &Kerberos) -> Result<Duration> {
     let name = principal_name(k).map_err(|e| failure(k, Step::Ticket, e))?;
     // Read back through the thread's default cache, which is ours.
     use_own_ccache().map_err(|e| failure(k, Step::Cache, e))?;
-    Cred::acquire(Some(&name), None, CredUsage::Initiate, None)
-        .and_then(|c| c.lifetime())
-        .map_err(|e| failure(k, Step::Ticket, e))
+    let lifetime = Cred::acquire(Some(&name), None, CredUsage::Initiate, None)
+        .and_then(|c| c.lifetime());
+    match lifetime {
+        Ok(lifetime) if !lifetime.is_zero() => Ok(lifetime),
+        // MIT makes up for a clock that is off from the KDC's (kdc_timesync), but a ticket
+        // just issued that has expired by our clock says it is off by more than its lifetime.
+        Ok(_) => Err(skewed(k)),
+        Err(e) if e.major.contains(MajorFlags::GSS_S_CREDENTIALS_EXPIRED) => Err(skewed(k)),
+        Err(e) => Err(failure(k, Step::Ticket, e)),
+    }
+}
+
+fn skewed(k: &Kerberos) -> Error {
+    Error::NoPerm(format!(
+        "Kerberos: the ticket the KDC of realm {} just issued to {} has already expired by this \
+         host's clock: the clocks differ by more than its lifetime; check NTP",
+        k.realm, k.principal
+    ))
 }
 
 fn principal_name(k: &Kerberos) -> std::result::Result<Name, GssError> {
@@ -219,6 +234,10 @@ fn failure(k: &Kerberos, step: Step, e: GssError) -> Error {
             k.realm
         ),
         -1765328352 => format!("a ticket of {} has expired", k.principal),
+        // With a keytab, MIT looks in our empty cache only when the keytab had nothing.
+        -1765328243 | -1765328189 if k.keytab.is_some() => {
+            format!("{keytab} holds no key for {}", k.principal)
+        }
         -1765328243 | -1765328189 | 39756044 if k.keytab.is_none() => format!(
             "no ticket for {} in the credential cache ({}); kinit first, or give a keytab",
             k.principal,

@@ -100,6 +100,34 @@ pub async fn login(options: &Options) -> Result<()> {
     }
 }
 
+/// After a connect with Kerberos: that the servers did authenticate us. A server that does not
+/// take SASL (no `authProvider.sasl`, no JAAS `Server` section) answers the GSSAPI token with
+/// nothing and carries on with an anonymous session, which must not stand in for ours.
+pub async fn check_authenticated(client: &Client, options: &Options) -> Result<()> {
+    let Some(Auth::Kerberos(k)) = &options.security.auth else {
+        return Ok(());
+    };
+    let users = client.list_auth_users().await.map_err(|e| {
+        Error::Unavailable(format!(
+            "ZooKeeper at {} did not say who it knows us as ({e})",
+            options.zkhosts
+        ))
+    })?;
+    match users.iter().find(|u| u.scheme() == "sasl") {
+        Some(u) => {
+            // The id every creator ACL gets: the principal as the servers spell it (their
+            // kerberos.removeHostFromPrincipal and removeRealmFromPrincipal settings).
+            tracing::debug!(id = %format!("sasl:{}", u.user()), "authenticated with Kerberos");
+            Ok(())
+        }
+        None => Err(Error::NoPerm(format!(
+            "ZooKeeper at {} did not authenticate {} with SASL GSSAPI: does it take SASL \
+             (authProvider.sasl, a JAAS Server section on Krb5LoginModule)?",
+            options.zkhosts, k.principal
+        ))),
+    }
+}
+
 /// Connects: over TLS to every server in `zkhosts` if `tls` is set (a server without TLS is
 /// then refused, never used in plain text), in plain TCP otherwise.
 pub async fn connect(

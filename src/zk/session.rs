@@ -141,6 +141,7 @@ impl Session {
                 }
             }
         };
+        secure::check_authenticated(&client, options).await?;
         let timeout = client.session_timeout();
         tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
         // The leader made (or revalidated) the session after `sent`: the first `acked`, until
