@@ -105,7 +105,11 @@ impl Auth {
                 format!("{scheme}:{} (from {})", p.user, p.file.display())
             }
             Auth::Kerberos(k) => match &k.keytab {
-                Some(keytab) => format!("sasl:{} (Kerberos, keytab {})", k.principal, keytab.display()),
+                Some(keytab) => format!(
+                    "sasl:{} (Kerberos, keytab {})",
+                    k.principal,
+                    keytab.display()
+                ),
                 None => format!("sasl:{} (Kerberos, credential cache)", k.principal),
             },
         }
@@ -297,7 +301,9 @@ fn parse_kerberos(o: &Map<String, Value>) -> std::result::Result<Kerberos, Strin
         .and_then(Value::as_str)
         .ok_or("\"principal\" is required with \"sasl-gssapi\" (e.g. \"switchman/host.example.com@EXAMPLE.COM\")")?;
     let realm = match principal.rsplit_once('@') {
-        Some((name, realm)) if !name.is_empty() && !realm.is_empty() && !name.contains('@') => realm,
+        Some((name, realm)) if !name.is_empty() && !realm.is_empty() && !name.contains('@') => {
+            realm
+        }
         _ => {
             return Err(format!(
                 "principal {principal:?} is not \"name@REALM\" or \"name/host@REALM\""
@@ -317,8 +323,12 @@ fn parse_kerberos(o: &Map<String, Value>) -> std::result::Result<Kerberos, Strin
     let part = |key: &str| -> std::result::Result<Option<String>, String> {
         match o.get(key).and_then(Value::as_str) {
             None => Ok(None),
-            Some(s) if s.is_empty() || s.contains(['/', '@']) || s.contains(char::is_whitespace) => {
-                Err(format!("{key:?} must be one part of a principal, not {s:?}"))
+            Some(s)
+                if s.is_empty() || s.contains(['/', '@']) || s.contains(char::is_whitespace) =>
+            {
+                Err(format!(
+                    "{key:?} must be one part of a principal, not {s:?}"
+                ))
             }
             Some(s) => Ok(Some(s.to_string())),
         }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use support::{
-    Ensemble, Job, Kdc, argv, finish, kdc, run_command, sh, shared_ensemble,
+    Ensemble, Job, Kdc, Proxy, argv, finish, kdc, lock_argv, run_command, sh, shared_ensemble,
     start_kerberos_server, tree, until_go, write_pid, zk, zk_gssapi,
 };
 use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Permission};
@@ -180,7 +180,11 @@ async fn an_unknown_principal_is_77_naming_it() {
         json!({"auth": auth(kdc, "gone/host.example.com", Some(&kt))}),
     );
     let (code, stderr) = refused(&job, "j").await;
-    assert_refused(code, &stderr, &[&kdc.principal("gone/host.example.com"), "does not know"]);
+    assert_refused(
+        code,
+        &stderr,
+        &[&kdc.principal("gone/host.example.com"), "does not know"],
+    );
     // switchmanctl is refused the same way.
     let (code, stderr) = run_command(job.ctl_command(&["get-data"])).await;
     assert_refused(code, &stderr, &[&kdc.principal("gone/host.example.com")]);
@@ -213,7 +217,11 @@ async fn a_wrong_keytab_is_77_naming_the_principal_and_the_keytab() {
     assert_refused(
         code,
         &stderr,
-        &[&kdc.principal(SWITCHMAN), others.to_str().unwrap(), "no key"],
+        &[
+            &kdc.principal(SWITCHMAN),
+            others.to_str().unwrap(),
+            "no key",
+        ],
     );
 }
 
@@ -249,7 +257,12 @@ async fn a_kdc_that_does_not_answer_is_77_naming_the_realm() {
         &server().connect_string(),
         json!({"auth": auth(kdc, SWITCHMAN, Some(&kt))}),
     );
-    let mut cmd = job.command(&["--lockname", "j", "touch", job.file("ran").to_str().unwrap()]);
+    let mut cmd = job.command(&[
+        "--lockname",
+        "j",
+        "touch",
+        job.file("ran").to_str().unwrap(),
+    ]);
     cmd.env("KRB5_CONFIG", &dead);
     let (code, stderr) = run_command(cmd).await;
     assert!(!job.file("ran").exists());
@@ -265,7 +278,11 @@ async fn a_server_principal_the_kdc_does_not_know_is_77_naming_it() {
     let kt = keytab(kdc, SWITCHMAN, secrets.path());
     let mut a = auth(kdc, SWITCHMAN, Some(&kt));
     a["service_host"] = "zk.nowhere.example".into();
-    let job = Job::new("krb-no-service", &server().connect_string(), json!({"auth": a}));
+    let job = Job::new(
+        "krb-no-service",
+        &server().connect_string(),
+        json!({"auth": a}),
+    );
     let (code, stderr) = refused(&job, "j").await;
     assert_refused(code, &stderr, &["zookeeper/zk.nowhere.example"]);
 }
@@ -307,7 +324,12 @@ async fn an_expired_ticket_in_the_credential_cache_is_77_naming_it() {
             .success()
     })
     .await;
-    let mut cmd = job.command(&["--lockname", "j", "touch", job.file("ran").to_str().unwrap()]);
+    let mut cmd = job.command(&[
+        "--lockname",
+        "j",
+        "touch",
+        job.file("ran").to_str().unwrap(),
+    ]);
     cmd.env("KRB5CCNAME", format!("FILE:{}", ccache.display()));
     let (code, stderr) = run_command(cmd).await;
     assert!(!job.file("ran").exists());
@@ -331,7 +353,10 @@ async fn a_ticket_in_the_credential_cache_runs() {
     assert_eq!((code, stderr.as_str()), (0, ""));
     let anyone = zk(&job.zkhosts).await;
     let acl = acl_of(&anyone, &job.locks_path()).await;
-    assert_eq!(acl[0], ("sasl".into(), kdc.principal(SWITCHMAN), Permission::ALL));
+    assert_eq!(
+        acl[0],
+        ("sasl".into(), kdc.principal(SWITCHMAN), Permission::ALL)
+    );
     // A cache whose ticket is another principal's is refused, naming both.
     let other = secrets.path().join("other-cc");
     kdc.kinit(OTHER, &other, None);
@@ -365,4 +390,85 @@ async fn a_clock_skew_is_77_naming_the_realm() {
     assert_refused(code, &stderr, &[support::REALM, "clock"]);
     let anyone = zk(&job.zkhosts).await;
     assert_eq!(tree(&anyone, &job.prefix).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_acl_id_follows_the_servers_principal_rewriting() {
+    let kdc = realm();
+    // A server that strips host and realm from SASL ids, as some Hadoop ensembles do.
+    static STRIPPING: OnceLock<Ensemble> = OnceLock::new();
+    let server = STRIPPING.get_or_init(|| {
+        start_kerberos_server(
+            kdc,
+            &[
+                "zookeeper.kerberos.removeHostFromPrincipal=true",
+                "zookeeper.kerberos.removeRealmFromPrincipal=true",
+            ],
+        )
+    });
+    let secrets = tempfile::tempdir().unwrap();
+    let kt = keytab(kdc, SWITCHMAN, secrets.path());
+    let job = Job::new(
+        "krb-stripped",
+        &server.connect_string(),
+        json!({"auth": auth(kdc, SWITCHMAN, Some(&kt))}),
+    );
+    let (code, stderr) = job.run(&["--lockname", "j", "true"]).await;
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let anyone = zk(&job.zkhosts).await;
+    let acl = acl_of(&anyone, &job.locks_path()).await;
+    assert_eq!(
+        acl[0],
+        ("sasl".to_string(), "switchman".to_string(), Permission::ALL)
+    );
+    // The log says which id the servers made.
+    assert!(job.read("switchman.log").contains("sasl:switchman"));
+}
+
+/// ZooKeeper authenticates at connect and at reconnect only: a reconnect after the first
+/// ticket's lifetime needs the newer one that switchman got from the keytab meanwhile.
+#[tokio::test]
+async fn a_reconnect_after_the_ticket_s_lifetime_authenticates_from_the_keytab() {
+    const SHORT: &str = "shortlived/host.example.com";
+    let kdc = realm();
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| kdc.add_principal(SHORT, "-requires_preauth -maxlife \"3 seconds\""));
+    let proxy = Proxy::start_framed(&[server().client_port(0)]);
+    let secrets = tempfile::tempdir().unwrap();
+    let kt = keytab(kdc, SHORT, secrets.path());
+    let job = Job::new(
+        "krb-reconnect",
+        &proxy.connect_string(),
+        json!({"auth": auth(kdc, SHORT, Some(&kt))}),
+    );
+    let before = kdc.tickets_issued(&kdc.principal(SHORT));
+    let cmd = waiting("a");
+    let a = job.spawn(&lock_argv("j", &cmd));
+    job.wait_for_pid("a.pid").await;
+    let started = std::time::Instant::now();
+    // The first ticket has expired, the harness's one second of clock skew included, and
+    // newer ones came from the keytab.
+    support::wait_until("the first ticket's end, and newer ones", || {
+        kdc.tickets_issued(&kdc.principal(SHORT)) >= before + 3
+            && started.elapsed() > std::time::Duration::from_secs(5)
+    })
+    .await;
+    // The server's own word that it authenticated the principal, at connect and reconnect.
+    let authenticated = || {
+        let needle = format!("authenticationID={}", kdc.principal(SHORT));
+        server()
+            .log(0)
+            .lines()
+            .filter(|l| l.contains("Successfully authenticated client") && l.contains(&needle))
+            .count()
+    };
+    let before = authenticated();
+    proxy.reset_all();
+    support::wait_until("a reconnect", || proxy.connects_answered() >= 2).await;
+    support::wait_until("an authenticated reconnect", || authenticated() > before).await;
+    job.go("a");
+    let (code, stderr) = finish(a).await;
+    assert_eq!((code, stderr.as_str()), (0, ""), "the session was kept");
+    let log = job.read("switchman.log");
+    assert!(log.contains("disconnected from ZooKeeper"), "{log}");
 }

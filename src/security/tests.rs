@@ -190,7 +190,11 @@ fn sasl_gssapi_takes_a_principal_and_a_private_keytab() {
     );
     assert_eq!(k.service_principal("10.0.0.1"), "zookeeper/zk.example");
     assert!(s.acl.creator, "creator is the default with auth");
-    assert!(s.identity().starts_with("sasl:switchman/h.example@EX.COM"), "{}", s.identity());
+    assert!(
+        s.identity().starts_with("sasl:switchman/h.example@EX.COM"),
+        "{}",
+        s.identity()
+    );
     // Without a keytab: the caller's credential cache; the servers' host from zkhosts.
     let (s, _) = parse_json(
         r#"{"auth": {"scheme": "sasl-gssapi", "principal": "ops@EX.COM", "service": "zk"}}"#,
@@ -212,13 +216,22 @@ fn a_loose_keytab_is_refused_naming_file_and_mode_and_bad_kerberos_keys_name_the
             r#"{{"auth": {{"scheme": "sasl-gssapi", "principal": "a@EX.COM", "keytab": "{keytab}"}}}}"#
         ))
         .unwrap_err();
-        assert!(e.contains(&keytab) && e.contains(&format!("{mode:04o}")), "{e}");
+        assert!(
+            e.contains(&keytab) && e.contains(&format!("{mode:04o}")),
+            "{e}"
+        );
         assert!(e.starts_with("/etc/sm.conf: key \"auth\""), "{e}");
     }
     let cases = [
         (r#"{"scheme": "sasl-gssapi"}"#, "\"principal\" is required"),
-        (r#"{"scheme": "sasl-gssapi", "principal": "norealm"}"#, "name@REALM"),
-        (r#"{"scheme": "sasl-gssapi", "principal": "a@"}"#, "name@REALM"),
+        (
+            r#"{"scheme": "sasl-gssapi", "principal": "norealm"}"#,
+            "name@REALM",
+        ),
+        (
+            r#"{"scheme": "sasl-gssapi", "principal": "a@"}"#,
+            "name@REALM",
+        ),
         (
             r#"{"scheme": "sasl-gssapi", "principal": "a@EX.COM", "keytab": "/nonexistent/k"}"#,
             "/nonexistent/k",
@@ -234,6 +247,9 @@ fn a_loose_keytab_is_refused_naming_file_and_mode_and_bad_kerberos_keys_name_the
     ];
     for (auth, needle) in cases {
         let e = parse_json(&format!(r#"{{"auth": {auth}}}"#)).unwrap_err();
-        assert!(e.contains(needle) && e.starts_with("/etc/sm.conf"), "{auth}: {e}");
+        assert!(
+            e.contains(needle) && e.starts_with("/etc/sm.conf"),
+            "{auth}: {e}"
+        );
     }
 }

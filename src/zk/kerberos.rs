@@ -122,11 +122,20 @@ fn credentials(k: &Kerberos, servers: &[String]) -> Result<Duration> {
     for host in hosts {
         let service = k.service_principal(host);
         // As the library names the server (rsasl's GSSAPI): a host-based service name.
-        let target = format!("{}@{}", k.service, k.service_host.as_deref().unwrap_or(host));
+        let target = format!(
+            "{}@{}",
+            k.service,
+            k.service_host.as_deref().unwrap_or(host)
+        );
         let step = Name::new(target.as_bytes(), Some(&GSS_NT_HOSTBASED_SERVICE)).and_then(|t| {
             let cred = Cred::acquire(Some(&name), None, CredUsage::Initiate, Some(&krb5))?;
-            ClientCtx::new(Some(cred), t, CtxFlags::GSS_C_MUTUAL_FLAG, Some(&GSS_MECH_KRB5))
-                .step(None, None)
+            ClientCtx::new(
+                Some(cred),
+                t,
+                CtxFlags::GSS_C_MUTUAL_FLAG,
+                Some(&GSS_MECH_KRB5),
+            )
+            .step(None, None)
         });
         step.map_err(|e| failure(k, Step::Service(&service), e))?;
     }
@@ -174,8 +183,8 @@ fn from_keytab(k: &Kerberos) -> Result<Duration> {
     let name = principal_name(k).map_err(|e| failure(k, Step::Ticket, e))?;
     // Read back through the thread's default cache, which is ours.
     use_own_ccache().map_err(|e| failure(k, Step::Cache, e))?;
-    let lifetime = Cred::acquire(Some(&name), None, CredUsage::Initiate, None)
-        .and_then(|c| c.lifetime());
+    let lifetime =
+        Cred::acquire(Some(&name), None, CredUsage::Initiate, None).and_then(|c| c.lifetime());
     match lifetime {
         Ok(lifetime) if !lifetime.is_zero() => Ok(lifetime),
         // MIT makes up for a clock that is off from the KDC's (kdc_timesync), but a ticket
@@ -302,8 +311,7 @@ fn minor_message(minor: u32) -> String {
 unsafe extern "C" {
     /// MIT's: the calling thread's default credential cache (`gssapi/gssapi_krb5.h`; not in
     /// the headers libgssapi-sys binds).
-    fn gss_krb5_ccache_name(minor: *mut u32, name: *const c_char, out: *mut *const c_char)
-    -> u32;
+    fn gss_krb5_ccache_name(minor: *mut u32, name: *const c_char, out: *mut *const c_char) -> u32;
 }
 
 /// Makes [`CCACHE`] the calling thread's default credential cache.
@@ -343,12 +351,7 @@ fn acquire_from_keytab(principal: &str, keytab: &Path) -> std::result::Result<()
     };
     // SAFETY: the buffer points at `principal`, which outlives the call; MIT copies it.
     let major = unsafe {
-        sys::gss_import_name(
-            &mut minor,
-            &mut buffer,
-            sys::GSS_C_NT_USER_NAME,
-            &mut name,
-        )
+        sys::gss_import_name(&mut minor, &mut buffer, sys::GSS_C_NT_USER_NAME, &mut name)
     };
     gss_result(major, minor)?;
     let mut cred: sys::gss_cred_id_t = ptr::null_mut();

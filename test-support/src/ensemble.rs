@@ -397,6 +397,11 @@ impl Ensemble {
             .join("\n")
     }
 
+    /// The log of member `i` so far.
+    pub fn log(&self, i: usize) -> String {
+        fs::read_to_string(&self.members[i].log).unwrap_or_default()
+    }
+
     /// Number of members.
     pub fn member_count(&self) -> usize {
         self.members.len()

@@ -23,8 +23,8 @@ use super::util::{lock, poll_until_blocking};
 /// The test realm.
 pub const REALM: &str = "SWITCHMAN.TEST";
 
-/// The servers' principal: ZooKeeper's `zookeeper/_HOST`, the host being how `zkhosts` names
-/// the harness's servers.
+/// The servers' principal, made with the realm: ZooKeeper's `zookeeper/_HOST`, the host being
+/// how `zkhosts` names the harness's servers.
 pub const ZK_PRINCIPAL: &str = "zookeeper/127.0.0.1";
 
 pub struct Kdc {
@@ -50,9 +50,11 @@ pub fn kdc() -> &'static Kdc {
 }
 
 fn krb5_conf_text(kdc_port: u16, extra_libdefaults: &str) -> String {
-    // TCP (udp_preference_limit 1), so that a KDC port nobody listens on is refused at once.
+    // TCP (udp_preference_limit 1), so that a KDC port nobody listens on is refused at once;
+    // one second of clock skew allowed, not five minutes, so that an expired ticket is refused
+    // (by the KDC, MIT's client and ZooKeeper's JVM alike) as soon as it has expired.
     format!(
-        "[libdefaults]\n default_realm = {REALM}\n dns_lookup_kdc = false\n \
+        "[libdefaults]\n default_realm = {REALM}\n clockskew = 1\n dns_lookup_kdc = false\n \
          dns_lookup_realm = false\n dns_canonicalize_hostname = false\n rdns = false\n \
          udp_preference_limit = 1\n{extra_libdefaults}\n[realms]\n {REALM} = {{\n  \
          kdc = 127.0.0.1:{kdc_port}\n }}\n"
@@ -62,7 +64,11 @@ fn krb5_conf_text(kdc_port: u16, extra_libdefaults: &str) -> String {
 impl Kdc {
     /// Makes the realm and starts the KDC; panics (with its log) if it does not answer.
     pub fn start() -> Kdc {
-        for tool in ["/usr/sbin/krb5kdc", "/usr/sbin/kdb5_util", "/usr/sbin/kadmin.local"] {
+        for tool in [
+            "/usr/sbin/krb5kdc",
+            "/usr/sbin/kdb5_util",
+            "/usr/sbin/kadmin.local",
+        ] {
             assert!(
                 Path::new(tool).exists(),
                 "{tool} is missing: run scripts/install-deps (krb5-kdc, krb5-admin-server)"
@@ -90,7 +96,10 @@ impl Kdc {
             proc: None,
             keytabs: Mutex::default(),
         };
-        kdc.tool("/usr/sbin/kdb5_util", &["create", "-s", "-r", REALM, "-P", "master-pw"]);
+        kdc.tool(
+            "/usr/sbin/kdb5_util",
+            &["create", "-s", "-r", REALM, "-P", "master-pw"],
+        );
         let rm = if keep_temp_dirs() {
             PathBuf::new()
         } else {
@@ -115,6 +124,7 @@ impl Kdc {
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
         });
         assert!(up, "the KDC does not answer on {addr}:\n{}", kdc.log_tail());
+        kdc.add_principal(ZK_PRINCIPAL, "");
         kdc
     }
 
@@ -159,11 +169,6 @@ impl Kdc {
             "{program} {args:?}: {stderr}"
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Whether principal `name` was made by [`Kdc::add_principal`].
-    pub fn has_principal(&self, name: &str) -> bool {
-        lock(&self.keytabs).contains_key(name)
     }
 
     /// Makes principal `name` (in [`REALM`]) with random keys, `options` given to `addprinc`

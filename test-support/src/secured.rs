@@ -185,13 +185,9 @@ pub fn start_tls_server(client_auth: &str, sasl: bool) -> (Ensemble, Pki) {
 }
 
 /// A plain server that authenticates SASL GSSAPI clients with Kerberos: its JAAS `Server`
-/// section on `Krb5LoginModule` with the keytab of [`ZK_PRINCIPAL`], made in `kdc` on first
-/// use, and `props` as JVM system properties (`zookeeper.kerberos.removeHostFromPrincipal=true`,
+/// section on `Krb5LoginModule` with the keytab of [`ZK_PRINCIPAL`], and `props` as JVM system properties (`zookeeper.kerberos.removeHostFromPrincipal=true`,
 /// say).
 pub fn start_kerberos_server(kdc: &Kdc, props: &[&str]) -> Ensemble {
-    if !kdc.has_principal(ZK_PRINCIPAL) {
-        kdc.add_principal(ZK_PRINCIPAL, "");
-    }
     open_t(Ensemble::start_standalone_with(|dir, _| {
         let keytab = kdc.keytab(ZK_PRINCIPAL, &dir.join("zookeeper.keytab"), 0o600);
         let jaas = dir.join("jaas.conf");
