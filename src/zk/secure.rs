@@ -244,7 +244,7 @@ fn client_config(tls: &Tls) -> std::result::Result<ClientConfig, String> {
 }
 
 /// The (host, port)s of a connect string, as the library reads it.
-fn servers(zkhosts: &str) -> Vec<(String, u16)> {
+pub fn servers(zkhosts: &str) -> Vec<(String, u16)> {
     let hosts = zkhosts.split('/').next().unwrap_or("");
     hosts
         .split(',')

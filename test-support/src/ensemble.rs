@@ -43,6 +43,10 @@ pub const NETTY_TLS_JARS: &[&str] = &[
     "/usr/share/java/netty-transport-native-unix-common.jar",
 ];
 
+/// What Debian's ZooKeeper needs on its class path, beyond `zookeeper.jar`'s manifest, to run
+/// its AdminServer (Jetty, which the manifest brings, wants it; from `libservlet-api-java`).
+pub const SERVLET_API_JAR: &str = "/usr/share/java/servlet-api.jar";
+
 /// What a test adds to a standalone server: lines for its zoo.cfg, JVM options (`-D...`) and
 /// jars, made by [`Ensemble::start_standalone_with`] once the server's directory and a spare
 /// port (for `secureClientPort`, say) are known.

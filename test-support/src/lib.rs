@@ -64,7 +64,7 @@ pub use cmds::{
     until_any_go, until_go, until_go_maybe_stubborn, write_pid,
 };
 pub use ensemble::{
-    Ensemble, Extras, NETTY_TLS_JARS, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
+    Ensemble, Extras, NETTY_TLS_JARS, SERVLET_API_JAR, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
     require_zookeeper, shared_ensemble, shared_ensemble3,
 };
 pub use guard::{Records, guard_cmd};
