@@ -56,9 +56,9 @@ pub async fn ask(host: &str, port: u16, admin_port: u16) -> Result<Settings, Str
     ))
 }
 
-fn first_line(text: &str) -> &str {
+fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or("").trim();
-    &line[..line.floor_char_boundary(80)]
+    line.chars().take(80).collect()
 }
 
 async fn four_letter_word(host: &str, port: u16, word: &str) -> std::io::Result<String> {
