@@ -37,6 +37,9 @@ const CCACHE: &str = "MEMORY:switchman";
 /// few seconds, say, in a test).
 const MIN_REFRESH: Duration = Duration::from_secs(1);
 
+/// Twice the wait before asking the KDC again after it failed to renew.
+const RETRY: Duration = Duration::from_secs(60);
+
 /// Gets our credentials and a ticket for each server in `servers` (hosts of `zkhosts`), or says
 /// why not (exit 77), within `patience`. With a keytab, also keeps them fresh from then on.
 /// To be called on the thread the session will run on.
@@ -84,8 +87,9 @@ async fn refresh(k: Kerberos, mut lifetime: Duration) {
             }
             Ok(Err(e)) => {
                 tracing::warn!("{e}; trying again");
-                // Try again soon, as long as there is something left to try with.
-                lifetime / 2
+                // What is left of the ticket in hand is about half of what it was; try again
+                // within it, but not more than twice a minute against a KDC that fails.
+                (lifetime / 2).max(RETRY)
             }
             Err(_) => return,
         };
@@ -306,6 +310,9 @@ fn minor_message(minor: u32) -> String {
         parts.join("; ")
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 #[link(name = "gssapi_krb5")]
 unsafe extern "C" {
