@@ -67,8 +67,10 @@ pub async fn login(k: &Kerberos, servers: Vec<String>, patience: Duration) -> Re
         seconds = lifetime.as_secs(),
         "Kerberos: ticket ready"
     );
+    // One renewal per process, however often it connects (`status --watch`, say).
+    static RENEWING: std::sync::Once = std::sync::Once::new();
     if k.keytab.is_some() {
-        tokio::spawn(refresh(k.clone(), lifetime));
+        RENEWING.call_once(|| drop(tokio::spawn(refresh(k.clone(), lifetime))));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use super::liveness::Liveness;
 use super::secure;
 use super::watches::Lost;
 use crate::error::{Error, Result};
-use crate::security::Security;
+use crate::security::{Auth, Security};
 
 /// A live session with the ensemble.
 pub struct Session {
@@ -57,9 +57,15 @@ pub struct Options {
 /// ensemble enforces them (`zookeeper.enforce.auth.enabled`).
 fn refusal(options: &Options, identity: &str) -> String {
     match options.security.auth {
-        Some(_) => format!(
+        Some(Auth::Password(_)) => format!(
             "ZooKeeper at {} refused to authenticate {identity}; check the user and password, \
              and the servers' auth settings",
+            options.zkhosts
+        ),
+        // Our tickets were good (see `kerberos`): the server's side is what is left.
+        Some(Auth::Kerberos(_)) => format!(
+            "ZooKeeper at {} refused to authenticate {identity}; check the servers' own \
+             principal and keytab (JAAS Server section), and that their clocks agree with the KDC",
             options.zkhosts
         ),
         None => format!(
