@@ -12,6 +12,11 @@
 //! less the bench's own `mntr`. Failed connects are the connection attempts the client library
 //! gave up on and retried (its warnings in the job's log), warm-up included. `SECURE_RUNS`
 //! rounds (default 30).
+//!
+//! Kerberos (SASL GSSAPI with a keytab) needs a server of its own (JAAS `Server` on
+//! `Krb5LoginModule`) and a KDC (an MIT KDC with a throwaway realm on loopback, as in
+//! tests/kerberos.rs): it is paired against an open plain run on that server, in the same
+//! round. Its run gets its ticket and a service ticket from the KDC, then authenticates.
 
 use switchman_test_support as support;
 
@@ -21,8 +26,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use support::{
-    Ensemble, Job, SASL_PASSWORD, SASL_USER, credentials_file, start_tls_server, switchman_bin,
-    tls_connect_string,
+    Ensemble, Job, SASL_PASSWORD, SASL_USER, credentials_file, kdc, start_kerberos_server,
+    start_tls_server, switchman_bin, tls_connect_string,
 };
 
 fn packets(ensemble: &Ensemble) -> u64 {
@@ -55,7 +60,11 @@ fn median(v: &[f64]) -> f64 {
 
 fn main() {
     let runs = support::env_or("SECURE_RUNS", 30usize).max(3);
+    // First, while this is the only thread: it sets KRB5_CONFIG.
+    let kdc = kdc();
+    kdc.add_principal("bench/host.example.com", "");
     let (ensemble, pki) = start_tls_server("none", true);
+    let kerberized = start_kerberos_server(kdc, &[]);
     let secrets = tempfile::tempdir().unwrap();
     let digest = credentials_file(secrets.path(), "digest", "bench:bench-pw", 0o600);
     let sasl = credentials_file(
@@ -65,8 +74,17 @@ fn main() {
         0o600,
     );
     let auth = |scheme: &str, file: &Path| json!({"scheme": scheme, "credentials_file": file});
+    let keytab = kdc.keytab(
+        "bench/host.example.com",
+        &secrets.path().join("bench.keytab"),
+        0o600,
+    );
+    let kerberos = json!({"scheme": "sasl-gssapi", "keytab": keytab,
+                          "principal": kdc.principal("bench/host.example.com")});
     let tls = pki.tls_config("ca.pem", None);
     let (plain, secure) = (ensemble.connect_string(), tls_connect_string(&ensemble));
+    let krb_plain = kerberized.connect_string();
+    // Each variant's server, and the variant it is paired against (an open plain run there).
     let variants: Vec<(&str, &str, Value)> = vec![
         ("open, plain TCP", &plain, json!({})),
         (
@@ -90,7 +108,33 @@ fn main() {
             &secure,
             json!({"auth": auth("digest", &digest), "tls": tls}),
         ),
+        ("open, Kerberized srv", &krb_plain, json!({})),
+        (
+            "Kerberos keytab",
+            &krb_plain,
+            json!({"auth": kerberos, "acl": "open"}),
+        ),
+        (
+            "Kerberos + creator ACL",
+            &krb_plain,
+            json!({"auth": kerberos}),
+        ),
     ];
+    let on_kerberized = |v: usize| variants[v].1 == krb_plain;
+    let server_of = |v: usize| {
+        if on_kerberized(v) {
+            &kerberized
+        } else {
+            &ensemble
+        }
+    };
+    let baseline = |v: usize| {
+        if on_kerberized(v) {
+            variants.iter().position(|x| x.1 == krb_plain).unwrap()
+        } else {
+            0
+        }
+    };
     let jobs: Vec<Job> = variants
         .iter()
         .map(|(_, hosts, extra)| {
@@ -102,28 +146,33 @@ fn main() {
         .collect();
     // Warm up the server and make each prefix's folders.
     for _ in 0..3 {
-        for job in &jobs {
-            plain_run(&ensemble, job, "warm");
+        for (v, job) in jobs.iter().enumerate() {
+            plain_run(server_of(v), job, "warm");
         }
     }
     let mut requests = vec![Vec::new(); jobs.len()];
     let mut ms = vec![Vec::new(); jobs.len()];
     for i in 0..runs {
         for (v, job) in jobs.iter().enumerate() {
-            let (p, t) = plain_run(&ensemble, job, &format!("run-{i}"));
+            let (p, t) = plain_run(server_of(v), job, &format!("run-{i}"));
             requests[v].push(p);
             ms[v].push(t);
         }
     }
     println!(
-        "{runs} rounds; cost = median over rounds of (variant - open plain TCP, same round)\n"
+        "{runs} rounds; cost = median over rounds of (variant - open plain TCP on the same \
+         server, same round)\n"
     );
     println!(
         "{:<22} {:>13} {:>10} {:>12} {:>16}",
         "variant", "requests/run", "median ms", "cost ms", "failed connects"
     );
     for (v, (name, _, _)) in variants.iter().enumerate() {
-        let paired: Vec<f64> = ms[v].iter().zip(&ms[0]).map(|(a, b)| a - b).collect();
+        let paired: Vec<f64> = ms[v]
+            .iter()
+            .zip(&ms[baseline(v)])
+            .map(|(a, b)| a - b)
+            .collect();
         // The client library logs each connection attempt that failed (a warning).
         let failed = jobs[v]
             .read("switchman.log")

@@ -108,8 +108,9 @@ pub const TIMEOUT: Exit = exit(
 pub const NO_PERM: Exit = exit(
     77,
     "NOPERM",
-    "ZooKeeper refused us: credentials refused, a znode whose ACL keeps us out, a TLS handshake \
-     that failed (the line names the identity, the znode or the server)",
+    "ZooKeeper refused us: credentials refused, no Kerberos ticket to be had, a znode whose ACL \
+     keeps us out, a TLS handshake that failed (the line names the identity, the principal or \
+     realm, the znode or the server)",
     true,
     true,
 );

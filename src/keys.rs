@@ -164,7 +164,8 @@ pub const KEYS: &[Key] = &[
         true,
         "seconds; the ensemble's `tickTime`, at most `session_timeout`/4. The heartbeat's proof \
          that the leader knows our session trails by about two ticks, which the outages a run \
-         rides out pay for (see [Why two hosts never run the job at once](safety.md#why-two-hosts-never-run-the-job-at-once))",
+         rides out pay for (see [Why two hosts never run the job at once](safety.md#why-two-hosts-never-run-the-job-at-once)); \
+         `switchmanctl check-config` compares it with the servers' own",
     ),
     key(
         "busy_exit_code",
@@ -235,7 +236,10 @@ pub const KEYS: &[Key] = &[
         "none",
         true,
         "`{\"scheme\": \"digest\" or \"sasl-digest\", \"credentials_file\": PATH}`; the file \
-         holds `user:password` and must be its owner's alone (see [Securing it](security.md))",
+         holds `user:password` and must be its owner's alone; or Kerberos, `{\"scheme\": \
+         \"sasl-gssapi\", \"principal\": \"NAME/HOST@REALM\", \"keytab\": PATH}` (without \
+         `keytab`, the caller's credential cache; `service` and `service_host` name the servers' \
+         principal, `zookeeper/HOST` by default) (see [Securing it](security.md))",
     ),
     key(
         "acl",

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::keys::{Type, value};
 
-/// How switchman proves who it is to ZooKeeper, if it does.
+/// How switchman proves who it is to ZooKeeper with a password, if it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     /// ZooKeeper's built-in `digest` scheme (`addauth digest user:password`). The server does
@@ -48,7 +48,15 @@ impl fmt::Debug for Secret {
 
 /// The config key `auth`.
 #[derive(Debug, Clone)]
-pub struct Auth {
+pub enum Auth {
+    /// `digest` or `sasl-digest`: a user and a password from a credentials file.
+    Password(Password),
+    /// `sasl-gssapi`: a Kerberos principal, with a keytab or the caller's credential cache.
+    Kerberos(Kerberos),
+}
+
+#[derive(Debug, Clone)]
+pub struct Password {
     pub scheme: Scheme,
     pub user: String,
     pub password: Secret,
@@ -56,14 +64,55 @@ pub struct Auth {
     pub file: PathBuf,
 }
 
+/// SASL GSSAPI (docs/security.md, "Kerberos").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kerberos {
+    /// `primary[/instance]@REALM`, as the KDC knows it.
+    pub principal: String,
+    /// The principal's realm, for messages.
+    pub realm: String,
+    /// Where the principal's keys are; without one, the ticket comes from the caller's
+    /// credential cache (`KRB5CCNAME`).
+    pub keytab: Option<PathBuf>,
+    /// The first part of the servers' principal (ZooKeeper's `zookeeper/_HOST`).
+    pub service: String,
+    /// Its host part, the same for every server; without it, each server's host as `zkhosts`
+    /// names it, as ZooKeeper's `_HOST` stands for.
+    pub service_host: Option<String>,
+}
+
+impl Kerberos {
+    /// The servers' principal at `host` (a host of `zkhosts`), without its realm: the KDC
+    /// finds the realm.
+    pub fn service_principal(&self, host: &str) -> String {
+        format!(
+            "{}/{}",
+            self.service,
+            self.service_host.as_deref().unwrap_or(host)
+        )
+    }
+}
+
 impl Auth {
     /// Who we are, for messages: the scheme and the user, never the password.
     pub fn identity(&self) -> String {
-        let scheme = match self.scheme {
-            Scheme::Digest => "digest",
-            Scheme::SaslDigest => "sasl",
-        };
-        format!("{scheme}:{} (from {})", self.user, self.file.display())
+        match self {
+            Auth::Password(p) => {
+                let scheme = match p.scheme {
+                    Scheme::Digest => "digest",
+                    Scheme::SaslDigest => "sasl",
+                };
+                format!("{scheme}:{} (from {})", p.user, p.file.display())
+            }
+            Auth::Kerberos(k) => match &k.keytab {
+                Some(keytab) => format!(
+                    "sasl:{} (Kerberos, keytab {})",
+                    k.principal,
+                    keytab.display()
+                ),
+                None => format!("sasl:{} (Kerberos, credential cache)", k.principal),
+            },
+        }
     }
 }
 
@@ -201,17 +250,22 @@ fn required_path(o: &Map<String, Value>, key: &str) -> std::result::Result<PathB
 }
 
 fn parse_auth(o: &Map<String, Value>) -> std::result::Result<Auth, String> {
-    check_keys(o, &["scheme", "credentials_file"])?;
     let scheme = match o.get("scheme").and_then(Value::as_str) {
         Some("digest") => Scheme::Digest,
         Some("sasl-digest") => Scheme::SaslDigest,
+        Some("sasl-gssapi") => return parse_kerberos(o).map(Auth::Kerberos),
         Some(other) => {
             return Err(format!(
-                "scheme {other:?} is not \"digest\" or \"sasl-digest\" (Kerberos is not supported)"
+                "scheme {other:?} is not \"digest\", \"sasl-digest\" or \"sasl-gssapi\""
             ));
         }
-        None => return Err("\"scheme\" is required (\"digest\" or \"sasl-digest\")".into()),
+        None => {
+            return Err(
+                "\"scheme\" is required (\"digest\", \"sasl-digest\" or \"sasl-gssapi\")".into(),
+            );
+        }
     };
+    check_keys(o, &["scheme", "credentials_file"])?;
     let file = required_path(o, "credentials_file")?;
     let text = read_private(&file, 0o077, "others than its owner")?;
     // One line, `user:password`; the password may itself hold colons. Nothing of the file's
@@ -226,17 +280,71 @@ fn parse_auth(o: &Map<String, Value>) -> std::result::Result<Auth, String> {
             ));
         }
     };
-    Ok(Auth {
+    Ok(Auth::Password(Password {
         scheme,
         user: user.to_string(),
         password: Secret(password.to_string()),
         file,
+    }))
+}
+
+/// `{"scheme": "sasl-gssapi", "principal": ..., "keytab": ..., "service": ...,
+/// "service_host": ...}`. The keytab is checked as the credentials file is (its keys are the
+/// principal's password); the KDC is not asked anything here.
+fn parse_kerberos(o: &Map<String, Value>) -> std::result::Result<Kerberos, String> {
+    check_keys(
+        o,
+        &["scheme", "principal", "keytab", "service", "service_host"],
+    )?;
+    let principal = o
+        .get("principal")
+        .and_then(Value::as_str)
+        .ok_or("\"principal\" is required with \"sasl-gssapi\" (e.g. \"switchman/host.example.com@EXAMPLE.COM\")")?;
+    let realm = match principal.rsplit_once('@') {
+        Some((name, realm)) if !name.is_empty() && !realm.is_empty() && !name.contains('@') => {
+            realm
+        }
+        _ => {
+            return Err(format!(
+                "principal {principal:?} is not \"name@REALM\" or \"name/host@REALM\""
+            ));
+        }
+    };
+    let keytab = match o.get("keytab") {
+        None => None,
+        Some(_) => {
+            let keytab = required_path(o, "keytab")?;
+            check_private(&keytab, 0o077, "others than its owner")?;
+            std::fs::File::open(&keytab)
+                .map_err(|e| format!("cannot read {}: {e}", keytab.display()))?;
+            Some(keytab)
+        }
+    };
+    let part = |key: &str| -> std::result::Result<Option<String>, String> {
+        match o.get(key).and_then(Value::as_str) {
+            None => Ok(None),
+            Some(s)
+                if s.is_empty() || s.contains(['/', '@']) || s.contains(char::is_whitespace) =>
+            {
+                Err(format!(
+                    "{key:?} must be one part of a principal, not {s:?}"
+                ))
+            }
+            Some(s) => Ok(Some(s.to_string())),
+        }
+    };
+    Ok(Kerberos {
+        principal: principal.to_string(),
+        realm: realm.to_string(),
+        keytab,
+        service: part("service")?.unwrap_or_else(|| "zookeeper".to_string()),
+        service_host: part("service_host")?,
     })
 }
 
-/// Reads a file holding a secret, refusing it if the permission bits in `forbidden` are set,
-/// as ssh refuses a loose private key: the secret is then no longer ours alone.
-fn read_private(path: &Path, forbidden: u32, who: &str) -> std::result::Result<String, String> {
+/// Refuses a file holding a secret if the permission bits in `forbidden` are set, as ssh
+/// refuses a loose private key: the secret is then no longer ours alone.
+fn check_private(path: &Path, forbidden: u32, who: &str) -> std::result::Result<(), String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -247,6 +355,12 @@ fn read_private(path: &Path, forbidden: u32, who: &str) -> std::result::Result<S
             mode & !forbidden & 0o777
         ));
     }
+    Ok(())
+}
+
+/// Reads a file holding a secret (see [`check_private`]).
+fn read_private(path: &Path, forbidden: u32, who: &str) -> std::result::Result<String, String> {
+    check_private(path, forbidden, who)?;
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -324,170 +438,4 @@ fn parse_identity(v: &Value) -> std::result::Result<(String, String), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn parse_json(text: &str) -> std::result::Result<(Security, Vec<String>), String> {
-        let Value::Object(map) = serde_json::from_str(text).unwrap() else {
-            panic!("not an object")
-        };
-        let mut warnings = Vec::new();
-        match parse("/etc/sm.conf", &map, &mut warnings) {
-            Ok(s) => Ok((s, warnings)),
-            Err(Error::Config(m)) => Err(m),
-            Err(e) => panic!("not a config error: {e}"),
-        }
-    }
-
-    fn file_with(dir: &Path, name: &str, text: &str, mode: u32) -> String {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path.display().to_string()
-    }
-
-    #[test]
-    fn without_security_keys_nodes_stay_open() {
-        let (s, w) = parse_json("{}").unwrap();
-        assert!(s.auth.is_none() && s.tls.is_none() && w.is_empty());
-        assert_eq!(
-            s.acl,
-            AclPolicy {
-                creator: false,
-                extra: vec![]
-            }
-        );
-    }
-
-    #[test]
-    fn auth_makes_creator_the_default_and_keeps_the_password_out_of_debug() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = file_with(dir.path(), "auth", "alice:pa:ss\n", 0o600);
-        let (s, _) = parse_json(&format!(
-            r#"{{"auth": {{"scheme": "digest", "credentials_file": "{f}"}}}}"#
-        ))
-        .unwrap();
-        let auth = s.auth.as_ref().unwrap();
-        assert_eq!(
-            (auth.user.as_str(), auth.password.expose()),
-            ("alice", "pa:ss")
-        );
-        assert!(s.acl.creator);
-        assert!(!format!("{s:?}").contains("pa:ss"));
-        assert!(s.identity().starts_with("digest:alice"), "{}", s.identity());
-        let (s, _) = parse_json(&format!(
-            r#"{{"auth": {{"scheme": "sasl-digest", "credentials_file": "{f}"}}, "acl": "open"}}"#
-        ))
-        .unwrap();
-        assert!(!s.acl.creator);
-        assert_eq!(s.auth.unwrap().scheme, Scheme::SaslDigest);
-    }
-
-    #[test]
-    fn a_loose_credentials_file_is_refused_naming_file_and_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        for mode in [0o644, 0o640, 0o604, 0o620] {
-            let f = file_with(dir.path(), "auth", "alice:secret\n", mode);
-            let e = parse_json(&format!(
-                r#"{{"auth": {{"scheme": "digest", "credentials_file": "{f}"}}}}"#
-            ))
-            .unwrap_err();
-            assert!(e.contains(&f) && e.contains(&format!("{mode:04o}")), "{e}");
-            assert!(e.contains("/etc/sm.conf") && e.contains("\"auth\""), "{e}");
-            assert!(!e.contains("secret"), "{e}");
-        }
-    }
-
-    #[test]
-    fn bad_auth_and_acl_are_errors_naming_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = file_with(dir.path(), "auth", "no colon here\n", 0o600);
-        let cases = [
-            (r#"{"auth": "alice:pw"}"#.to_string(), "\"auth\""),
-            (
-                r#"{"auth": {"scheme": "kerberos", "credentials_file": "/x"}}"#.into(),
-                "kerberos",
-            ),
-            (
-                r#"{"auth": {"scheme": "digest"}}"#.into(),
-                "credentials_file",
-            ),
-            (
-                r#"{"auth": {"scheme": "digest", "credentials_file": "/nonexistent/a"}}"#.into(),
-                "/nonexistent/a",
-            ),
-            (
-                format!(r#"{{"auth": {{"scheme": "digest", "credentials_file": "{f}"}}}}"#),
-                "user:password",
-            ),
-            (
-                format!(
-                    r#"{{"auth": {{"scheme": "digest", "credentials_file": "{f}", "pasword": "x"}}}}"#
-                ),
-                "pasword",
-            ),
-            (r#"{"acl": "creator"}"#.into(), "needs an identity"),
-            (r#"{"acl": "closed"}"#.into(), "\"acl\""),
-            (r#"{"acl_extra": "digest:ops:x"}"#.into(), "\"acl_extra\""),
-            (r#"{"acl_extra": ["nocolon"]}"#.into(), "entry 0"),
-        ];
-        for (text, needle) in cases {
-            let e = parse_json(&text).unwrap_err();
-            assert!(
-                e.contains(needle) && e.starts_with("/etc/sm.conf"),
-                "{text}: {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn acl_extra_takes_identities_and_never_echoes_a_password() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = file_with(dir.path(), "auth", "alice:pw\n", 0o600);
-        let auth = format!(r#""auth": {{"scheme": "digest", "credentials_file": "{f}"}}"#);
-        let (s, _) = parse_json(&format!(
-            r#"{{{auth}, "acl_extra": ["digest:ops:Q4kTnIDTbmPGBEpHL6NvPvM3kMk=", "x509:CN=ops"]}}"#
-        ))
-        .unwrap();
-        assert_eq!(
-            s.acl.extra[0],
-            ("digest".into(), "ops:Q4kTnIDTbmPGBEpHL6NvPvM3kMk=".into())
-        );
-        assert_eq!(s.acl.extra[1], ("x509".into(), "CN=ops".into()));
-        let e = parse_json(&format!(
-            r#"{{{auth}, "acl_extra": ["digest:ops:hunter2"]}}"#
-        ))
-        .unwrap_err();
-        assert!(e.contains("HASH") && !e.contains("hunter2"), "{e}");
-        let (_, w) = parse_json(&format!(
-            r#"{{{auth}, "acl": "open", "acl_extra": ["x509:CN=ops"]}}"#
-        ))
-        .unwrap();
-        assert!(w[0].contains("acl_extra"), "{w:?}");
-    }
-
-    #[test]
-    fn tls_files_are_read_and_checked_at_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let e = parse_json(r#"{"tls": {"ca_file": "/nonexistent/ca.pem"}}"#).unwrap_err();
-        assert!(
-            e.contains("\"tls\"") && e.contains("/nonexistent/ca.pem"),
-            "{e}"
-        );
-        let not_pem = file_with(dir.path(), "ca.pem", "hello\n", 0o644);
-        let e = parse_json(&format!(r#"{{"tls": {{"ca_file": "{not_pem}"}}}}"#)).unwrap_err();
-        assert!(e.contains("no PEM certificate"), "{e}");
-        let e = parse_json(&format!(
-            r#"{{"tls": {{"ca_file": "{not_pem}", "cert_file": "{d}/c.pem"}}}}"#
-        ))
-        .unwrap_err();
-        assert!(e.contains("go together"), "{e}");
-        let e = parse_json(&format!(
-            r#"{{"tls": {{"ca_file": "{not_pem}", "ca": 1}}}}"#
-        ))
-        .unwrap_err();
-        assert!(e.contains("unknown key \"ca\""), "{e}");
-    }
-}
+mod tests;

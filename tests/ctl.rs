@@ -443,3 +443,84 @@ async fn exit_codes_for_usage_config_and_an_unreachable_zookeeper() {
     let out = ctl(&down, &["set-data", down.file("d.json").to_str().unwrap()]).await;
     assert_eq!(out.code, 69, "{}", out.stderr);
 }
+
+/// check-config holds the config's numbers to the servers' own settings: through `conf` where it
+/// is allowed (the shared server: tickTime 100 ms, sessions of 0.2 s to 60 s, 60 connections
+/// from one address), the AdminServer elsewhere, and says so when it could ask neither.
+#[tokio::test]
+async fn check_config_holds_the_tick_and_the_bounds_to_the_servers() {
+    let zkhosts = shared_ensemble().connect_string();
+    let slow_tick = Job::new(
+        "cc-tick",
+        &zkhosts,
+        json!({"server_tick_time": 0.05, "session_timeout": 120}),
+    );
+    let out = ctl(&slow_tick, &["check-config", "--concurrent-runs", "61"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    let server = format!("ZooKeeper at {zkhosts}");
+    assert!(
+        lines[0].contains("key \"server_tick_time\" is 0.05s")
+            && lines[0].contains(&format!("{server} runs with tickTime=100")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("\"session_timeout\" is 120s") && lines[1].contains("get 60s"));
+    assert!(lines[2].contains("maxClientCnxns=60"), "{}", lines[2]);
+    let good = Job::new("cc-good", &zkhosts, json!({}));
+    let out = ctl(&good, &["check-config", "--concurrent-runs", "60"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "", "")
+    );
+
+    // A server as a real ensemble's might be: tickTime=3000, `conf` not allowed, the
+    // AdminServer on. The default server_tick_time (2 s) is caught.
+    let mut admin_port = 0;
+    let real = support::Ensemble::start_standalone_with(|_, spare| {
+        admin_port = spare;
+        support::Extras {
+            cfg: vec![
+                "tickTime=3000".into(),
+                "4lw.commands.whitelist=srvr,ruok".into(),
+                "admin.enableServer=true".into(),
+                "admin.serverAddress=127.0.0.1".into(),
+                format!("admin.serverPort={spare}"),
+            ],
+            // Over the harness's own -D too, which turns it off.
+            jvm: vec![
+                "-Dzookeeper.admin.enableServer=true".into(),
+                "-Dzookeeper.admin.serverAddress=127.0.0.1".into(),
+                format!("-Dzookeeper.admin.serverPort={spare}"),
+            ],
+            // Debian's zookeeper.jar does not bring the servlet API its Jetty needs.
+            classpath: vec![support::SERVLET_API_JAR.into()],
+        }
+    });
+    let job = Job::new(
+        "cc-real",
+        &real.connect_string(),
+        json!({"server_tick_time": null, "session_timeout": 10}),
+    );
+    let port = admin_port.to_string();
+    let out = ctl(&job, &["check-config", "--admin-port", &port]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("key \"server_tick_time\" is 2s")
+            && out.stdout.contains("tickTime=3000"),
+        "{}",
+        out.stdout
+    );
+    // Neither `conf` nor an AdminServer: it says it could not check, and finds nothing.
+    let nowhere = support::pick_ports(1)[0].to_string();
+    let out = ctl(&job, &["check-config", "--admin-port", &nowhere]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("could not check server_tick_time")
+            && out.stderr.contains(&real.connect_string())
+            && out.stderr.contains("whitelist"),
+        "{}",
+        out.stderr
+    );
+}

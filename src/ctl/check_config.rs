@@ -1,23 +1,61 @@
 //! `check-config`: the config file as switchman reads it, with what a run keeps out of cron's
 //! mail (unknown keys: docs/config.md) said loudly, the sinks a run would fail to open,
-//! and a `metrics_dir` its runs could not write in.
+//! a `metrics_dir` its runs could not write in, and the numbers that must match the servers'
+//! own settings (see `server_settings`).
 
+use super::server_settings;
 use super::{Ctl, Outcome, PROBLEMS, display_name, print, read_input};
 use crate::config::Config;
 use crate::error::Error;
 use crate::logging;
 use crate::metrics;
 
-pub(super) fn check_config(ctl: &Ctl) -> Outcome {
+/// What to check against the servers: the AdminServer's port (for servers that do not answer
+/// `conf`) and how many runs the operator expects at once on one host, if any.
+pub(super) struct Against {
+    pub admin_port: u16,
+    pub concurrent_runs: Option<u64>,
+}
+
+pub(super) async fn check_config(ctl: &Ctl, against: &Against) -> Outcome {
     let path = &ctl.config;
     let bytes = read_input(path)?;
     let file = display_name(path);
-    let report: String = config_problems(&file, &bytes)
-        .iter()
-        .map(|p| format!("{file}: {p}\n"))
-        .collect();
+    let mut problems = config_problems(&file, &bytes);
+    if let Ok(config) = Config::parse(std::path::Path::new(&file), &bytes) {
+        problems.extend(server_problems(&file, &config, against).await);
+    }
+    let report: String = problems.iter().map(|p| format!("{file}: {p}\n")).collect();
     print(&report)?;
     Ok(if report.is_empty() { 0 } else { PROBLEMS })
+}
+
+/// What is wrong with the config's numbers against each server's settings. A server that
+/// cannot be asked is said on stderr, not counted: the check could not be made (a build
+/// machine without access to the ensemble, say), which is not the same as a mismatch.
+async fn server_problems(file: &str, config: &Config, against: &Against) -> Vec<String> {
+    let servers = crate::zk::secure::servers(&config.zkhosts);
+    let asked = servers
+        .iter()
+        .map(|(host, port)| server_settings::ask(host, *port, against.admin_port));
+    let answers = futures::future::join_all(asked).await;
+    let mut problems = Vec::new();
+    for ((host, port), answer) in servers.iter().zip(answers) {
+        let server = format!("{host}:{port}");
+        match answer {
+            Ok(settings) => problems.extend(server_settings::problems(
+                config,
+                &server,
+                &settings,
+                against.concurrent_runs,
+            )),
+            Err(why) => eprintln!(
+                "switchmanctl: {file}: could not check server_tick_time, session_timeout and \
+                 maxClientCnxns against ZooKeeper at {server} ({why})"
+            ),
+        }
+    }
+    problems
 }
 
 /// What is wrong with the config text of `file`, one message each, without the file's name.

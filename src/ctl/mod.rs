@@ -19,6 +19,7 @@ mod history;
 mod hosts;
 mod invocation;
 mod metrics;
+mod server_settings;
 mod status;
 mod stop;
 
@@ -143,10 +144,23 @@ pub enum Command {
     ///
     /// Prints `FILE: problem` for each: unknown keys (ignored by switchman: a typo, or a key of
     /// a newer switchman), what switchman would refuse (exit 78), a logfile that cannot be
-    /// appended to (as the user running the check), and a journal that cannot be reached. Exits
-    /// 1 if anything is found, 66 if the file cannot be read. The file is the one of
-    /// `-c`/`--config`, which may also follow the subcommand.
-    CheckConfig,
+    /// appended to (as the user running the check), a journal that cannot be reached, and
+    /// numbers that do not match the servers' own settings: `server_tick_time` below their real
+    /// `tickTime` (which weakens the no-overlap guarantee), a `session_timeout` they would
+    /// negotiate into other bounds, and more runs at once than their `maxClientCnxns` takes.
+    /// The servers are asked with the `conf` four-letter word, or their AdminServer where that
+    /// is not allowed; a server that cannot be asked is said on stderr. Run it once per
+    /// ensemble change. Exits 1 if anything is found, 66 if the file cannot be read. The file
+    /// is the one of `-c`/`--config`, which may also follow the subcommand.
+    CheckConfig {
+        /// How many switchman runs one host may have at once (one connection each), to check
+        /// against the servers' `maxClientCnxns`.
+        #[arg(long, value_name = "N")]
+        concurrent_runs: Option<u64>,
+        /// The servers' AdminServer port, asked where `conf` is not allowed.
+        #[arg(long, value_name = "PORT", default_value_t = 8080)]
+        admin_port: u16,
+    },
     /// Check that every group has at least one host whose name resolves; list those that don't.
     CheckHosts,
     /// Show groups fully expanded, one per line: `GROUP: HOST HOST ...` (sorted).
@@ -257,7 +271,16 @@ pub async fn run(ctl: &Ctl) -> Outcome {
         Command::CheckCrontab { files, data } => {
             crontab::check_crontab(ctl, files, data.as_deref()).await
         }
-        Command::CheckConfig => check_config::check_config(ctl),
+        Command::CheckConfig {
+            concurrent_runs,
+            admin_port,
+        } => {
+            let against = check_config::Against {
+                admin_port: *admin_port,
+                concurrent_runs: *concurrent_runs,
+            };
+            check_config::check_config(ctl, &against).await
+        }
         Command::CheckHosts => hosts::check_hosts(ctl).await,
         Command::Groups { names, json } => groups::groups(ctl, names, *json).await,
         Command::Status {

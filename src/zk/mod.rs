@@ -4,6 +4,7 @@
 pub mod access;
 pub mod clock;
 mod heartbeat;
+mod kerberos;
 pub mod liveness;
 pub mod paths;
 pub mod reads;

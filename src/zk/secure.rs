@@ -20,9 +20,10 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 use zookeeper_client::{Acl, Acls, AuthId, Client, Connector, Permission, SaslOptions, TlsOptions};
 
+use super::kerberos;
 use super::session::Options;
 use crate::error::{Error, Result};
-use crate::security::{AclPolicy, Scheme, Tls};
+use crate::security::{AclPolicy, Auth, Scheme, Tls};
 
 /// A connector with the config's session timeout, credentials and TLS settings.
 pub fn connector(options: &Options) -> Result<Connector> {
@@ -35,18 +36,26 @@ pub fn connector(options: &Options) -> Result<Connector> {
         // the session again comes within about T/20 of its end (docs/safety.md).
         .with_connection_timeout(options.session_timeout / 6);
     let security = &options.security;
-    if let Some(auth) = &security.auth {
-        connector = match auth.scheme {
+    connector = match &security.auth {
+        None => connector,
+        Some(Auth::Password(p)) => match p.scheme {
             Scheme::Digest => {
-                let token = format!("{}:{}", auth.user, auth.password.expose());
+                let token = format!("{}:{}", p.user, p.password.expose());
                 connector.with_auth("digest", token.as_bytes())
             }
             Scheme::SaslDigest => connector.with_sasl(SaslOptions::digest_md5(
-                auth.user.clone(),
-                auth.password.expose().to_string(),
+                p.user.clone(),
+                p.password.expose().to_string(),
             )),
-        };
-    }
+        },
+        Some(Auth::Kerberos(k)) => {
+            let mut gssapi = SaslOptions::gssapi().with_username(k.service.clone());
+            if let Some(host) = &k.service_host {
+                gssapi = gssapi.with_hostname(host.clone());
+            }
+            connector.with_sasl(gssapi)
+        }
+    };
     if let Some(tls) = &security.tls {
         use_ring();
         let bad = |what: &str, e: zookeeper_client::Error| {
@@ -77,6 +86,46 @@ pub fn connector(options: &Options) -> Result<Connector> {
 fn use_ring() {
     // Already installed (a second connect in one process) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Before the first connect: with Kerberos, our tickets, or why there are none (see
+/// `kerberos`). To be called on the thread the session will run on.
+pub async fn login(options: &Options) -> Result<()> {
+    match &options.security.auth {
+        Some(Auth::Kerberos(k)) => {
+            let hosts = servers(&options.zkhosts).into_iter().map(|(h, _)| h);
+            kerberos::login(k, hosts.collect(), options.connect_timeout).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After a connect with Kerberos: that the servers did authenticate us. A server that does not
+/// take SASL (no `authProvider.sasl`, no JAAS `Server` section) answers the GSSAPI token with
+/// nothing and carries on with an anonymous session, which must not stand in for ours.
+pub async fn check_authenticated(client: &Client, options: &Options) -> Result<()> {
+    let Some(Auth::Kerberos(k)) = &options.security.auth else {
+        return Ok(());
+    };
+    let users = client.list_auth_users().await.map_err(|e| {
+        Error::Unavailable(format!(
+            "ZooKeeper at {} did not say who it knows us as ({e})",
+            options.zkhosts
+        ))
+    })?;
+    match users.iter().find(|u| u.scheme() == "sasl") {
+        Some(u) => {
+            // The id every creator ACL gets: the principal as the servers spell it (their
+            // kerberos.removeHostFromPrincipal and removeRealmFromPrincipal settings).
+            tracing::debug!(id = %format!("sasl:{}", u.user()), "authenticated with Kerberos");
+            Ok(())
+        }
+        None => Err(Error::NoPerm(format!(
+            "ZooKeeper at {} did not authenticate {} with SASL GSSAPI: does it take SASL \
+             (authProvider.sasl, a JAAS Server section on Krb5LoginModule)?",
+            options.zkhosts, k.principal
+        ))),
+    }
 }
 
 /// Connects: over TLS to every server in `zkhosts` if `tls` is set (a server without TLS is
@@ -195,7 +244,7 @@ fn client_config(tls: &Tls) -> std::result::Result<ClientConfig, String> {
 }
 
 /// The (host, port)s of a connect string, as the library reads it.
-fn servers(zkhosts: &str) -> Vec<(String, u16)> {
+pub fn servers(zkhosts: &str) -> Vec<(String, u16)> {
     let hosts = zkhosts.split('/').next().unwrap_or("");
     hosts
         .split(',')

@@ -17,7 +17,7 @@ use super::liveness::Liveness;
 use super::secure;
 use super::watches::Lost;
 use crate::error::{Error, Result};
-use crate::security::Security;
+use crate::security::{Auth, Security};
 
 /// A live session with the ensemble.
 pub struct Session {
@@ -57,9 +57,15 @@ pub struct Options {
 /// ensemble enforces them (`zookeeper.enforce.auth.enabled`).
 fn refusal(options: &Options, identity: &str) -> String {
     match options.security.auth {
-        Some(_) => format!(
+        Some(Auth::Password(_)) => format!(
             "ZooKeeper at {} refused to authenticate {identity}; check the user and password, \
              and the servers' auth settings",
+            options.zkhosts
+        ),
+        // Our tickets were good (see `kerberos`): the server's side is what is left.
+        Some(Auth::Kerberos(_)) => format!(
+            "ZooKeeper at {} refused to authenticate {identity}; check the servers' own \
+             principal and keytab (JAAS Server section), and that their clocks agree with the KDC",
             options.zkhosts
         ),
         None => format!(
@@ -80,6 +86,7 @@ impl Session {
     pub async fn connect(options: &Options) -> Result<Session> {
         let give_up = tokio::time::Instant::now() + options.connect_timeout;
         let connector = secure::connector(options)?;
+        secure::login(options).await?;
         let identity = options.security.identity();
         let mut last_error = None;
         // A TLS refusal seen on the way, reported (77) if no session comes of the wait.
@@ -140,6 +147,7 @@ impl Session {
                 }
             }
         };
+        secure::check_authenticated(&client, options).await?;
         let timeout = client.session_timeout();
         tracing::debug!(session = %client.session_id(), timeout_ms = timeout.as_millis() as u64, "session established");
         // The leader made (or revalidated) the session after `sent`: the first `acked`, until

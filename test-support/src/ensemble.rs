@@ -43,6 +43,10 @@ pub const NETTY_TLS_JARS: &[&str] = &[
     "/usr/share/java/netty-transport-native-unix-common.jar",
 ];
 
+/// What Debian's ZooKeeper needs on its class path, beyond `zookeeper.jar`'s manifest, to run
+/// its AdminServer (Jetty, which the manifest brings, wants it; from `libservlet-api-java`).
+pub const SERVLET_API_JAR: &str = "/usr/share/java/servlet-api.jar";
+
 /// What a test adds to a standalone server: lines for its zoo.cfg, JVM options (`-D...`) and
 /// jars, made by [`Ensemble::start_standalone_with`] once the server's directory and a spare
 /// port (for `secureClientPort`, say) are known.
@@ -101,7 +105,7 @@ fn parse_mode(srvr: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
 }
 
-fn make_temp_root(kind: &str) -> PathBuf {
+pub(super) fn make_temp_root(kind: &str) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "switchman-{kind}-{}-{}-{:06x}",
@@ -113,11 +117,11 @@ fn make_temp_root(kind: &str) -> PathBuf {
     dir
 }
 
-fn keep_temp_dirs() -> bool {
+pub(super) fn keep_temp_dirs() -> bool {
     std::env::var_os("SWITCHMAN_TEST_KEEP_ZK").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(super) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -315,7 +319,9 @@ impl Ensemble {
     }
 
     fn spawn_member(&mut self, i: usize) -> Result<(), String> {
-        let args = self.java_args(i);
+        let args: Vec<String> = std::iter::once("java".to_string())
+            .chain(self.java_args(i))
+            .collect();
         let rm = if keep_temp_dirs() {
             PathBuf::new()
         } else {
@@ -393,6 +399,11 @@ impl Ensemble {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The log of member `i` so far.
+    pub fn log(&self, i: usize) -> String {
+        fs::read_to_string(&self.members[i].log).unwrap_or_default()
     }
 
     /// Number of members.

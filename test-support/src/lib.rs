@@ -18,6 +18,8 @@
 //!   another run through proxies, for cutting one server off from its peers.
 //! - `secured`: servers with SASL or TLS (and a test PKI made with `openssl`), and clients
 //!   with credentials, for tests/secure.rs.
+//! - `kdc`: an MIT Kerberos KDC with a throwaway realm, principals and keytabs ([`Kdc`]), for
+//!   the Kerberized servers of `secured`.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
 //! - `cmds`: the CMDs the tests run under switchman, which leave records in the job's dir.
 //! - `guard`: the CMD that checks, from its own side, that no two holders overlap.
@@ -43,6 +45,7 @@ mod cmds;
 mod ensemble;
 mod guard;
 mod job;
+mod kdc;
 pub mod peers;
 mod ports;
 mod proxy;
@@ -61,7 +64,7 @@ pub use cmds::{
     until_any_go, until_go, until_go_maybe_stubborn, write_pid,
 };
 pub use ensemble::{
-    Ensemble, Extras, NETTY_TLS_JARS, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
+    Ensemble, Extras, NETTY_TLS_JARS, SERVLET_API_JAR, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
     require_zookeeper, shared_ensemble, shared_ensemble3,
 };
 pub use guard::{Records, guard_cmd};
@@ -69,12 +72,13 @@ pub use job::{
     Job, Out, SERVER_TICK_TIME, SESSION_TIMEOUT, argv, finish, finish_ok, lock_argv, output,
     run_command, spawn_command, switchman_bin, switchmanctl_bin,
 };
+pub use kdc::{Kdc, REALM, ZK_PRINCIPAL, kdc, use_ccache_on_this_thread};
 pub use ports::pick_ports;
 pub use proxy::{Frame, HoldAt, Proxy, Trigger};
 pub use quorum::QuorumEnsemble;
 pub use secured::{
     Pki, SASL_PASSWORD, SASL_USER, credentials_file, start_auth_server, start_enforcing_server,
-    start_tls_server, tls_connect_string, zk_as, zk_tls,
+    start_kerberos_server, start_tls_server, tls_connect_string, zk_as, zk_gssapi, zk_tls,
 };
 pub use txnlog::{Txn, TxnOp, transactions};
 pub use util::{

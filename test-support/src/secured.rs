@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use zookeeper_client::{Acls, Client, CreateMode, TlsOptions};
+use zookeeper_client::{Acls, Client, CreateMode, SaslOptions, TlsOptions};
 
 use super::ensemble::{Ensemble, Extras, NETTY_TLS_JARS};
+use super::kdc::{Kdc, ZK_PRINCIPAL, use_ccache_on_this_thread};
 
 /// The SASL user the servers know, and its password.
 pub const SASL_USER: &str = "alice";
@@ -183,6 +184,40 @@ pub fn start_tls_server(client_auth: &str, sasl: bool) -> (Ensemble, Pki) {
     (open_t(ensemble), pki.expect("the server was configured"))
 }
 
+/// A plain server that authenticates SASL GSSAPI clients with Kerberos: its JAAS `Server`
+/// section on `Krb5LoginModule` with the keytab of [`ZK_PRINCIPAL`], and `props` as JVM system properties (`zookeeper.kerberos.removeHostFromPrincipal=true`,
+/// say).
+pub fn start_kerberos_server(kdc: &Kdc, props: &[&str]) -> Ensemble {
+    open_t(Ensemble::start_standalone_with(|dir, _| {
+        let keytab = kdc.keytab(ZK_PRINCIPAL, &dir.join("zookeeper.keytab"), 0o600);
+        let jaas = dir.join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            format!(
+                "Server {{\n  com.sun.security.auth.module.Krb5LoginModule required\n  \
+                 useKeyTab=true\n  keyTab=\"{}\"\n  storeKey=true\n  useTicketCache=false\n  \
+                 principal=\"{}\";\n}};\n",
+                keytab.display(),
+                kdc.principal(ZK_PRINCIPAL)
+            ),
+        )
+        .unwrap();
+        let mut jvm = vec![
+            format!("-Djava.security.auth.login.config={}", jaas.display()),
+            format!("-Djava.security.krb5.conf={}", kdc.krb5_conf().display()),
+        ];
+        jvm.extend(props.iter().map(|p| format!("-D{p}")));
+        Extras {
+            cfg: vec![
+                "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+                    .into(),
+            ],
+            jvm,
+            classpath: Vec::new(),
+        }
+    }))
+}
+
 /// Makes `/t`, where every job's prefix lives, open to all: a job that created it with its own
 /// identity's creator ACL would keep every other identity's jobs out.
 fn open_t(ensemble: Ensemble) -> Ensemble {
@@ -216,6 +251,19 @@ pub async fn zk_as(connect: &str, auth: Option<(&str, &str)>) -> Client {
         .connect(connect)
         .await
         .expect("test client connects")
+}
+
+/// The test's own client, authenticated with SASL GSSAPI by the ticket in `ccache` (see
+/// [`Kdc::kinit`]). Its session runs on the calling thread's runtime, which must be a
+/// current-thread one (`#[tokio::test]`'s).
+pub async fn zk_gssapi(connect: &str, ccache: &Path) -> Client {
+    use_ccache_on_this_thread(ccache);
+    Client::connector()
+        .with_session_timeout(Duration::from_secs(2))
+        .with_sasl(SaslOptions::gssapi())
+        .connect(connect)
+        .await
+        .expect("test GSSAPI client connects")
 }
 
 /// The test's own TLS client to the secure port.

@@ -1,14 +1,15 @@
-//! One ZooKeeper server process: java under a tiny `/bin/sh` wrapper that cleans up after it.
+//! One server process (ZooKeeper's java, or the KDC) under a tiny `/bin/sh` wrapper that
+//! cleans up after it.
 //!
-//! Each java process is started by the wrapper in its own process group whose stdin is a
+//! Each server process is started by the wrapper in its own process group whose stdin is a
 //! pipe; the write end is held (close-on-exec) by this process, not by any thread.  The
-//! wrapper waits on that pipe; when it reads EOF — because the `Ensemble` was dropped, or the
-//! test process exited, panicked, or was SIGKILLed — it SIGKILLs java, reaps it and `rm -rf`s
-//! the ensemble's temp directory.  Java is additionally started through
+//! wrapper waits on that pipe; when it reads EOF — because its owner was dropped, or the
+//! test process exited, panicked, or was SIGKILLed — it SIGKILLs the server, reaps it and `rm -rf`s
+//! its temp directory.  The server is additionally started through
 //! `setpriv --pdeathsig KILL` (when available) so that it also dies if the wrapper itself
 //! is killed.  The wrapper ignores SIGINT/SIGTERM/SIGHUP/SIGQUIT and is in its own process
 //! group, so Ctrl-C or a process-group kill of the test run reaches it only through the pipe.
-//! `stop`/`kill`/`pause`/`is_running` act on the real java pid (checked against its
+//! `stop`/`kill`/`pause`/`is_running` act on the real server pid (checked against its
 //! /proc start time, so a recycled pid is never signalled).
 
 use std::io::{BufRead, BufReader, Write};
@@ -24,8 +25,8 @@ use super::util::{poll_until_blocking, proc_stat};
 
 const SETPRIV: &str = "/usr/bin/setpriv";
 
-/// The wrapper: starts java, prints its pid, then blocks reading stdin.  On EOF (or any
-/// line) it SIGKILLs and reaps java; unless the line was "keep" it removes $2.
+/// The wrapper: starts the server, prints its pid, then blocks reading stdin.  On EOF (or any
+/// line) it SIGKILLs and reaps the server; unless the line was "keep" it removes $2.
 const WRAPPER: &str = r#"log=$1; rmdir=$2; shift 2
 "$@" </dev/null >>"$log" 2>&1 &
 p=$!
@@ -37,7 +38,7 @@ wait "$p" 2>/dev/null
 if [ "$cmd" != keep ] && [ -n "$rmdir" ]; then rm -rf "$rmdir"; fi
 "#;
 
-/// A running server: the wrapper, the pipe that keeps it waiting, and java's pid.
+/// A running server: the wrapper, the pipe that keeps it waiting, and the server's pid.
 pub struct ServerProc {
     pub wrapper: Child,
     pub stdin: Option<ChildStdin>,
@@ -47,11 +48,9 @@ pub struct ServerProc {
 }
 
 impl ServerProc {
-    pub fn spawn(
-        log: &Path,
-        rm_on_exit: &Path,
-        java_args: &[String],
-    ) -> std::io::Result<ServerProc> {
+    /// Starts `argv` (the program first) under the wrapper, its output appended to `log`;
+    /// `rm_on_exit` (if not empty) is removed once it is killed.
+    pub fn spawn(log: &Path, rm_on_exit: &Path, argv: &[String]) -> std::io::Result<ServerProc> {
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(WRAPPER)
@@ -61,7 +60,7 @@ impl ServerProc {
         if Path::new(SETPRIV).exists() {
             cmd.args([SETPRIV, "--pdeathsig", "KILL"]);
         }
-        cmd.arg("java").args(java_args);
+        cmd.args(argv);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -81,7 +80,7 @@ impl ServerProc {
                 )));
             }
         };
-        // The wrapper doesn't reap java until told to, so the pid is valid (maybe a zombie).
+        // The wrapper doesn't reap the server until told to, so the pid is valid (maybe a zombie).
         let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         Ok(ServerProc {
             wrapper,
@@ -105,7 +104,7 @@ impl ServerProc {
         poll_until_blocking(timeout, || !self.is_alive())
     }
 
-    /// Makes the wrapper kill+reap java and exit; waits for it.
+    /// Makes the wrapper kill+reap the server and exit; waits for it.
     pub fn finish(mut self, keep_dir: bool) {
         if let Some(mut stdin) = self.stdin.take()
             && keep_dir
