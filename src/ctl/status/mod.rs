@@ -3,7 +3,7 @@
 //! as JSON; with `--watch`, again on every change.
 
 pub(super) mod pass;
-mod render;
+pub(super) mod render;
 mod watch;
 
 use super::{Ctl, Outcome, load_config, print};
