@@ -18,6 +18,10 @@
 //!   another run through proxies, for cutting one server off from its peers.
 //! - `secured`: servers with SASL or TLS (and a test PKI made with `openssl`), and clients
 //!   with credentials, for tests/secure.rs.
+//! - `browser`: [`Browser`], a headless Chromium driven over WebDriver, for the page of
+//!   `switchmanctl serve`.
+//! - `events`: [`EventStream`], the event stream of `switchmanctl serve`, read as a browser
+//!   reads it.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
 //! - `cmds`: the CMDs the tests run under switchman, which leave records in the job's dir.
 //! - `guard`: the CMD that checks, from its own side, that no two holders overlap.
@@ -38,9 +42,11 @@
 //! `target/<profile>/deps/` (also under `target/<triple>/` or `$CARGO_TARGET_DIR`) and the
 //! package's binaries one level up, in `target/<profile>/`.
 
+mod browser;
 mod client;
 mod cmds;
 mod ensemble;
+mod events;
 mod guard;
 mod job;
 pub mod peers;
@@ -52,9 +58,10 @@ mod server;
 mod txnlog;
 mod util;
 
+pub use browser::{Browser, Locator};
 pub use client::{
-    assert_left_nothing, await_children, await_item, children, has_item, leased_job, nodes_of, seq,
-    set_prefix_data, tree, zk,
+    assert_left_nothing, await_children, await_item, children, fill_prefix, has_item, leased_job,
+    nodes_of, seq, set_prefix_data, tree, zk,
 };
 pub use cmds::{
     cmd_noting_run, cmd_noting_signals, cmd_recording_start_end, cmd_touching, cmd_waiting, sh,
@@ -64,6 +71,7 @@ pub use ensemble::{
     Ensemble, Extras, NETTY_TLS_JARS, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
     require_zookeeper, shared_ensemble, shared_ensemble3,
 };
+pub use events::EventStream;
 pub use guard::{Records, guard_cmd};
 pub use job::{
     Job, Out, SERVER_TICK_TIME, SESSION_TIMEOUT, argv, finish, finish_ok, lock_argv, output,

@@ -183,13 +183,6 @@ pub struct Reader {
     outage: Option<Outage>,
 }
 
-/// How a pass ended.
-enum Read {
-    Done(crate::error::Result<Snapshot>),
-    /// The connection was lost first, and the session is in this state.
-    Cut(SessionState),
-}
-
 impl Reader {
     pub fn new(config: Config, session: Session) -> Reader {
         let states = session.states();
@@ -315,12 +308,13 @@ impl Reader {
         self.next_try = Instant::now() + MIN_INTERVAL;
         let (session, states) = self.session.as_mut().expect("a pass has a session");
         let everything = Filter::default();
+        // Either what the pass read, or the state the session fell into before it ended.
         let read = tokio::select! {
-            read = pass::read(session, &self.paths, &everything) => Read::Done(read),
-            state = disconnected(states) => Read::Cut(state),
+            read = pass::read(session, &self.paths, &everything) => Ok(read),
+            state = disconnected(states) => Err(state),
         };
         match read {
-            Read::Done(Ok(snapshot)) => {
+            Ok(Ok(snapshot)) => {
                 let snapshot = Arc::new(snapshot);
                 self.last_good = Some(snapshot.clone());
                 self.outage = None;
@@ -332,8 +326,8 @@ impl Reader {
                 }
                 hub.current.set(self.watch.is_some() && !self.dirty);
             }
-            Read::Done(Err(e)) => self.failed(hub, e.to_string()),
-            Read::Cut(state) => self.state(hub, state),
+            Ok(Err(e)) => self.failed(hub, e.to_string()),
+            Err(state) => self.state(hub, state),
         }
     }
 

@@ -196,8 +196,7 @@ fn resources(out: &mut String, s: &Snapshot, now: i64) {
         let used = sem.map_or(0, |x| x.used);
         let in_use = match sem.and_then(|x| x.total) {
             Some(total) => format!(
-                "<meter min=\"0\" max=\"{total}\" value=\"{used}\">{used} of {total}</meter> \
-                 {used} of {total}"
+                "<meter min=\"0\" max=\"{total}\" value=\"{used}\"></meter> {used} of {total}"
             ),
             // The total is in the runs' --lease specs, known here only through a lease held.
             None => format!("{used} (no lease held, so no known capacity)"),
