@@ -266,20 +266,22 @@ impl Reader {
             // Whoever asks meanwhile is told at once.
             return self.lost(hub, self.why());
         }
-        if following && self.watch.is_none() && connected {
+        let want_watch = following && self.watch.is_none() && connected;
+        if want_watch && Instant::now() >= self.next_try {
             // Set before the pass, so that no change between the two can go unseen.
+            let mut reconnected = false;
             let set = tokio::select! {
-                set = session.watch_tree(self.paths.prefix()) => Some(set),
-                _ = disconnected(states) => None,
+                set = session.watch_tree(self.paths.prefix()) => Ok(set),
+                state = disconnected(states, &mut reconnected) => Err(state),
             };
+            self.dirty |= reconnected;
             match set {
-                Some(Ok(watch)) => {
+                Ok(Ok(watch)) => {
                     self.watch = Some(watch);
                     self.dirty = true;
                 }
-                Some(Err(e)) => self.failed(hub, e.to_string()),
-                // The state's change is handled on the next turn.
-                None => {}
+                Ok(Err(e)) => self.failed(hub, e.to_string()),
+                Err(state) => self.state(hub, state),
             }
             return;
         }
@@ -293,7 +295,7 @@ impl Reader {
             _ = hub.wake.notified() => {}
             state = states.changed() => self.state(hub, state),
             event = next_event(&mut self.watch) => self.event(hub, &event),
-            _ = tokio::time::sleep_until(self.next_try), if needed => {}
+            _ = tokio::time::sleep_until(self.next_try), if needed || want_watch => {}
             _ = tokio::time::sleep_until(linger_ends.unwrap_or(self.next_try)),
                 if linger_ends.is_some() => {}
         }
@@ -309,10 +311,12 @@ impl Reader {
         let (session, states) = self.session.as_mut().expect("a pass has a session");
         let everything = Filter::default();
         // Either what the pass read, or the state the session fell into before it ended.
+        let mut reconnected = false;
         let read = tokio::select! {
             read = pass::read(session, &self.paths, &everything) => Ok(read),
-            state = disconnected(states) => Err(state),
+            state = disconnected(states, &mut reconnected) => Err(state),
         };
+        self.dirty |= reconnected;
         match read {
             Ok(Ok(snapshot)) => {
                 let snapshot = Arc::new(snapshot);
@@ -401,11 +405,13 @@ fn is_connected(state: SessionState) -> bool {
     )
 }
 
-/// Resolves with the first state that is not connected.
-async fn disconnected(states: &mut StateWatcher) -> SessionState {
+/// Resolves with the first state that is not connected. A connection lost and made again
+/// meanwhile sets `reconnected`: the servers do not replay what changed while we were away.
+async fn disconnected(states: &mut StateWatcher, reconnected: &mut bool) -> SessionState {
     let mut state = states.peek_state();
     while is_connected(state) {
         state = states.changed().await;
+        *reconnected = true;
     }
     state
 }
