@@ -238,14 +238,13 @@ impl Reader {
                     _ = hub.wake.notified() => {}
                 }
             };
-            self.next_try = Instant::now() + RETRY_PAUSE;
             match connected {
                 Ok(session) => {
                     let states = session.states();
                     self.session = Some((session, states));
                     self.dirty = true;
                 }
-                Err(e) => self.lost(hub, e.to_string()),
+                Err(e) => self.failed(hub, e.to_string()),
             }
             return;
         }
@@ -366,7 +365,7 @@ impl Reader {
         }
     }
 
-    /// A pass (or a watch) that failed: shown, and tried again after a pause.
+    /// A pass, a watch or a connect that failed: shown, and tried again after a pause.
     fn failed(&mut self, hub: &Hub, why: String) {
         self.next_try = Instant::now() + RETRY_PAUSE;
         self.dirty = true;

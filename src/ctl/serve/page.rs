@@ -199,7 +199,7 @@ fn resources(out: &mut String, s: &Snapshot, now: i64) {
                 "<meter min=\"0\" max=\"{total}\" value=\"{used}\"></meter> {used} of {total}"
             ),
             // The total is in the runs' --lease specs, known here only through a lease held.
-            None => format!("{used} (no lease held, so no known capacity)"),
+            None => format!("{used} (capacity unknown)"),
         };
         let waiting = queue.map_or(&[][..], |q| &q.waiters);
         let oldest = waiting
