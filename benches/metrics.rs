@@ -16,7 +16,8 @@ use serde_json::json;
 
 use support::{Ensemble, Job, env_or};
 use switchman::config::Config;
-use switchman::metrics::{self, Outcome};
+use switchman::metrics;
+use switchman::outcome::Outcome;
 
 const UPDATES: usize = 1000;
 
@@ -79,7 +80,7 @@ async fn main() {
     let text = std::fs::read_to_string(metrics_dir.path().join("switchman_bench.prom")).unwrap();
     let ran = text
         .lines()
-        .find(|l| l.contains("outcome=\"ran\""))
+        .find(|l| l.contains("outcome=\"succeeded\""))
         .unwrap_or_default();
     println!("  the textfile after them: {ran}");
 
@@ -94,7 +95,7 @@ async fn main() {
     let mut updates = Vec::new();
     for _ in 0..UPDATES {
         let began = Instant::now();
-        metrics::after_run(&config, "bench", began, Outcome::Ran, 0);
+        metrics::after_run(&config, "bench", began, Outcome::Succeeded, 0);
         updates.push(began.elapsed().as_secs_f64());
     }
     updates.sort_by(f64::total_cmp);

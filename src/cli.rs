@@ -45,11 +45,17 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub lockname: Option<String>,
 
+    /// Name the lock after the whole command line: CMD's basename and a hash of every word
+    /// (`backup.sh-a50e71d0cc90`), so that `backup.sh daily` and `backup.sh weekly` have
+    /// locks of their own.
+    #[arg(long, conflicts_with = "lockname")]
+    pub lockname_from_args: bool,
+
     /// Take no lock (groups and leases still apply).
     #[arg(
         long,
         alias = "nolock",
-        conflicts_with = "lockname",
+        conflicts_with_all = ["lockname", "lockname_from_args"],
         overrides_with = "lock"
     )]
     pub no_lock: bool,
@@ -76,6 +82,16 @@ pub struct Cli {
     /// DURATION before this one took the lock; records every run.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_interval, conflicts_with = "no_lock")]
     pub min_interval: Option<std::time::Duration>,
+
+    /// Capture CMD's stdout and stderr: copied on line by line, to the log too, and their tail
+    /// into the run history [default: capture_output from the config].
+    #[arg(long)]
+    pub capture_output: bool,
+
+    /// Cron-quiet: print nothing while CMD runs, and its output on stderr at the end only if
+    /// it did not succeed [default: output from the config].
+    #[arg(long)]
+    pub quiet_unless_failed: bool,
 
     /// Exit code of a skipped run [default: busy_exit_code from the config, or 0].
     #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u8))]
@@ -177,10 +193,13 @@ impl Cli {
         }
         let name = match &self.lockname {
             Some(n) => n.clone(),
+            None if self.lockname_from_args => lock_name_of_args(&self.cmd),
             None => self.cmd_basename(),
         };
         let what = if self.lockname.is_some() {
             "--lockname"
+        } else if self.lockname_from_args {
+            "lock name (--lockname-from-args)"
         } else {
             "lock name (CMD's basename)"
         };
@@ -193,8 +212,16 @@ impl Cli {
     pub fn job_name(&self) -> String {
         match (&self.lockname, self.no_lock) {
             (Some(name), false) => name.clone(),
+            (None, false) if self.lockname_from_args => lock_name_of_args(&self.cmd),
             _ => self.cmd_basename(),
         }
+    }
+
+    /// The command line, as the logs and the run history show what a hashed lock name stands
+    /// for (only with `--lockname-from-args`: a command line may hold what ZooKeeper's readers
+    /// should not see, and other names say what they stand for themselves).
+    pub fn shown_command(&self) -> Option<String> {
+        self.lockname_from_args.then(|| shown_command(&self.cmd))
     }
 
     /// CMD's basename: the default lock name, and the job's name with `--no-lock`.
@@ -208,6 +235,61 @@ impl Cli {
     pub fn debug(&self) -> bool {
         self.verbose || std::env::var("DEBUG").is_ok_and(|v| means_yes(&v))
     }
+}
+
+/// Hex digits of the hash in a lock name of `--lockname-from-args`: 48 bits, so that two
+/// command lines of one basename share a lock by chance about once in 10^14 pairs.
+const HASH_DIGITS: usize = 12;
+
+/// The lock name of `--lockname-from-args` (docs/guide.md: "Command line"): CMD's basename, `-`,
+/// and the first 12 hex digits of the SHA-256 of every word of the command line as given, CMD
+/// first, each followed by a NUL byte. The same command line gives the same name on every
+/// host; the basename, cut to keep the name within 512 bytes, tells people what it is.
+pub fn lock_name_of_args(cmd: &[OsString]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    for word in cmd {
+        hash.update(word.as_bytes());
+        hash.update(&[0]);
+    }
+    let digest = hash.finish();
+    let hex: String = digest.as_ref()[..HASH_DIGITS / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let base = cmd
+        .first()
+        .and_then(|c| Path::new(c).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut end = base.len().min(512 - HASH_DIGITS - 1);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}-{hex}", &base[..end])
+}
+
+/// A command line as a shell would take it back: words quoted where they need it, cut at
+/// 1,000 characters.
+pub fn shown_command(cmd: &[OsString]) -> String {
+    let words: Vec<String> = cmd
+        .iter()
+        .map(|w| {
+            let w = w.to_string_lossy();
+            let plain = !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            match plain {
+                true => w.into_owned(),
+                false => format!("'{}'", w.replace('\'', "'\\''")),
+            }
+        })
+        .collect();
+    let mut shown = words.join(" ");
+    if shown.chars().count() > 1000 {
+        shown = shown.chars().take(1000).collect::<String>() + "...";
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -279,6 +361,41 @@ mod tests {
         assert_eq!(cli.lock_name().unwrap().as_deref(), Some("backup"));
         let cli = parse(&["--no-lock", "backup"]).unwrap();
         assert_eq!(cli.lock_name().unwrap(), None);
+    }
+
+    #[test]
+    fn a_lock_name_from_the_args_tells_command_lines_apart() {
+        let name = |args: &[&str]| parse(args).unwrap().lock_name().unwrap().unwrap();
+        let daily = name(&["--lockname-from-args", "backup.sh", "daily"]);
+        let weekly = name(&["--lockname-from-args", "backup.sh", "weekly"]);
+        assert_ne!(daily, weekly);
+        assert_eq!(
+            daily,
+            name(&["--lockname-from-args", "--", "backup.sh", "daily"])
+        );
+        // The documented recipe, fixed here so that no build changes it: every host must agree.
+        // printf 'backup.sh\0daily\0' | sha256sum | cut -c1-12
+        assert_eq!(daily, "backup.sh-a50e71d0cc90");
+        assert_ne!(
+            daily,
+            name(&["--lockname-from-args", "/opt/backup.sh", "daily"])
+        );
+        // Word boundaries count: "a b" is not "a" "b".
+        assert_ne!(
+            name(&["--lockname-from-args", "x", "a b"]),
+            name(&["--lockname-from-args", "x", "a", "b"])
+        );
+        let long = "x".repeat(600);
+        let cut = name(&["--lockname-from-args", &long]);
+        assert_eq!(cut.len(), 512, "{cut}");
+        let cli = parse(&["--lockname-from-args", "sh", "-c", "it's"]).unwrap();
+        assert_eq!(cli.job_name(), cli.lock_name().unwrap().unwrap());
+        assert_eq!(cli.shown_command().unwrap(), r#"sh -c 'it'\''s'"#);
+        assert!(parse(&["--lockname-from-args", "--lockname", "x", "true"]).is_err());
+        assert!(parse(&["--lockname-from-args", "--no-lock", "true"]).is_err());
+        // The original's abbreviation keeps its meaning: --lockn is --lockname.
+        let cli = parse(&["--lockn", "x", "true"]).unwrap();
+        assert_eq!(cli.lockname.as_deref(), Some("x"));
     }
 
     #[test]

@@ -34,6 +34,22 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether CMD's output reaches switchman's stdout and stderr as it comes (`output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    Always,
+    /// Cron-quiet: captured, and shown on stderr at the end only if the run did not succeed.
+    OnFailure,
+}
+
+/// The most bytes of output one run of the history keeps (`output_tail`).
+pub const MAX_OUTPUT_TAIL: u64 = 65536;
+/// The most runs a history keeps (`history`).
+pub const MAX_HISTORY: u64 = 100;
+/// The most output a whole history keeps (`history` × `output_tail`): with JSON's escaping and
+/// each run's other fields, a history stays under half of ZooKeeper's 1 MB node limit.
+pub const MAX_HISTORY_OUTPUT: u64 = 262144;
+
 /// A parsed and validated config file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -64,6 +80,13 @@ pub struct Config {
     pub fqdn: Option<String>,
     /// Write a run record for every run with a lock, not only with `--min-interval`.
     pub record_runs: bool,
+    /// Capture CMD's stdout and stderr through pipes (`capture_output`).
+    pub capture_output: bool,
+    pub output: OutputMode,
+    /// Bytes of output kept in each run of the history.
+    pub output_tail: usize,
+    /// Runs kept in each job's history.
+    pub history: usize,
     /// Where each run leaves its job's textfile for node_exporter (see `metrics`).
     pub metrics_dir: Option<PathBuf>,
     /// `auth`, `acl`, `acl_extra` and `tls`, their files read (docs/security.md).
@@ -178,6 +201,35 @@ impl Config {
                 )));
             }
         };
+        let output = match keys.string("output")?.as_deref() {
+            None | Some("always") => OutputMode::Always,
+            Some("on-failure") => OutputMode::OnFailure,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "{file}: key \"output\": {other:?} is not one of always, on-failure"
+                )));
+            }
+        };
+        let output_tail = keys.integer("output_tail")?.unwrap_or(4096);
+        if output_tail > MAX_OUTPUT_TAIL {
+            return Err(Error::Config(format!(
+                "{file}: key \"output_tail\": {output_tail} is more than {MAX_OUTPUT_TAIL} bytes"
+            )));
+        }
+        let history = keys.integer("history")?.unwrap_or(20);
+        if !(1..=MAX_HISTORY).contains(&history) {
+            return Err(Error::Config(format!(
+                "{file}: key \"history\": {history} is not a number of runs from 1 to {MAX_HISTORY}"
+            )));
+        }
+        if history * output_tail > MAX_HISTORY_OUTPUT {
+            return Err(Error::Config(format!(
+                "{file}: keys \"history\" ({history}) and \"output_tail\" ({output_tail}) keep \
+                 {} bytes of output per job, more than {MAX_HISTORY_OUTPUT}: the history must \
+                 stay well inside ZooKeeper's 1 MB node limit; lower either",
+                history * output_tail
+            )));
+        }
         let unknown_keys: Vec<String> = map
             .keys()
             .filter(|k| key_named(k).is_none())
@@ -213,6 +265,10 @@ impl Config {
             busy_exit_code,
             fqdn,
             record_runs: keys.boolean("record_runs")?.unwrap_or(false),
+            capture_output: keys.boolean("capture_output")?.unwrap_or(false),
+            output,
+            output_tail: output_tail as usize,
+            history: history as usize,
             security,
             unknown_keys,
             metrics_dir,

@@ -133,8 +133,8 @@ pub const KEYS: &[Key] = &[
         "`10`",
         false,
         "seconds between SIGTERM and SIGKILL when switchman stops CMD; a stop because ZooKeeper \
-         went silent gives at most `session_timeout`/10, and a shorter one starts it later (see \
-         [the arithmetic](safety.md#why-two-hosts-never-run-the-job-at-once))",
+         went silent gives at most `session_timeout`/10 (at least 0.5 s), and a shorter one \
+         starts it later (see [the arithmetic](safety.md#why-two-hosts-never-run-the-job-at-once))",
     ),
     key(
         "data_read_len",
@@ -185,8 +185,41 @@ pub const KEYS: &[Key] = &[
         Type::Boolean,
         "`false`",
         true,
-        "write a run record (see [Run records](guide.md#run-records)) for every run with a lock, not only with \
-         `--min-interval`",
+        "write a run record and history (see [Run records](guide.md#run-records)) for every run \
+         with a lock, not only with `--min-interval` or captured output",
+    ),
+    key(
+        "capture_output",
+        Type::Boolean,
+        "`false`",
+        true,
+        "capture CMD's stdout and stderr through pipes: copied on to switchman's, line by line, \
+         to the log destinations, and their tail into the run history (see [Output and \
+         history](guide.md#output-and-history)); `--capture-output` sets it for one run",
+    ),
+    key(
+        "output",
+        Type::String,
+        "`always`",
+        true,
+        "`always`, or `on-failure` for cron-quiet runs: CMD's output is captured and shown on \
+         stderr only if it did not succeed (`--quiet-unless-failed` for one run)",
+    ),
+    key(
+        "output_tail",
+        Type::Integer,
+        "`4096`",
+        true,
+        "bytes of captured output kept in each run of the history (0 to 65536; with `history`, \
+         at most 262144 in all)",
+    ),
+    key(
+        "history",
+        Type::Integer,
+        "`20`",
+        true,
+        "runs of each job kept in its history, the oldest dropped first (1 to 100); a history is \
+         written whenever a run record is",
     ),
     key(
         "metrics_dir",

@@ -10,14 +10,16 @@
 //!         recipes/                                 lock, queue, semaphore, waiters, groups,
 //!            |                                     runs (records), holder: each owns its protocol
 //! config, cli, manual, lease_spec, logging,        the config file, the command line and its
-//! metrics    |                                     help, lease arithmetic, logs, the textfile
+//! metrics, capture                                 help, lease arithmetic, logs, the textfile,
+//!            |                                     CMD's output captured
 //!           zk/                                    session (its Options come from the config),
 //!            |                                     liveness and its heartbeat, clock, paths, and
 //!            |                                     the requests (reads, writes, watches) under
 //!            |                                     access.rs's retry rule
 //! error, exit, keys, security, prefix_data,        failures and their exit codes, the config
-//! duration, timestamp, host                        keys' table, credentials, the prefix znode's
-//!                                                  JSON: what needs neither ZooKeeper nor config
+//! duration, timestamp, host, outcome               keys' table, credentials, the prefix znode's
+//!                                                  JSON, how runs end: what needs neither
+//!                                                  ZooKeeper nor config
 //! ```
 //!
 //! - **Where a run starts:** `main.rs` parses the command line ([`cli`]), loads the config
@@ -44,6 +46,7 @@
 //! - **A test:** `tests/`, against real ZooKeeper servers that `test-support/` starts; nothing
 //!   is mocked (docs/development.md).
 
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod ctl;
@@ -56,6 +59,7 @@ pub mod lease_spec;
 pub mod logging;
 pub mod manual;
 pub mod metrics;
+pub mod outcome;
 pub mod prefix_data;
 pub mod recipes;
 pub mod run;

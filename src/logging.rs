@@ -28,6 +28,10 @@ use crate::error::{Error, Result};
 /// Stderr shows them only in debug mode; `switchmanctl check-config` reports them loudly.
 pub const CONFIG_WARNINGS: &str = "switchman::config_warnings";
 
+/// The target of CMD's captured output lines (`capture_output`): in the logfile and the
+/// journal at info, with the stream as a field; never on stderr, where the lines themselves go.
+pub const OUTPUT: &str = "switchman::output";
+
 /// What `journalctl SYSLOG_IDENTIFIER=switchman` selects, whatever the binary is called.
 const SYSLOG_IDENTIFIER: &str = "switchman";
 
@@ -91,6 +95,7 @@ fn stderr_layer(debug: bool) -> BoxedLayer {
             Targets::new()
                 .with_target("switchman", ours)
                 .with_target(CONFIG_WARNINGS, config_warnings)
+                .with_target(OUTPUT, LevelFilter::OFF)
                 .with_default(library),
         )
         .boxed()
@@ -307,5 +312,44 @@ where
             Some(rest) => write!(writer, "{{\"pid\":{},{rest}", std::process::id()),
             None => write!(writer, "{line}"),
         }
+    }
+}
+
+/// A line of CMD's output as a log line: UTF-8 as it is, with control characters (but tab)
+/// written `\u{1b}` and bytes that are not UTF-8 written `\xff`, so that no line can break the
+/// logfile's lines or a terminal that shows them. The journal and JSON lines get the same text.
+pub fn printable(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut text = String::with_capacity(line.len());
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() && c != '\t' {
+                text.extend(c.escape_default());
+            } else {
+                text.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            text.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_lines_are_logged_printably() {
+        assert_eq!(
+            printable(b"plain \xc3\xa9t\xc3\xa9\r"),
+            "plain \u{e9}t\u{e9}"
+        );
+        assert_eq!(
+            printable(b"a\tb\x1b[31mred\x00"),
+            "a\tb\\u{1b}[31mred\\u{0}"
+        );
+        assert_eq!(printable(b"\xff\xfeok"), "\\xff\\xfeok");
     }
 }

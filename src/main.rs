@@ -22,7 +22,8 @@ fn main() {
         job = %cli.job_name(),
         lock = Empty,
         token = Empty,
-        exit_code = Empty
+        exit_code = Empty,
+        outcome = Empty
     );
     let _in_run = span.enter();
     let result = logging.and(config).and_then(|config| {
@@ -44,6 +45,7 @@ fn main() {
         Err(e) => {
             // The error is the run's last line: it carries the exit code, whatever failed.
             span.record("exit_code", e.exit_code());
+            span.record("outcome", switchman::outcome::Outcome::of_error(&e).label());
             tracing::error!("{e}");
             std::process::exit(e.exit_code());
         }

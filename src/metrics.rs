@@ -23,47 +23,13 @@ use nix::fcntl::{Flock, FlockArg};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::config::Config;
+use crate::outcome::Outcome;
 use crate::timestamp;
 
 /// How long a run waits for another run of the same job to finish its update. The lock is held
 /// for a read and two small writes, so only a process stopped in the middle of them holds it
 /// this long, and the run must not wait on that.
 const LOCK_PATIENCE: Duration = Duration::from_secs(1);
-
-/// How a run ended, as the counter `switchman_job_runs_total` tells them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// CMD ran and ended by itself, with whatever exit code.
-    Ran,
-    /// The lock was held elsewhere, the task already queued, or the host not in the group.
-    Skipped,
-    /// CMD was stopped because the lock, a lease, the session or the membership was lost (79).
-    Stopped,
-    /// switchman itself failed (usage, ZooKeeper unavailable, timeout, config, CMD not found).
-    Failed,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 4] = [
-        Outcome::Ran,
-        Outcome::Skipped,
-        Outcome::Stopped,
-        Outcome::Failed,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Outcome::Ran => "ran",
-            Outcome::Skipped => "skipped",
-            Outcome::Stopped => "stopped",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// One run as the textfile records it.
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +154,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 const RUNS: &str = "switchman_job_runs_total";
 const LAST_RUN: &str = "switchman_job_last_run_timestamp_seconds";
 const LAST_SUCCESS: &str = "switchman_job_last_success_timestamp_seconds";
+const LAST_FAILURE: &str = "switchman_job_last_failure_timestamp_seconds";
 const LAST_EXIT_CODE: &str = "switchman_job_last_exit_code";
 const LAST_DURATION: &str = "switchman_job_last_duration_seconds";
 
@@ -195,13 +162,15 @@ const LAST_DURATION: &str = "switchman_job_last_duration_seconds";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Kept {
     /// Runs by outcome, in the order of [`Outcome::ALL`].
-    pub runs: [u64; 4],
+    pub runs: [u64; 5],
     /// The last run that was not skipped: when it ended, its exit code, how long it took.
     pub last_run: Option<f64>,
     pub last_exit_code: Option<i64>,
     pub last_duration: Option<f64>,
     /// When the last run whose CMD exited 0 ended.
     pub last_success: Option<f64>,
+    /// When the last run whose CMD failed ended.
+    pub last_failure: Option<f64>,
 }
 
 impl Kept {
@@ -214,8 +183,10 @@ impl Kept {
             self.last_exit_code = Some(i64::from(run.code));
             self.last_duration = Some(run.took.as_secs_f64());
         }
-        if run.outcome == Outcome::Ran && run.code == 0 {
-            self.last_success = Some(run.at);
+        match run.outcome {
+            Outcome::Succeeded => self.last_success = Some(run.at),
+            Outcome::Failed => self.last_failure = Some(run.at),
+            _ => {}
         }
         self
     }
@@ -223,15 +194,29 @@ impl Kept {
     /// The samples of our own families in a textfile we wrote. Anything else (comments, other
     /// families, lines that do not parse) is passed over, so a damaged file costs at worst the
     /// counts it lost.
+    ///
+    /// A textfile of a switchman before outcomes were named as operators read them counted
+    /// `ran` (CMD ran, whatever its code) and `failed` (switchman's own failure): its `failed`
+    /// count goes on as `error`, and its `ran` count, which cannot be split into `succeeded`
+    /// and `failed`, is not carried over.
     pub fn parse(text: &str) -> Kept {
+        let samples: Vec<_> = text.lines().filter_map(sample).collect();
+        let old = samples.iter().any(|(name, labels, _)| {
+            *name == RUNS && labels.iter().any(|(k, v)| k == "outcome" && v == "ran")
+        });
         let mut kept = Kept::default();
-        for (name, labels, value) in text.lines().filter_map(sample) {
+        for (name, labels, value) in samples {
             match name {
                 RUNS => {
-                    let outcome = labels.iter().find(|(k, _)| k == "outcome");
-                    if let Some(o) = Outcome::ALL
+                    let outcome = labels
                         .iter()
-                        .find(|o| outcome.is_some_and(|(_, v)| v == o.label()))
+                        .find(|(k, _)| k == "outcome")
+                        .and_then(|(_, v)| match (old, v.as_str()) {
+                            (true, "failed") => Some(Outcome::Error),
+                            (true, "ran") => None,
+                            (_, label) => Outcome::parse(label),
+                        });
+                    if let Some(o) = outcome
                         && value >= 0.0
                     {
                         kept.runs[o.index()] = value as u64;
@@ -239,6 +224,7 @@ impl Kept {
                 }
                 LAST_RUN => kept.last_run = Some(value),
                 LAST_SUCCESS => kept.last_success = Some(value),
+                LAST_FAILURE => kept.last_failure = Some(value),
                 LAST_EXIT_CODE => kept.last_exit_code = Some(value as i64),
                 LAST_DURATION => kept.last_duration = Some(value),
                 _ => {}
@@ -251,7 +237,7 @@ impl Kept {
     pub fn render(&self, lock: &str) -> String {
         let registry = Registry::new();
         let runs = IntCounterVec::new(
-            Opts::new(RUNS, "Runs of the job on this host by outcome: ran (CMD ran and ended by itself, whatever its exit code), skipped, stopped (lock, lease, session or group lost), failed (switchman itself failed)"),
+            Opts::new(RUNS, "Runs of the job on this host by outcome: succeeded (CMD exited 0), failed (CMD exited otherwise, or died of a signal switchman did not send), skipped, stopped (switchman stopped CMD: lock, lease, session or group lost, or a signal passed on), error (switchman itself failed)"),
             &["lock", "outcome"],
         )
         .expect("a valid family");
@@ -270,6 +256,11 @@ impl Kept {
                 LAST_SUCCESS,
                 "When the last run on this host whose CMD exited 0 ended, seconds since the epoch",
                 self.last_success,
+            ),
+            (
+                LAST_FAILURE,
+                "When the last run on this host whose CMD failed ended, seconds since the epoch",
+                self.last_failure,
             ),
             (
                 LAST_DURATION,
@@ -350,105 +341,4 @@ fn label_value(text: &str) -> Option<(String, &str)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(outcome: Outcome, code: i32, at: f64) -> RunEnd {
-        RunEnd {
-            outcome,
-            code,
-            took: Duration::from_millis(1500),
-            at,
-        }
-    }
-
-    #[test]
-    fn every_outcome_counts_and_skips_hide_nothing() {
-        let kept = Kept::default()
-            .after(&run(Outcome::Ran, 0, 100.5))
-            .after(&run(Outcome::Ran, 3, 200.0))
-            .after(&run(Outcome::Skipped, 0, 300.0))
-            .after(&run(Outcome::Stopped, 79, 400.0))
-            .after(&run(Outcome::Failed, 69, 500.0))
-            .after(&run(Outcome::Skipped, 0, 600.0));
-        assert_eq!(kept.runs, [2, 2, 1, 1]);
-        assert_eq!(kept.last_success, Some(100.5));
-        assert_eq!(kept.last_run, Some(500.0), "skips do not count as runs");
-        assert_eq!(kept.last_exit_code, Some(69));
-        assert_eq!(kept.last_duration, Some(1.5));
-    }
-
-    #[test]
-    fn a_textfile_is_read_back_as_written_whatever_the_name() {
-        let kept = Kept::default()
-            .after(&run(Outcome::Ran, 0, 1_764_136_471.077))
-            .after(&run(Outcome::Failed, 78, 1_764_136_480.5))
-            .after(&run(Outcome::Skipped, 0, 1_764_136_490.0));
-        for name in [
-            "backup",
-            "we\"ird} name=\"x\",outcome=\"ran\"",
-            "new\nline\\",
-            "",
-        ] {
-            let text = kept.render(name);
-            assert_eq!(Kept::parse(&text), kept, "{name:?}:\n{text}");
-            let (_, labels, _) = text.lines().find_map(sample).unwrap();
-            assert!(labels.contains(&("lock".into(), name.into())), "{labels:?}");
-        }
-    }
-
-    #[test]
-    fn a_first_run_writes_no_times_it_does_not_know() {
-        let text = Kept::default()
-            .after(&run(Outcome::Skipped, 0, 1.0))
-            .render("j");
-        assert!(text.contains("switchman_job_runs_total{lock=\"j\",outcome=\"skipped\"} 1\n"));
-        assert!(text.contains("switchman_job_runs_total{lock=\"j\",outcome=\"ran\"} 0\n"));
-        assert!(!text.contains("switchman_job_last_success_timestamp_seconds{"));
-        assert!(!text.contains("switchman_job_last_exit_code{"));
-    }
-
-    #[test]
-    fn damage_costs_only_what_it_hides() {
-        let text = "garbage\nswitchman_job_runs_total{lock=\"j\",outcome=\"ran\"} 7\n\
-                    switchman_job_runs_total{lock=\"j\",outcome=\"ran\" 9\n# a comment\n\
-                    switchman_job_last_exit_code{lock=\"j\"} x\n";
-        let kept = Kept::parse(text);
-        assert_eq!(kept.runs, [7, 0, 0, 0]);
-        assert_eq!(kept.last_exit_code, None);
-    }
-
-    #[test]
-    fn file_names_are_one_per_job() {
-        let dir = Path::new("/m");
-        assert_eq!(
-            textfile(dir, "db-dump_1.x"),
-            Path::new("/m/switchman_db-dump_1.x.prom")
-        );
-        assert_eq!(
-            textfile(dir, "a b/é"),
-            Path::new("/m/switchman_a%20b%2F%C3%A9.prom")
-        );
-        assert_ne!(textfile(dir, "a b"), textfile(dir, "a_b"));
-    }
-
-    #[test]
-    fn concurrent_updates_all_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let dir = dir.path().to_path_buf();
-                std::thread::spawn(move || {
-                    for _ in 0..25 {
-                        record(&dir, "j", &run(Outcome::Ran, 0, 1.0)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let text = std::fs::read_to_string(textfile(dir.path(), "j")).unwrap();
-        assert_eq!(Kept::parse(&text).runs[0], 200);
-    }
-}
+mod tests;

@@ -209,10 +209,13 @@ async fn cmd_dies_when_switchman_is_sigkilled() {
 async fn partition_longer_than_the_session_kills_cmd_before_the_lock_goes() {
     let ensemble = shared_ensemble();
     let proxy = Proxy::start(&[ensemble.client_port(0)]);
+    // A timeout of 5 s gives a stop for silence its full half second of SIGTERM grace (a
+    // tenth of the timeout, at least 0.5 s); at the tests' 2 s it is 0.4 s, short for a
+    // shell's trap on a loaded machine.
     let job = Job::new(
         "partition",
         &proxy.connect_string(),
-        json!({"termination_timeout": 30}),
+        json!({"termination_timeout": 30, "session_timeout": 5}),
     );
     let client = zk(&ensemble.connect_string()).await;
     let cmd = cmd_waiting("a", 0);
@@ -519,6 +522,9 @@ async fn the_originals_spellings_run_cmd_under_the_lock_they_name() {
     // An ambiguous prefix is a usage error naming what it could be, and runs nothing.
     let (code, stderr) = job.run(&["--lo", "x", "sh", "-c", note]).await;
     assert_eq!(code, 64, "{stderr}");
-    assert!(stderr.contains("could be --lock or --lockname"), "{stderr}");
+    assert!(
+        stderr.contains("could be --lock, --lockname or --lockname-from-args"),
+        "{stderr}"
+    );
     assert_eq!(job.read("ran"), expected);
 }

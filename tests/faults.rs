@@ -700,58 +700,18 @@ async fn follower_isolation_never_overlaps() {
         .await;
 
         q.isolate(f);
-        let b_name = format!("b{round}");
-        let b_cmd = guard_cmd(&records, &b_name, 1, "");
-        retry_until_ran(
+        finish_isolation_round(
+            &q,
+            &records,
+            (round, stubborn),
+            (a, a_pid, &a_job, &a_name),
             &b_job,
-            &lock_argv("job", &b_cmd),
-            &b_job.file(&format!("{b_name}.pid")),
+            &mut overlapped,
         )
         .await;
-        // Whatever B found, A's CMD must be stopped in the end (not merely left behind).
-        wait_until("A's CMD is stopped", || is_dead(a_pid)).await;
-        if Records::read(&records)
-            .overlaps
-            .iter()
-            .any(|l| l.starts_with(&format!("start {b_name} ")))
-        {
-            overlapped[usize::from(stubborn)].push(round);
-        }
-
-        q.heal_links();
-        let (code, stderr) = finish(a).await;
-        assert_eq!(code, 79, "round {round}: {stderr}");
-        if stubborn {
-            assert_eq!(signals(&a_job, &a_name), "TERM\n", "SIGTERM came first");
-            assert!(stderr.contains("SIGKILL"), "round {round}: {stderr}");
-        } else {
-            let ended = Records::read(&records)
-                .text
-                .lines()
-                .any(|l| l.starts_with(&format!("end {a_name} ")));
-            assert!(ended, "round {round}: SIGTERM ended A's CMD: {stderr}");
-        }
-        tokio::task::block_in_place(|| q.wait_whole(Duration::from_secs(30)))
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let around = q.connections_around_links();
-        assert!(around.is_empty(), "links bypassed: {around:?}");
     }
 
-    let r = Records::read(&records);
-    assert!(
-        r.overlaps.is_empty(),
-        "A's CMD still ran when B's started in {} of {rounds} rounds where it obeys SIGTERM \
-         (rounds {:?}) and in {} of {rounds} where it ignores it (rounds {:?}):\n{}",
-        overlapped[0].len(),
-        overlapped[0],
-        overlapped[1].len(),
-        overlapped[1],
-        r.text
-    );
-    let expected: Vec<String> = (0..2 * rounds)
-        .flat_map(|k| [format!("a{k}"), format!("b{k}")])
-        .collect();
-    assert_eq!(r.started(), expected, "{}", r.text);
+    assert_no_isolation_overlap(&records, rounds, &overlapped);
 }
 
 /// Rounds of each variant of `observer_isolation_never_overlaps`: the value of
@@ -878,44 +838,73 @@ async fn observer_isolation_rounds(q: &QuorumEnsemble, name: &str) {
         );
         drop(through_o);
 
-        let b_name = format!("b{round}");
-        let b_cmd = guard_cmd(&records, &b_name, 1, "");
-        retry_until_ran(
+        finish_isolation_round(
+            q,
+            &records,
+            (round, stubborn),
+            (a, a_pid, &a_job, &a_name),
             &b_job,
-            &lock_argv("job", &b_cmd),
-            &b_job.file(&format!("{b_name}.pid")),
+            &mut overlapped,
         )
         .await;
-        // Whatever B found, A's CMD must be stopped in the end (not merely left behind).
-        wait_until("A's CMD is stopped", || is_dead(a_pid)).await;
-        if Records::read(&records)
-            .overlaps
-            .iter()
-            .any(|l| l.starts_with(&format!("start {b_name} ")))
-        {
-            overlapped[usize::from(stubborn)].push(round);
-        }
-
-        q.heal_links();
-        let (code, stderr) = finish(a).await;
-        assert_eq!(code, 79, "round {round}: {stderr}");
-        if stubborn {
-            assert_eq!(signals(&a_job, &a_name), "TERM\n", "SIGTERM came first");
-            assert!(stderr.contains("SIGKILL"), "round {round}: {stderr}");
-        } else {
-            let ended = Records::read(&records)
-                .text
-                .lines()
-                .any(|l| l.starts_with(&format!("end {a_name} ")));
-            assert!(ended, "round {round}: SIGTERM ended A's CMD: {stderr}");
-        }
-        tokio::task::block_in_place(|| q.wait_whole(Duration::from_secs(30)))
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let around = q.connections_around_links();
-        assert!(around.is_empty(), "links bypassed: {around:?}");
     }
 
-    let r = Records::read(&records);
+    assert_no_isolation_overlap(&records, rounds, &overlapped);
+}
+
+/// The rest of an isolation round once A's server is cut off: B, on the majority, tries the
+/// lock until its CMD runs; A's CMD must be stopped (exit 79; a stubborn one by SIGKILL after
+/// SIGTERM, an obedient one by its SIGTERM); then the links heal and the ensemble is whole
+/// again. A round whose B found A's CMD alive is noted in `overlapped`, by variant.
+async fn finish_isolation_round(
+    q: &QuorumEnsemble,
+    records: &Path,
+    (round, stubborn): (usize, bool),
+    (a, a_pid, a_job, a_name): (Child, i32, &Job, &str),
+    b_job: &Job,
+    overlapped: &mut [Vec<usize>; 2],
+) {
+    let b_name = format!("b{round}");
+    let b_cmd = guard_cmd(records, &b_name, 1, "");
+    retry_until_ran(
+        b_job,
+        &lock_argv("job", &b_cmd),
+        &b_job.file(&format!("{b_name}.pid")),
+    )
+    .await;
+    // Whatever B found, A's CMD must be stopped in the end (not merely left behind).
+    wait_until("A's CMD is stopped", || is_dead(a_pid)).await;
+    if Records::read(records)
+        .overlaps
+        .iter()
+        .any(|l| l.starts_with(&format!("start {b_name} ")))
+    {
+        overlapped[usize::from(stubborn)].push(round);
+    }
+
+    q.heal_links();
+    let (code, stderr) = finish(a).await;
+    assert_eq!(code, 79, "round {round}: {stderr}");
+    if stubborn {
+        assert_eq!(signals(a_job, a_name), "TERM\n", "SIGTERM came first");
+        assert!(stderr.contains("SIGKILL"), "round {round}: {stderr}");
+    } else {
+        let ended = Records::read(records)
+            .text
+            .lines()
+            .any(|l| l.starts_with(&format!("end {a_name} ")));
+        assert!(ended, "round {round}: SIGTERM ended A's CMD: {stderr}");
+    }
+    tokio::task::block_in_place(|| q.wait_whole(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    let around = q.connections_around_links();
+    assert!(around.is_empty(), "links bypassed: {around:?}");
+}
+
+/// The isolation tests' verdict: no B started while A's CMD ran, and every CMD started in
+/// turn, A then B, round after round.
+fn assert_no_isolation_overlap(records: &Path, rounds: usize, overlapped: &[Vec<usize>; 2]) {
+    let r = Records::read(records);
     assert!(
         r.overlaps.is_empty(),
         "A's CMD still ran when B's started in {} of {rounds} rounds where it obeys SIGTERM \

@@ -265,15 +265,15 @@ async fn journald_without_a_journal_is_one_clear_line() {
 
 /// With a real systemd-journald (started privately, see [`with_private_journal_dirs`]), a
 /// run's lines are in the journal under switchman's identifier, and `journalctl
-/// SYSLOG_IDENTIFIER=switchman JOB=NAME` finds them with the lock, the token and the exit code
-/// as fields of their own.
+/// SYSLOG_IDENTIFIER=switchman JOB=NAME` finds them with the lock, the token, the exit code and
+/// the outcome as fields of their own; CMD's captured output lines too, with their `STREAM`.
 #[tokio::test]
 async fn journald_gets_the_runs_lines_with_structured_fields() {
     let zk_hosts = shared_ensemble().connect_string();
     let job = Job::new(
         "journal",
         &zk_hosts,
-        json!({"journald": true, "loglevel": "info"}),
+        json!({"journald": true, "loglevel": "info", "capture_output": true}),
     );
     let journald = "/lib/systemd/systemd-journald";
     assert!(
@@ -287,7 +287,7 @@ async fn journald_gets_the_runs_lines_with_structured_fields() {
            for _ in $(seq 300); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
            code=0
            JOB_DIR={dir} {switchman} -c {config} --lockname backup -- \
-             sh -c 'echo "$SWITCHMAN_FENCING_TOKEN" > "$JOB_DIR/token"; exit 3' || code=$?
+             sh -c 'echo "$SWITCHMAN_FENCING_TOKEN" > "$JOB_DIR/token"; echo no space left >&2; exit 3' || code=$?
            echo "exit $code" >&2
            journalctl --sync
            journalctl --no-pager -o json SYSLOG_IDENTIFIER=switchman JOB=backup"#,
@@ -318,4 +318,12 @@ async fn journald_gets_the_runs_lines_with_structured_fields() {
     assert_eq!(last["LOCK"], job.lock_path("backup"), "{last}");
     assert_eq!(last["TOKEN"], token, "{last}");
     assert_eq!(last["PRIORITY"], "6", "info is syslog's 6: {last}");
+    assert_eq!(last["OUTCOME"], "failed", "{last}");
+    let said = entries
+        .iter()
+        .find(|e| e["MESSAGE"] == "no space left")
+        .unwrap_or_else(|| panic!("CMD's line is in the journal: {entries:?}"));
+    assert_eq!(said["STREAM"], "stderr", "{said}");
+    assert_eq!(said["LOCK"], job.lock_path("backup"), "{said}");
+    assert_eq!(said["TOKEN"], token, "{said}");
 }

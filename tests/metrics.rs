@@ -187,15 +187,25 @@ async fn the_textfile_counts_every_outcome_and_node_exporter_reads_it() {
             &format!(r#"switchman_job_runs_total{{lock="backup",outcome="{outcome}"}}"#),
         )
     };
+    // One run of each outcome, named as operators read them.
     assert_eq!(
         [
-            runs("ran"),
+            runs("succeeded"),
+            runs("failed"),
             runs("skipped"),
             runs("stopped"),
-            runs("failed")
+            runs("error")
         ],
-        [2.0, 1.0, 1.0, 1.0],
+        [1.0, 1.0, 1.0, 1.0, 1.0],
         "{text}"
+    );
+    let failure = value(
+        &s,
+        r#"switchman_job_last_failure_timestamp_seconds{lock="backup"}"#,
+    );
+    assert!(
+        failure >= success,
+        "the exit 3 came after the success: {text}"
     );
     assert_eq!(
         value(&s, r#"switchman_job_last_exit_code{lock="backup"}"#),
@@ -238,9 +248,9 @@ async fn the_textfile_counts_every_outcome_and_node_exporter_reads_it() {
     assert_eq!(
         value(
             &scraped,
-            r#"switchman_job_runs_total{lock="backup",outcome="ran"}"#
+            r#"switchman_job_runs_total{lock="backup",outcome="failed"}"#
         ),
-        2.0
+        1.0
     );
 }
 
@@ -268,7 +278,10 @@ async fn concurrent_runs_of_one_job_lose_no_increment() {
     // With --no-lock, the job is named after CMD's basename.
     let s = samples(&textfile(dir.path(), "sh"));
     assert_eq!(
-        value(&s, r#"switchman_job_runs_total{lock="sh",outcome="ran"}"#),
+        value(
+            &s,
+            r#"switchman_job_runs_total{lock="sh",outcome="succeeded"}"#
+        ),
         RUNS as f64
     );
 }
@@ -308,7 +321,7 @@ async fn a_metrics_dir_that_cannot_be_written_changes_no_exit_code() {
     assert_eq!(
         value(
             &s,
-            r#"switchman_job_runs_total{lock="locked",outcome="ran"}"#
+            r#"switchman_job_runs_total{lock="locked",outcome="failed"}"#
         ),
         1.0
     );
@@ -401,7 +414,7 @@ async fn fleet_metrics_show_what_status_knows() {
 }
 
 /// "Has it succeeded anywhere?": the run records (`record_runs`) give each job's last success
-/// on any host, kept through a later failure elsewhere.
+/// on any host, kept through a later failure elsewhere, and that failure.
 #[tokio::test]
 async fn the_fleet_knows_each_jobs_last_success_from_the_run_records() {
     let zk_hosts = shared_ensemble().connect_string();
@@ -427,7 +440,12 @@ async fn the_fleet_knows_each_jobs_last_success_from_the_run_records() {
         success,
         "the failure on web2 keeps it:\n{text}"
     );
-    assert!(!text.contains("web2.example"), "{text}");
+    // ... and says that the last run failed, there, since: what SwitchmanJobFailing compares.
+    let failure = value(
+        &s,
+        r#"switchman_last_failure_timestamp_seconds{host="web2.example",lock="nightly"}"#,
+    );
+    assert!(failure >= success, "{text}");
     promtool_accepts(&text).await;
 }
 

@@ -183,7 +183,15 @@ async fn the_page_shows_a_busy_fleet_without_javascript_too() {
             .0,
         0
     );
-    let failing = ["--lockname", "report", "--", "sh", "-c", "exit 3"];
+    let failing = [
+        "--capture-output",
+        "--lockname",
+        "report",
+        "--",
+        "sh",
+        "-c",
+        "echo 'disk <full>'; exit 3",
+    ];
     assert_eq!(run_as("web1.example", &failing).await.0, 3);
     assert_eq!(
         run_as("web2.example", &["--lockname", "rotate-logs", "true"])
@@ -286,6 +294,26 @@ async fn the_page_shows_a_busy_fleet_without_javascript_too() {
         .await
         .unwrap();
     assert!(headers.len() > 20, "tables with headers");
+    // The job's own page: its history, and a run's output on demand.
+    let link = browser
+        .find(Locator::Css(r#"tbody[data-job="report"] a"#))
+        .await
+        .unwrap();
+    link.click().await.unwrap();
+    let failed = browser.text_of("#history + div tbody tr").await;
+    assert!(
+        failed.starts_with("failed (exit 3) web1.example "),
+        "{failed}"
+    );
+    let summary = browser
+        .find(Locator::Css("#history + div summary"))
+        .await
+        .unwrap();
+    summary.click().await.unwrap();
+    assert_eq!(
+        browser.text_of("#history + div details pre").await,
+        "disk <full>"
+    );
     browser.close().await;
 
     let browser = Browser::open(true).await;
@@ -351,6 +379,7 @@ async fn serve_is_on_loopback_unless_told_and_never_shows_a_secret() {
         "/",
         "/api/status",
         "/metrics",
+        "/jobs/secured",
         "/assets/page.js",
         "/nowhere",
     ] {

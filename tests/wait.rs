@@ -768,7 +768,8 @@ async fn status_shows_run_records_and_lines() {
         .find(|l| l.starts_with("j "))
         .unwrap_or_else(|| panic!("{text}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells[1], "1", "EXIT: {text}");
+    assert_eq!(cells[1], "failed", "OUTCOME: {text}");
+    assert_eq!(cells[2], "1", "EXIT: {text}");
     assert!(text.contains(&format!(" {w_pid} ")), "the waiter: {text}");
 
     job.go("h");
@@ -776,8 +777,9 @@ async fn status_shows_run_records_and_lines() {
     finish_ok(w).await;
 }
 
-/// `--min-interval` adds the read of the record and its write to a plain run's 4 packets;
-/// `--wait` with nobody in line adds the look at the line.
+/// `--min-interval` adds the read of the record and its write to a plain run's 4 packets (the
+/// history is read and written with it); `--wait` with nobody in line adds the look at the
+/// line.
 #[tokio::test]
 async fn what_waiting_and_recording_cost_in_requests() {
     let ensemble = Ensemble::start(1);
@@ -799,6 +801,15 @@ async fn what_waiting_and_recording_cost_in_requests() {
     assert_eq!(ran(&job).len(), 4, "none skipped");
     let wait = ["--lockname", "r", "--wait", "1m", "true"];
     costs.insert("wait", job.least_packets(&ensemble, &wait).await);
+    // Captured output writes the record and the history: one read, one write, as a record.
+    let capture = ["--lockname", "c", "--capture-output", "--", "echo", "out"];
+    assert_eq!(
+        job.run(&capture).await.0,
+        0,
+        "the first creates the history's folder"
+    );
+    costs.insert("capture", job.least_packets(&ensemble, &capture).await);
     assert!(costs["min-interval"] <= 6, "{costs:?}");
     assert!(costs["wait"] <= 5, "{costs:?}");
+    assert!(costs["capture"] <= 6, "{costs:?}");
 }

@@ -16,6 +16,17 @@ use std::ffi::OsString;
 use clap::Command;
 use clap::error::ErrorKind;
 
+/// The original's options, as its BUILDARGS gave them to Getopt::Long.
+pub const ORIGINAL_OPTIONS: &[&str] = &[
+    "c|config=s",
+    "g|group=s",
+    "h|help",
+    "lease=s",
+    "lockname=s",
+    "v|version",
+    "lock!",
+];
+
 /// One option as Getopt::Long looks it up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opt {
@@ -173,6 +184,22 @@ impl Options {
         }
     }
 
+    /// [`Options::find`], except that an abbreviation the original read as one of its options
+    /// keeps that meaning when options of ours start the same way (`--lockn` is `--lockname`,
+    /// not also `--lockname-from-args`), so that its crontab lines run unchanged.
+    pub fn find_as_original_did(&self, name: &str, original: &Options) -> Lookup<'_> {
+        match (self.find(name), original.find(name)) {
+            (Lookup::Ambiguous(ours), Lookup::Found(theirs)) => {
+                let long = theirs.canonical.trim_start_matches('-');
+                match ours.iter().find(|o| o.names.iter().any(|n| n == long)) {
+                    Some(o) => Lookup::Found(o),
+                    None => Lookup::Ambiguous(ours),
+                }
+            }
+            (found, _) => found,
+        }
+    }
+
     /// The option of a short letter, exactly.
     fn short(&self, letter: char) -> Option<&Opt> {
         self.0.iter().find(|o| o.short == Some(letter))
@@ -208,6 +235,7 @@ pub fn either(options: &[&Opt]) -> String {
 /// what names no option is left for clap to refuse.
 pub fn normalise(cmd: &mut Command, args: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
     let options = Options::of(cmd);
+    let original = Options::from_specs(ORIGINAL_OPTIONS);
     let mut out = Vec::with_capacity(args.len());
     let mut args = args.into_iter();
     out.extend(args.next());
@@ -226,7 +254,7 @@ pub fn normalise(cmd: &mut Command, args: Vec<OsString>) -> Result<Vec<OsString>
             out.push(arg);
             break;
         };
-        match options.find(name) {
+        match options.find_as_original_did(name, &original) {
             Lookup::Found(opt) if opt.takes_value => {
                 let value = value.map(OsString::from).or_else(|| args.next());
                 let mut canonical = OsString::from(&opt.canonical);
@@ -332,6 +360,13 @@ mod tests {
             ("--b 3 job", "--busy-exit-code=3 job"),
             ("--wa 5m job", "--wait=5m job"),
             ("--verb job", "--verbose job"),
+            // The original's abbreviations, whatever options of ours begin the same way.
+            ("--lockn x job", "--lockname=x job"),
+            ("--lockname x job", "--lockname=x job"),
+            ("--lockname-f job", "--lockname-from-args job"),
+            ("--ver", "--version"),
+            ("--ca job", "--capture-output job"),
+            ("--q job", "--quiet-unless-failed job"),
             ("--he", "--help"),
             // One dash, and Getopt::Long's `+`.
             ("-lockname x job", "--lockname=x job"),
@@ -405,10 +440,9 @@ mod tests {
     #[test]
     fn an_ambiguous_prefix_names_the_options_it_could_be() {
         for (given, candidates) in [
-            ("--lo", "--lock or --lockname"),
-            ("-l", "--lease, --lock or --lockname"),
-            ("--ver", "--verbose or --version"),
-            ("+LO", "--lock or --lockname"),
+            ("--lo", "--lock, --lockname or --lockname-from-args"),
+            ("-l", "--lease, --lock, --lockname or --lockname-from-args"),
+            ("+LO", "--lock, --lockname or --lockname-from-args"),
         ] {
             let e = normalised(&[given, "x", "job"]).unwrap_err();
             assert!(

@@ -159,6 +159,42 @@ fn the_tables_defaults_are_the_parsers() {
     assert_eq!(c.loglevel, LogLevel::Info);
     assert_eq!(default("logfile_format"), "text");
     assert_eq!(c.logfile_format, LogFormat::Text);
+    assert_eq!(c.capture_output.to_string(), default("capture_output"));
+    assert_eq!(default("output"), "always");
+    assert_eq!(c.output, OutputMode::Always);
+    assert_eq!(c.output_tail.to_string(), default("output_tail"));
+    assert_eq!(c.history.to_string(), default("history"));
+}
+
+#[test]
+fn output_and_history_are_bounded() {
+    let c = parse(
+        r#"{"prefix": "/p", "zkhosts": "z:1", "capture_output": true, "output": "on-failure",
+            "output_tail": 65536, "history": 4}"#,
+    )
+    .unwrap();
+    assert!(c.capture_output);
+    assert_eq!(c.output, OutputMode::OnFailure);
+    assert_eq!((c.output_tail, c.history), (65536, 4));
+    for (text, needles) in [
+        (
+            r#""output": "never""#,
+            &["\"output\"", "always, on-failure"][..],
+        ),
+        (r#""output_tail": 65537"#, &["\"output_tail\"", "65536"]),
+        (r#""history": 0"#, &["\"history\"", "1 to 100"]),
+        (r#""history": 101"#, &["\"history\"", "1 to 100"]),
+        (
+            r#""history": 100, "output_tail": 4096"#,
+            &["\"history\" (100)", "\"output_tail\" (4096)", "262144"],
+        ),
+    ] {
+        let e = config_err(&format!(r#"{{"prefix": "/p", "zkhosts": "z:1", {text}}}"#));
+        assert!(e.starts_with("/etc/sm.conf: "), "{e}");
+        for needle in needles {
+            assert!(e.contains(needle), "{needle} in {e}");
+        }
+    }
 }
 
 #[test]

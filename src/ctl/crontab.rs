@@ -86,7 +86,7 @@ pub(super) async fn check_crontab(
             Found::GenericLockName(name) => vec![format!(
                 "the lock name defaults to CMD's basename {name:?}, which every job run through \
                  {name} shares: while one runs, the others are skipped silently; give this job \
-                 its own --lockname"
+                 its own --lockname, or --lockname-from-args"
             )],
         };
         for problem in problems {
@@ -402,7 +402,11 @@ fn read_accepted(cli: &Cli) -> Vec<Found> {
             crate::error::Error::Usage(m) => m,
             other => other.to_string(),
         }));
-    } else if cli.lockname.is_none() && !cli.no_lock && is_generic(&cli.cmd_basename()) {
+    } else if cli.lockname.is_none()
+        && !cli.lockname_from_args
+        && !cli.no_lock
+        && is_generic(&cli.cmd_basename())
+    {
         found.push(Found::GenericLockName(cli.cmd_basename()));
     }
     found.extend(cli.group.clone().map(Found::Group));

@@ -3,21 +3,10 @@
 //! this host's macros, COUNT ≤ TOTAL, resources listed in the prefix data), lock names that
 //! two unrelated jobs would share, and what the original switchman would read differently.
 
-use crate::cli::getopt::{Lookup, Options, Word, either, word};
+use crate::cli::getopt::{Lookup, ORIGINAL_OPTIONS, Options, Word, either, word};
 use crate::error::Error;
 use crate::lease_spec::{LeaseSpec, Macros, eval, in_resource_order};
 use crate::prefix_data::PrefixData;
-
-/// The original's options, as its BUILDARGS gave them to Getopt::Long.
-const ORIGINAL_OPTIONS: &[&str] = &[
-    "c|config=s",
-    "g|group=s",
-    "h|help",
-    "lease=s",
-    "lockname=s",
-    "v|version",
-    "lock!",
-];
 
 /// What the original makes of `words`, the words after CMD of an invocation without `--`
 /// before CMD, which switchman all passes to CMD: Getopt::Long takes options anywhere up to a

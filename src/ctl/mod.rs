@@ -15,6 +15,7 @@ mod check_config;
 mod crontab;
 mod data;
 mod groups;
+mod history;
 mod hosts;
 mod invocation;
 mod listener;
@@ -85,6 +86,27 @@ pub enum Command {
         /// Listen on this address, e.g. `127.0.0.1:9828` or `:9828` (every address).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+    },
+    /// Show a job's last runs on any host, oldest first: when each started and how long it
+    /// took, host and pid, fencing token, outcome (succeeded, failed, stopped, error) and exit
+    /// code, and how much output it left.
+    ///
+    /// Runs are kept with record_runs, --min-interval or captured output (capture_output);
+    /// their output only when it was captured. Exits 1 if the job has no runs recorded.
+    History {
+        /// The job: its lock name.
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// Only the last N runs.
+        #[arg(short = 'n', value_name = "N")]
+        last: Option<usize>,
+        /// Print a JSON list for scripts instead (the output as text when it is UTF-8, else in
+        /// `output_base64`).
+        #[arg(long)]
+        json: bool,
+        /// Print each run's captured output, as it was written, under a line about the run.
+        #[arg(long)]
+        output: bool,
     },
     /// Serve a live, read-only page of what `status` shows, for browsers, until interrupted
     /// (SIGINT or SIGTERM).
@@ -271,6 +293,19 @@ pub async fn run(ctl: &Ctl) -> Outcome {
         Command::Metrics { listen } => metrics::metrics(ctl, listen.as_deref()).await,
         Command::Serve { listen } => serve::serve(ctl, *listen).await,
         Command::Stop { lock, if_token } => stop::stop(ctl, lock, *if_token).await,
+        Command::History {
+            job,
+            last,
+            json,
+            output,
+        } => {
+            let shown = history::Shown {
+                last: *last,
+                json: *json,
+                output: *output,
+            };
+            history::history(ctl, job, shown).await
+        }
         Command::GetData { json } => data::get_data(ctl, *json).await,
         Command::SetData { file, if_version } => data::set_data(ctl, file, *if_version).await,
     }

@@ -1,40 +1,74 @@
-//! Run records (docs/guide.md: "Run records"): `{prefix}/runs/{lock}`, a persistent node whose JSON
-//! says how the job's last run went and when it last succeeded, on whichever host.
+//! Run records (docs/guide.md: "Run records"): `{prefix}/runs/{lock}`, a persistent node whose
+//! JSON says how the job's last run went and when it last succeeded, on whichever host; and
+//! beside it the job's history, `{prefix}/history/{lock}` (see [`history`]), its last runs with
+//! their output. The record stays small, since `status` and `switchmanctl metrics` read every
+//! job's; older switchman builds, which keep no history, read and write it alike.
 //!
 //! Every time in a record was stamped by the ZooKeeper servers: a run's start is the creation
 //! time of its lock node, its end the modification time of the record it wrote. No host's clock
 //! enters, so a host whose clock is off cannot make a job run twice within `--min-interval`.
 //!
-//! A record is written while the lock is held, by a compare-and-set on the version read, and
-//! only over the record of an older holder (a smaller fencing token). So a holder that lost its
-//! lock without knowing it yet cannot overwrite what a newer holder wrote.
+//! Both nodes are read in one request and written in one transaction, by a compare-and-set on
+//! the versions read, so two runs that end at once never lose one another's run: the one that
+//! loses the race reads again and adds its run to what the other wrote. The record's last run
+//! is replaced only by a newer holder's (a larger fencing token), so a holder that lost its lock
+//! without knowing it yet cannot overwrite what a newer holder wrote; its run still takes its
+//! place in the history, in the order of the tokens.
 
 use serde_json::{Map, Value, json};
 use zookeeper_client::Stat;
 
+use super::history::{self, History};
 use crate::error::Result;
-use crate::zk::Session;
+use crate::outcome::Outcome;
+use crate::zk::{Put, Read, Session};
 
-/// One run, as a record keeps it.
+/// One run, as a record and a history keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
     pub host: String,
     pub pid: u32,
     /// Its lock node's creation time: ms since the epoch on the servers' clock.
     pub start: i64,
-    /// Its record's write time (ms, servers' clock); `None` before it is written.
+    /// Its write time (ms, servers' clock); `None` before it is written.
     pub end: Option<i64>,
+    /// switchman's exit code: CMD's own, 128+N when it died of signal N, 79 when it was
+    /// stopped, 126 or 127 when it could not be started.
     pub exit_code: i32,
     /// Its lock node's creation zxid: the fencing token its CMD was given.
     pub token: i64,
+    pub outcome: Outcome,
+    /// The signal CMD died of, `SIGKILL` and the like.
+    pub signal: Option<String>,
+    /// The command line, with `--lockname-from-args` (whose lock name is a hash).
+    pub command: Option<String>,
+    /// What went wrong, for a run that was stopped or whose CMD could not be started.
+    pub error: Option<String>,
+    /// The tail of CMD's output, when it was captured (kept in the history only).
+    pub output: Option<Output>,
+}
+
+/// The last bytes of CMD's output, stdout and stderr in the order their lines came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub tail: Vec<u8>,
+    /// Bytes CMD wrote in all: more than the tail when the beginning was cut.
+    pub bytes: u64,
+}
+
+impl Output {
+    pub fn cut(&self) -> bool {
+        self.bytes > self.tail.len() as u64
+    }
 }
 
 impl Run {
     pub fn succeeded(&self) -> bool {
-        self.exit_code == 0
+        self.outcome == Outcome::Succeeded
     }
 
-    fn to_json(&self) -> Map<String, Value> {
+    /// The run as JSON; its output only with `output`.
+    pub(super) fn to_json(&self, output: bool) -> Map<String, Value> {
         let mut obj = Map::new();
         obj.insert("host".into(), json!(self.host));
         obj.insert("pid".into(), json!(self.pid));
@@ -44,17 +78,45 @@ impl Run {
         }
         obj.insert("exit_code".into(), json!(self.exit_code));
         obj.insert("token".into(), json!(self.token));
+        obj.insert("outcome".into(), json!(self.outcome.label()));
+        for (key, value) in [
+            ("signal", &self.signal),
+            ("command", &self.command),
+            ("error", &self.error),
+        ] {
+            if let Some(v) = value {
+                obj.insert(key.into(), json!(v));
+            }
+        }
+        if let (true, Some(out)) = (output, &self.output) {
+            history::output_to_json(out, &mut obj);
+        }
         obj
     }
 
-    fn from_json(v: &Value, end: Option<i64>) -> Option<Run> {
+    /// A run from JSON, `end` given by the node's modification time where the JSON has none.
+    /// Records written before outcomes were named have none: a run of theirs either exited 0
+    /// or failed.
+    pub(super) fn from_json(v: &Value, end: Option<i64>) -> Option<Run> {
+        let exit_code = i32::try_from(v.get("exit_code")?.as_i64()?).ok()?;
+        let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+        let outcome = match v.get("outcome").and_then(Value::as_str) {
+            Some(label) => Outcome::parse(label)?,
+            None if exit_code == 0 => Outcome::Succeeded,
+            None => Outcome::Failed,
+        };
         Some(Run {
             host: v.get("host")?.as_str()?.to_string(),
             pid: u32::try_from(v.get("pid")?.as_u64()?).ok()?,
             start: v.get("start")?.as_i64()?,
-            end: end.or_else(|| v.get("end").and_then(Value::as_i64)),
-            exit_code: i32::try_from(v.get("exit_code")?.as_i64()?).ok()?,
+            end: v.get("end").and_then(Value::as_i64).or(end),
+            exit_code,
             token: v.get("token")?.as_i64()?,
+            outcome,
+            signal: text("signal"),
+            command: text("command"),
+            error: text("error"),
+            output: history::output_from_json(v),
         })
     }
 }
@@ -71,9 +133,10 @@ impl Record {
     /// The data of a record node, whose stat is `stat`. An error says what is wrong with it.
     pub fn parse(data: &[u8], stat: &Stat) -> std::result::Result<Record, String> {
         let value: Value = serde_json::from_slice(data).map_err(|e| format!("not JSON: {e}"))?;
-        let last = Run::from_json(&value, Some(stat.mtime)).ok_or_else(|| {
+        let mut last = Run::from_json(&value, None).ok_or_else(|| {
             "not a run record (host, pid, start, exit_code and token are needed)".to_string()
         })?;
+        last.end = Some(stat.mtime);
         let last_success = if last.succeeded() {
             Some(last.clone())
         } else {
@@ -84,18 +147,19 @@ impl Record {
         Ok(Record { last, last_success })
     }
 
-    /// The data that records `ours` as the last run after this record (or after none): a failed
-    /// run carries the last success along, with its end, which is no longer the node's mtime.
+    /// The data that records `ours` as the last run after this record (or after none): a run
+    /// that did not succeed carries the last success along, with its end, which is no longer
+    /// the node's mtime. The output is the history's alone.
     pub fn after(previous: Option<&Record>, ours: &Run) -> Vec<u8> {
         let mut obj = Run {
             end: None,
             ..ours.clone()
         }
-        .to_json();
+        .to_json(false);
         if !ours.succeeded()
             && let Some(success) = previous.and_then(|r| r.last_success.as_ref())
         {
-            obj.insert("last_success".into(), Value::Object(success.to_json()));
+            obj.insert("last_success".into(), Value::Object(success.to_json(false)));
         }
         Value::Object(obj).to_string().into_bytes()
     }
@@ -109,150 +173,151 @@ impl Record {
     }
 }
 
-/// What a read of the record's node found.
+/// What a read found at one node: nothing, or the node at `version` with its value or what is
+/// wrong with it.
 #[derive(Debug, Clone)]
-pub enum Found {
+pub enum Node<T> {
     Absent,
-    /// The node at `version`; its data, or what is wrong with it.
     Present {
         version: i32,
-        record: std::result::Result<Record, String>,
+        value: std::result::Result<T, String>,
     },
 }
 
-impl Found {
-    pub fn record(&self) -> Option<&Record> {
+impl<T> Node<T> {
+    pub fn value(&self) -> Option<&T> {
         match self {
-            Found::Present {
-                record: Ok(record), ..
-            } => Some(record),
+            Node::Present { value: Ok(v), .. } => Some(v),
             _ => None,
+        }
+    }
+
+    fn version(&self) -> Option<i32> {
+        match self {
+            Node::Absent => None,
+            Node::Present { version, .. } => Some(*version),
+        }
+    }
+
+    fn read(
+        found: Option<(Vec<u8>, Stat)>,
+        parse: impl Fn(&[u8], &Stat) -> std::result::Result<T, String>,
+    ) -> Node<T> {
+        match found {
+            None => Node::Absent,
+            Some((data, stat)) => Node::Present {
+                version: stat.version,
+                value: parse(&data, &stat),
+            },
         }
     }
 }
 
-/// Reads the record at `path`.
-pub async fn read(session: &Session, path: &str) -> Result<Found> {
-    Ok(match session.data(path).await? {
-        None => Found::Absent,
-        Some((data, stat)) => Found::Present {
-            version: stat.version,
-            record: Record::parse(&data, &stat),
-        },
+/// A job's two nodes: its record and its history.
+#[derive(Debug, Clone, Copy)]
+pub struct Paths<'a> {
+    pub record: &'a str,
+    pub history: &'a str,
+}
+
+/// What a read of a job's record and history found.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub record: Node<Record>,
+    pub history: Node<History>,
+}
+
+impl Found {
+    pub fn record(&self) -> Option<&Record> {
+        self.record.value()
+    }
+}
+
+/// Reads the job's record and history, in one request.
+pub async fn read(session: &Session, paths: Paths<'_>) -> Result<Found> {
+    let mut found = session
+        .read_all(&[Read::Data(paths.record), Read::Data(paths.history)])
+        .await?
+        .into_iter()
+        .map(crate::zk::Found::data);
+    Ok(Found {
+        record: Node::read(found.next().flatten(), Record::parse),
+        history: Node::read(found.next().flatten(), History::parse),
     })
 }
 
 /// How a write ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
+    /// In the record and the history.
     Yes,
-    /// Not written: the record holds a run with a fencing token at least ours.
-    Newer(Run),
+    /// In the history only: the record holds this newer holder's run.
+    HistoryOnly(Run),
+    /// Nowhere: the record holds this newer holder's run, and the history as many runs newer
+    /// than ours as it keeps.
+    No(Run),
 }
 
-/// Records `ours` at `path`, over `seen` (the read made when the run took the lock, if any).
-/// A compare-and-set: if the node changed since it was read, it is read again, and written only
-/// if what it now holds is an older holder's run. A record that does not parse is replaced.
+/// Records `ours` in the job's record and history, keeping `keep` runs in the history, over
+/// `seen` (the read made when the run took the lock, if any). A compare-and-set of both nodes:
+/// if either changed since it was read, both are read again. A node that does not parse is
+/// replaced.
 pub async fn write(
     session: &Session,
-    path: &str,
+    paths: Paths<'_>,
     ours: &Run,
+    keep: usize,
     seen: Option<Found>,
 ) -> Result<Written> {
     let mut seen = seen;
     loop {
         let found = match seen.take() {
             Some(found) => found,
-            None => read(session, path).await?,
+            None => read(session, paths).await?,
         };
-        let record = found.record();
-        if let Some(r) = record
-            && r.last.token >= ours.token
+        // A write whose reply was lost and that happened after all: the token is ours alone.
+        if found
+            .history
+            .value()
+            .is_some_and(|h| h.runs.iter().any(|r| r.token == ours.token))
         {
-            return Ok(Written::Newer(r.last.clone()));
-        }
-        let data = Record::after(record, ours);
-        let written = match &found {
-            Found::Absent => session.create_persistent(path, &data).await?.is_some(),
-            Found::Present { version, .. } => {
-                session.set_data(path, &data, *version).await?.is_some()
-            }
-        };
-        if written {
             return Ok(Written::Yes);
         }
-        tracing::debug!("{path} changed since it was read; reading it again");
+        let record = found.record();
+        let newer = record
+            .filter(|r| r.last.token >= ours.token)
+            .map(|r| r.last.clone());
+        let record_data = newer.is_none().then(|| Record::after(record, ours));
+        let history_data = History::after(found.history.value(), ours, keep);
+        let mut puts = Vec::new();
+        if let Some(data) = &record_data {
+            puts.push(Put {
+                path: paths.record,
+                data,
+                version: found.record.version(),
+            });
+        }
+        if let Some(data) = &history_data {
+            puts.push(Put {
+                path: paths.history,
+                data,
+                version: found.history.version(),
+            });
+        }
+        let written = match (newer, history_data.is_some()) {
+            (None, _) => Written::Yes,
+            (Some(newer), true) => Written::HistoryOnly(newer),
+            (Some(newer), false) => return Ok(Written::No(newer)),
+        };
+        if session.put_all(&puts).await? {
+            return Ok(written);
+        }
+        tracing::debug!(
+            "{} changed since it was read; reading it again",
+            paths.record
+        );
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stat(mtime: i64) -> Stat {
-        Stat {
-            czxid: 1,
-            mzxid: 2,
-            pzxid: 1,
-            ctime: 0,
-            mtime,
-            version: 3,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: 0,
-            data_length: 0,
-            num_children: 0,
-        }
-    }
-
-    fn run(host: &str, start: i64, exit_code: i32, token: i64) -> Run {
-        Run {
-            host: host.into(),
-            pid: 7,
-            start,
-            end: None,
-            exit_code,
-            token,
-        }
-    }
-
-    /// Writes `ours` after `previous`, then reads it back as if the write happened at `at`.
-    fn round_trip(previous: Option<&Record>, ours: &Run, at: i64) -> Record {
-        Record::parse(&Record::after(previous, ours), &stat(at)).unwrap()
-    }
-
-    #[test]
-    fn a_failure_carries_the_last_success_along() {
-        let first = round_trip(None, &run("web1", 1000, 0, 10), 2000);
-        assert_eq!(first.last.end, Some(2000), "the end is the write's mtime");
-        assert_eq!(first.last_success, Some(first.last.clone()));
-
-        let failed = round_trip(Some(&first), &run("web2", 5000, 3, 20), 6000);
-        assert_eq!(failed.last.exit_code, 3);
-        let success = failed.last_success.clone().unwrap();
-        assert_eq!((success.host.as_str(), success.end), ("web1", Some(2000)));
-
-        let again = round_trip(Some(&failed), &run("web3", 7000, 1, 30), 8000);
-        assert_eq!(again.last_success, failed.last_success, "still the first");
-        let ok = round_trip(Some(&again), &run("web2", 9000, 0, 40), 9500);
-        assert_eq!(ok.last_success.unwrap().start, 9000);
-
-        let never = round_trip(None, &run("web1", 1000, 1, 10), 2000);
-        assert_eq!(never.last_success, None);
-        assert_eq!(never.since_success(5000), None);
-    }
-
-    #[test]
-    fn the_interval_is_measured_between_two_server_times() {
-        let r = round_trip(None, &run("web1", 1_000_000, 0, 10), 1_500_000);
-        assert_eq!(r.since_success(1_002_000).unwrap().0, 2000);
-        assert_eq!(r.since_success(999_000).unwrap().0, -1000);
-    }
-
-    #[test]
-    fn junk_is_reported_not_trusted() {
-        for junk in [&b""[..], b"web1 42", b"{}", br#"{"host": "w", "pid": -1}"#] {
-            assert!(Record::parse(junk, &stat(0)).is_err(), "{junk:?}");
-        }
-    }
-}
+mod tests;

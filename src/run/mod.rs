@@ -22,26 +22,26 @@ use zookeeper_client::{EventType, OneshotWatcher, Stat};
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::metrics::{self, Outcome};
+use crate::metrics;
+use crate::outcome::Outcome;
 use crate::prefix_data::PrefixData;
 use crate::recipes::groups::{Loss, Membership, fetch_prefix};
 use crate::recipes::holder::Holder;
 use crate::recipes::lock::{self, Acquired, Free, Lock};
 use crate::recipes::queue;
-use crate::recipes::runs;
 use crate::recipes::semaphore::Lease;
 use crate::zk::Session;
 use crate::zk::{Found, Read, Txn};
-use cmd::{record_exit_code, run_cmd};
+use cmd::{outcome_of, record_end, run_cmd};
 use leases::{Joined, acquire_leases, join_queues, queues_of_task};
 use plan::Plan;
 use wait::Waiting;
 
-/// How a run that did not fail ended, with the exit code: a skip and a CMD that ran may exit
-/// with the same code, and the metrics tell them apart.
+/// How a run that did not fail ended: CMD's exit, or a skip with the busy code. A skip and a
+/// CMD that ran may exit with the same code, and the metrics tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    Ran(i32),
+    Ran(supervisor::Exit),
     Skipped(i32),
 }
 
@@ -51,18 +51,17 @@ pub async fn run(cli: &Cli, config: &Config) -> Result<i32> {
     let ended = run_to_end(cli, config).await;
     // Whatever the run came to, this host's textfile for node_exporter says so
     // (docs/monitoring.md); it cannot change the exit code.
-    let (outcome, code) = outcome(&ended);
-    metrics::after_run(config, &cli.job_name(), began, outcome, code);
-    ended.map(|(Ended::Ran(code) | Ended::Skipped(code))| code)
+    let (how, code) = outcome(&ended);
+    metrics::after_run(config, &cli.job_name(), began, how, code);
+    ended.map(|_| code)
 }
 
-/// The outcome, as the metrics count it, and the exit code of a run that ended with `ended`.
+/// The outcome and the exit code of a run that ended with `ended`.
 fn outcome(ended: &Result<Ended>) -> (Outcome, i32) {
     match ended {
-        Ok(Ended::Ran(code)) => (Outcome::Ran, *code),
+        Ok(Ended::Ran(exit)) => (outcome_of(exit), exit.code),
         Ok(Ended::Skipped(code)) => (Outcome::Skipped, *code),
-        Err(e @ Error::Lost(_)) => (Outcome::Stopped, e.exit_code()),
-        Err(e) => (Outcome::Failed, e.exit_code()),
+        Err(e) => (Outcome::of_error(e), e.exit_code()),
     }
 }
 
@@ -96,7 +95,7 @@ enum Taken {
 async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     let prefix = plan.paths.prefix();
     let skip = |why: String| {
-        record_exit_code(plan.busy_code);
+        record_end(plan.busy_code, Outcome::Skipped);
         tracing::info!("skipped: {why}");
         Ok(Ended::Skipped(plan.busy_code))
     };
@@ -151,7 +150,7 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     //    interval before our lock node was created, both by the servers' clocks.
     let seen = match (&lock, plan.min_interval) {
         (Some(lock), Some(interval)) => {
-            let found = runs::read(session, &plan.paths.run_record(&plan.task)).await?;
+            let found = record::read(plan, session).await?;
             if let Some(why) = record::too_soon(plan, lock, &found, interval) {
                 return skip(why);
             }
@@ -161,13 +160,21 @@ async fn run_in_session(plan: &Plan, session: &Session) -> Result<Ended> {
     };
 
     // 10. Start CMD and supervise it until it ends or something it depends on is lost.
-    let code = run_cmd(plan, session, lock.as_ref(), &held, group_left).await?;
+    let mut end = run_cmd(plan, session, lock.as_ref(), &held, group_left).await;
 
-    // 11. With --min-interval or record_runs: record the run, while the lock is still ours.
-    if let (Some(lock), true) = (&lock, plan.record) {
-        record::record_run(plan, session, lock, code, seen).await;
+    // 11. With --min-interval, record_runs or captured output: record the run and add it to
+    //     the history, while the lock is still ours (a stopped run's lost it: its run takes
+    //     its place in the history all the same). Not for a CMD that never started for want
+    //     of a session.
+    let started = end.started || matches!(end.ended, Err(Error::CannotRun(..)));
+    if let (Some(lock), true, true) = (&lock, plan.record, started) {
+        record::record_run(plan, session, lock, &end, seen).await;
     }
-    Ok(Ended::Ran(code))
+    // Cron-quiet: the output of a run that did not succeed, for cron to mail.
+    if let (true, Some(output)) = (plan.quiet && end.outcome().is_failure(), &mut end.output) {
+        output.show_on_stderr();
+    }
+    end.ended.map(Ended::Ran)
 }
 
 /// What step 3 reads before the run makes anything.
@@ -425,11 +432,23 @@ mod tests {
 
     #[test]
     fn outcomes_follow_the_exit() {
-        assert_eq!(outcome(&Ok(Ended::Ran(3))), (Outcome::Ran, 3));
+        let exit = |code, signal, passed_on| {
+            Ok(Ended::Ran(supervisor::Exit {
+                code,
+                signal,
+                passed_on,
+            }))
+        };
+        assert_eq!(outcome(&exit(0, None, false)), (Outcome::Succeeded, 0));
+        assert_eq!(outcome(&exit(3, None, false)), (Outcome::Failed, 3));
+        assert_eq!(outcome(&exit(137, Some(9), false)), (Outcome::Failed, 137));
+        assert_eq!(outcome(&exit(143, Some(15), true)), (Outcome::Stopped, 143));
         assert_eq!(outcome(&Ok(Ended::Skipped(0))), (Outcome::Skipped, 0));
         let lost = Err(Error::Lost("x".into()));
         assert_eq!(outcome(&lost), (Outcome::Stopped, 79));
         let down = Err(Error::Unavailable("x".into()));
-        assert_eq!(outcome(&down), (Outcome::Failed, 69));
+        assert_eq!(outcome(&down), (Outcome::Error, 69));
+        let missing = Err(Error::CannotRun("x".into(), 127));
+        assert_eq!(outcome(&missing), (Outcome::Error, 127));
     }
 }

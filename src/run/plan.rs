@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cli::Cli;
-use crate::config::Config;
+use crate::config::{Config, OutputMode};
 use crate::duration::Wait;
 use crate::error::Result;
 use crate::host::Fqdn;
@@ -41,9 +41,20 @@ pub(super) struct Plan {
     /// Applies only without `--wait`, which replaces it.
     pub resources_wait_timeout: Option<Duration>,
     pub min_interval: Option<Duration>,
-    /// Whether to write a run record when CMD ends: with `--min-interval` or `record_runs`,
-    /// and only with a lock, while which it is written.
+    /// Whether to write a run record and history when CMD ends: with `--min-interval`,
+    /// `record_runs` or captured output, and only with a lock, while which it is written.
     pub record: bool,
+    /// Runs kept in the job's history.
+    pub history: usize,
+    /// Whether to capture CMD's output (`capture_output`, `--capture-output`, or cron-quiet).
+    pub capture: bool,
+    /// Cron-quiet (`output` `on-failure`, `--quiet-unless-failed`): nothing on switchman's
+    /// stdout and stderr while CMD runs, its output on stderr at the end if it did not succeed.
+    pub quiet: bool,
+    /// Bytes of captured output kept in the history.
+    pub output_tail: usize,
+    /// The command line a hashed lock name stands for (`--lockname-from-args`).
+    pub command: Option<String>,
     pub termination_timeout: Duration,
     /// The config file, for messages that point at a key in it.
     pub config_path: PathBuf,
@@ -83,6 +94,8 @@ impl Plan {
                 .map(|l| LeaseSpec::parse(l, m))
                 .collect::<Result<_>>()?,
         };
+        let quiet = cli.quiet_unless_failed || config.output == OutputMode::OnFailure;
+        let capture = quiet || cli.capture_output || config.capture_output;
         Ok(Plan {
             paths: Paths::new(&config.prefix),
             owner: Owner {
@@ -91,7 +104,13 @@ impl Plan {
             },
             fqdn,
             lock: lock_name.is_some(),
-            record: lock_name.is_some() && (cli.min_interval.is_some() || config.record_runs),
+            record: lock_name.is_some()
+                && (cli.min_interval.is_some() || config.record_runs || capture),
+            history: config.history,
+            capture,
+            quiet,
+            output_tail: config.output_tail,
+            command: cli.shown_command(),
             task: lock_name.unwrap_or_else(|| cli.cmd_basename()),
             group: cli.group.clone(),
             leases,

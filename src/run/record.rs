@@ -1,14 +1,37 @@
 //! Steps 9 and 11 of a run: `--min-interval`'s check once the lock is ours, and the run record
-//! written when CMD has ended (docs/guide.md: "Run records").
+//! and history written when CMD has ended (docs/guide.md: "Run records").
 
 use std::time::Duration;
 
+use super::cmd::CmdEnd;
 use super::plan::Plan;
 use crate::duration;
+use crate::outcome::Outcome;
 use crate::recipes::lock::Lock;
-use crate::recipes::runs::{self, Found, Run, Written};
+use crate::recipes::runs::{self, Found, Node, Output, Run, Written};
 use crate::timestamp;
 use crate::zk::Session;
+
+/// The job's record and history nodes.
+pub(super) fn paths(plan: &Plan) -> (String, String) {
+    (
+        plan.paths.run_record(&plan.task),
+        plan.paths.run_history(&plan.task),
+    )
+}
+
+/// Reads the job's record and history (one request).
+pub(super) async fn read(plan: &Plan, session: &Session) -> crate::error::Result<Found> {
+    let (record, history) = paths(plan);
+    runs::read(
+        session,
+        runs::Paths {
+            record: &record,
+            history: &history,
+        },
+    )
+    .await
+}
 
 /// Why the run must skip, if the job's last successful run started less than `interval` before
 /// our lock node was created. Both times are the servers': the record's start is the creation
@@ -19,9 +42,9 @@ pub(super) fn too_soon(
     found: &Found,
     interval: Duration,
 ) -> Option<String> {
-    if let Found::Present {
-        record: Err(why), ..
-    } = found
+    if let Node::Present {
+        value: Err(why), ..
+    } = &found.record
     {
         // A record nobody can read must not keep the job from running for ever.
         tracing::warn!(
@@ -55,34 +78,78 @@ pub(super) fn too_soon(
     })
 }
 
-/// Writes the record of this run, which ended with `code`, over `seen` (the read of step 9, if
-/// there was one). A record that cannot be written is reported on stderr, but CMD ran and its
-/// exit code is what the run exits with.
+/// Writes the record and history of this run, which came to `end`, over `seen` (the read of
+/// step 9, if there was one). A record that cannot be written is reported on stderr, but CMD
+/// ran and its exit code is what the run exits with.
 pub(super) async fn record_run(
     plan: &Plan,
     session: &Session,
     lock: &Lock,
-    code: i32,
+    end: &CmdEnd,
     seen: Option<Found>,
 ) {
-    let path = plan.paths.run_record(&plan.task);
-    let ours = Run {
-        host: plan.fqdn.to_string(),
-        pid: std::process::id(),
-        start: lock.ctime,
-        end: None,
-        exit_code: code,
-        token: lock.czxid,
+    let (path, history) = paths(plan);
+    let ours = run_of(plan, lock, end);
+    let paths = runs::Paths {
+        record: &path,
+        history: &history,
     };
-    match runs::write(session, &path, &ours, seen).await {
-        Ok(Written::Yes) => tracing::debug!("recorded the run in {path}"),
-        Ok(Written::Newer(newer)) => tracing::warn!(
-            "the run was not recorded: {path} holds a newer holder's run (token {} on {}) than \
-             ours (token {}), so our lock was lost as CMD ended",
+    // A stopped run lost its lock, or its session: a newer holder's run, or a write that
+    // fails, is what it expects.
+    let stopped = ours.outcome == Outcome::Stopped;
+    match runs::write(session, paths, &ours, plan.history, seen).await {
+        Ok(Written::Yes) => tracing::debug!("recorded the run in {path} and {history}"),
+        Ok(Written::HistoryOnly(newer)) if stopped => tracing::debug!(
+            "recorded the run in {history}; {path} holds the newer run of token {}",
+            newer.token
+        ),
+        Ok(Written::HistoryOnly(newer)) => tracing::warn!(
+            "the run was not recorded in {path}: it holds a newer holder's run (token {} on {}) \
+             than ours (token {}), so our lock was lost as CMD ended; the run is in {history}",
             newer.token,
             newer.host,
             ours.token
         ),
+        Ok(Written::No(newer)) => tracing::warn!(
+            "the run was not recorded: {path} holds a newer holder's run (token {} on {}) than \
+             ours (token {}), and {history} only runs newer than ours",
+            newer.token,
+            newer.host,
+            ours.token
+        ),
+        Err(e) if stopped => tracing::warn!("the run was not recorded in {path}: {e}"),
         Err(e) => tracing::error!("the run was not recorded in {path}: {e}"),
+    }
+}
+
+/// This run, as the record and the history keep it.
+fn run_of(plan: &Plan, lock: &Lock, end: &CmdEnd) -> Run {
+    let (exit_code, signal, error) = match &end.ended {
+        Ok(exit) => {
+            let signal = exit
+                .signal
+                .map(|n| match nix::sys::signal::Signal::try_from(n) {
+                    Ok(sig) => sig.as_str().to_string(),
+                    Err(_) => format!("signal {n}"),
+                });
+            (exit.code, signal, None)
+        }
+        Err(e) => (e.exit_code(), None, Some(e.to_string())),
+    };
+    Run {
+        host: plan.fqdn.to_string(),
+        pid: std::process::id(),
+        start: lock.ctime,
+        end: None,
+        exit_code,
+        token: lock.czxid,
+        outcome: end.outcome(),
+        signal,
+        command: plan.command.clone(),
+        error,
+        output: end.output.as_ref().map(|o| Output {
+            tail: o.tail.bytes.clone(),
+            bytes: o.tail.total,
+        }),
     }
 }

@@ -15,22 +15,35 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::pin::Pin;
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::capture::ChildEnds;
 use crate::error::{Error, Result};
 use crate::zk::{Alarm, Liveness, now};
 
 /// How CMD's run ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// CMD exited on its own (or of a signal passed on to it); the code to exit with.
-    Exited(i32),
+    /// CMD exited on its own (or of a signal passed on to it).
+    Exited(Exit),
     /// CMD was stopped because of this loss.
     Stopped(Stopped),
+}
+
+/// How CMD ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The code to exit with: CMD's, or 128+N if it died of signal N.
+    pub code: i32,
+    /// The signal CMD died of.
+    pub signal: Option<i32>,
+    /// Whether that signal was one switchman passed on to it (SIGTERM from systemd, say).
+    pub passed_on: bool,
 }
 
 /// How a stop went, for the log.
@@ -51,14 +64,24 @@ pub struct Child {
     guardian: Option<Guardian>,
 }
 
-/// Starts CMD with the parent's environment plus `env`.
-pub fn spawn(cmd: &[OsString], env: &[(String, String)]) -> Result<Child> {
+/// Starts CMD with the parent's environment plus `env`; with `output`, its stdout and stderr
+/// are those pipes' write ends, and every other descriptor is switchman's as it was.
+pub fn spawn(
+    cmd: &[OsString],
+    env: &[(String, String)],
+    output: Option<ChildEnds>,
+) -> Result<Child> {
     let parent = nix::unistd::getpid();
     let mut command = std::process::Command::new(&cmd[0]);
     command
         .args(&cmd[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
+    if let Some(ends) = output {
+        command
+            .stdout(Stdio::from(ends.stdout))
+            .stderr(Stdio::from(ends.stderr));
+    }
     // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
     unsafe {
         command.pre_exec(move || {
@@ -230,6 +253,8 @@ impl Child {
         let mut quit = signal(SignalKind::quit()).expect("signal handler");
         let alarm = Alarm::new().expect("a timer on CLOCK_BOOTTIME");
         let mut stop: Option<Stop> = None;
+        // Signals passed on: CMD dying of one of them was stopped, not failed.
+        let mut passed: Vec<i32> = Vec::new();
 
         loop {
             let moved = liveness.moved();
@@ -257,11 +282,15 @@ impl Child {
 
             tokio::select! {
                 status = self.child.wait() => {
-                    let code = match status {
-                        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+                    let exit = match status {
+                        Ok(s) => Exit {
+                            code: s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+                            signal: s.signal(),
+                            passed_on: s.signal().is_some_and(|n| passed.contains(&n)),
+                        },
                         Err(e) => {
                             tracing::error!("cannot wait for CMD: {e}");
-                            70
+                            Exit { code: 70, signal: None, passed_on: false }
                         }
                     };
                     let ending = match stop {
@@ -274,7 +303,7 @@ impl Child {
                                 killed: s.killed,
                             })
                         }
-                        None => Ending::Exited(code),
+                        None => Ending::Exited(exit),
                     };
                     if let Some(g) = self.guardian.take() {
                         g.dismiss();
@@ -284,10 +313,10 @@ impl Child {
                 reason = &mut loss, if stop.is_none() => {
                     stop = Some(self.begin_stop(reason, liveness, termination_timeout));
                 }
-                _ = term.recv() => self.pass_on(Signal::SIGTERM),
-                _ = int.recv() => self.pass_on(Signal::SIGINT),
-                _ = hup.recv() => self.pass_on(Signal::SIGHUP),
-                _ = quit.recv() => self.pass_on(Signal::SIGQUIT),
+                _ = term.recv() => passed.push(self.pass_on(Signal::SIGTERM)),
+                _ = int.recv() => passed.push(self.pass_on(Signal::SIGINT)),
+                _ = hup.recv() => passed.push(self.pass_on(Signal::SIGHUP)),
+                _ = quit.recv() => passed.push(self.pass_on(Signal::SIGQUIT)),
                 _ = alarm.rings() => {}
                 _ = moved => {}
             }
@@ -314,9 +343,11 @@ impl Child {
         stop
     }
 
-    fn pass_on(&self, sig: Signal) {
+    /// Sends `sig` to CMD's process group; returns its number.
+    fn pass_on(&self, sig: Signal) -> i32 {
         tracing::debug!(signal = %sig, "signalling CMD's process group");
         let _ = killpg(self.group, sig);
+        sig as i32
     }
 }
 

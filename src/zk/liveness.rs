@@ -142,9 +142,11 @@ impl Liveness {
 
     /// The longest grace between SIGTERM and SIGKILL that a stop for staleness gives CMD: the
     /// stop begins that long before the kill deadline, so a longer grace would only stop CMD
-    /// sooner after an outage that the session survives.
+    /// sooner after an outage that the session survives. A tenth of the timeout, but not less
+    /// than half a second (a fifth of a timeout under 2.5 s), which a shell's trap may need
+    /// on a busy machine.
     pub fn most_grace(&self) -> Duration {
-        self.timeout / 10
+        (self.timeout / 10).max(Duration::from_millis(500).min(self.timeout / 5))
     }
 
     /// The moment at which a stop with a grace of `grace` (at most [`Liveness::most_grace`])

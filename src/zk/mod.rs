@@ -19,4 +19,4 @@ pub use paths::Paths;
 pub use reads::{Found, Read};
 pub use session::{Options, Session};
 pub use watches::Lost;
-pub use writes::{Created, Made, Slot, Txn};
+pub use writes::{Created, Made, Put, Slot, Txn};

@@ -1,7 +1,8 @@
 //! Every ZooKeeper path switchman touches, in one place. This layout is shared with the original
 //! Perl switchman (docs/layout.md), so it is a compatibility promise: old and new
 //! copies share one prefix, and nothing here may change what the original can see. Folders of
-//! our own (`waiters`, `runs`) are new names beside the original's, which it never lists.
+//! our own (`waiters`, `runs`, `history`) are new names beside the original's, which it never
+//! lists.
 
 /// The znode paths below one configured prefix.
 #[derive(Debug, Clone)]
@@ -66,6 +67,16 @@ impl Paths {
     /// `{prefix}/runs/{lock}`: JSON, the job's last run and last success.
     pub fn run_record(&self, lock: &str) -> String {
         format!("{}/runs/{lock}", self.prefix)
+    }
+
+    /// `{prefix}/history`: the run histories, one persistent node per lock.
+    pub fn histories(&self) -> String {
+        format!("{}/history", self.prefix)
+    }
+
+    /// `{prefix}/history/{lock}`: JSON, the job's last runs with their output.
+    pub fn run_history(&self, lock: &str) -> String {
+        format!("{}/history/{lock}", self.prefix)
     }
 
     /// `{prefix}/locks/{lock}`: ephemeral, data `"{fqdn} {pid}"`.

@@ -21,6 +21,15 @@ pub enum Created {
     Theirs(Option<(Vec<u8>, Stat)>),
 }
 
+/// One persistent node of [`Session::put_all`]: created when `version` is `None`, else
+/// replaced if it is still at `version`.
+#[derive(Debug, Clone, Copy)]
+pub struct Put<'a> {
+    pub path: &'a str,
+    pub data: &'a [u8],
+    pub version: Option<i32>,
+}
+
 /// One operation of a transaction ([`Txn`]).
 #[derive(Debug, Clone, Copy)]
 enum Op<'a> {
@@ -402,6 +411,57 @@ impl Session {
             Err(zookeeper_client::Error::NoNode) => Ok(attempts.get() > 1),
             Err(zookeeper_client::Error::BadVersion) => Ok(false),
             Err(e) => Err(self.zk_error("delete", path, e)),
+        }
+    }
+
+    /// Writes every node of `puts` in one transaction, or none: a compare-and-set of several
+    /// nodes. `false`: one of them changed since it was read (a node to create exists, a node
+    /// to replace is at another version or gone), and the caller reads them again. A write
+    /// whose reply was lost is repeated and then finds the nodes changed, by itself: the caller
+    /// tells its own data by what it reads. Missing folders are made first.
+    pub async fn put_all(&self, puts: &[Put<'_>]) -> Result<bool> {
+        let Some(first) = puts.first() else {
+            return Ok(true);
+        };
+        loop {
+            let attempt = self
+                .retry(|| async {
+                    let mut txn = self.client.new_multi_writer();
+                    let create = CreateMode::Persistent.with_acls(Acls::new(&self.acls));
+                    for put in puts {
+                        match put.version {
+                            None => txn.add_create(put.path, put.data, &create)?,
+                            Some(v) => txn.add_set_data(put.path, put.data, Some(v))?,
+                        }
+                    }
+                    match txn.commit().await {
+                        Ok(_) => Ok(Ok(())),
+                        Err(MultiWriteError::RequestFailed { source }) => Err(source),
+                        Err(MultiWriteError::OperationFailed { index, source }) => {
+                            Ok(Err((index, source)))
+                        }
+                    }
+                })
+                .await;
+            let (index, e) = match attempt {
+                Ok(Ok(())) => return Ok(true),
+                Ok(Err(failed)) => failed,
+                Err(e) => return Err(self.zk_error("write", first.path, e)),
+            };
+            let put = &puts[index];
+            match e {
+                zookeeper_client::Error::NoNode if put.version.is_none() => {
+                    let parent = &put.path[..put.path.rfind('/').unwrap_or(0)];
+                    let folder = CreateMode::Persistent.with_acls(Acls::new(&self.acls));
+                    if let Err(e) = self.retry(|| self.client.mkdir(parent, &folder)).await {
+                        return Err(self.create_error(parent, e));
+                    }
+                }
+                zookeeper_client::Error::NodeExists
+                | zookeeper_client::Error::BadVersion
+                | zookeeper_client::Error::NoNode => return Ok(false),
+                e => return Err(self.zk_error("write", put.path, e)),
+            }
         }
     }
 

@@ -153,7 +153,7 @@ fn lines_switchman_would_refuse_are_found_with_claps_reason() {
     );
     assert_eq!(
         refused("0 * * * * switchman --lo x job"),
-        "'--lo' is ambiguous: it could be --lock or --lockname"
+        "'--lo' is ambiguous: it could be --lock, --lockname or --lockname-from-args"
     );
     assert!(refused("0 * * * * switchman -g a -g b job").contains("multiple times"));
     assert!(refused("0 * * * * switchman --no-lock --lockname x job").contains("--no-lock"));
@@ -193,6 +193,10 @@ fn lock_names_and_leases_are_read_as_a_run_reads_them() {
         [Found::GenericLockName("sh".to_string())]
     );
     assert_eq!(found("0 * * * * switchman --lockname b -- sh -c x"), []);
+    assert_eq!(
+        found("0 * * * * switchman --lockname-from-args -- sh -c x"),
+        []
+    );
     assert_eq!(found("0 * * * * switchman --no-lock /usr/bin/sudo x"), []);
     assert_eq!(
         found("0 * * * * switchman -g a --lease r=1:2 --lease s=1:CPU job"),

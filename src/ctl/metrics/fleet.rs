@@ -10,6 +10,7 @@ use prometheus::core::Collector;
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::ctl::status::pass::Snapshot;
+use crate::outcome::Outcome;
 
 /// The families of `s`, in Prometheus's classic text format.
 pub fn render(s: &Snapshot) -> String {
@@ -116,6 +117,23 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    let failure = family(
+        &registry,
+        "switchman_last_failure_timestamp_seconds",
+        "When the job's last run ended, on any host, if its CMD failed, from its run record (seconds since the epoch)",
+        &["lock", "host"],
+    );
+    for r in s
+        .runs
+        .iter()
+        .filter(|r| r.record.last.outcome == Outcome::Failed)
+    {
+        let run = &r.record.last;
+        failure
+            .with_label_values(&[&r.name, &run.host])
+            .set(seconds(run.end.unwrap_or(run.start)));
+    }
+
     let pass = family(
         &registry,
         "switchman_metrics_read_seconds",
@@ -175,6 +193,14 @@ mod tests {
             end,
             exit_code,
             token: 1,
+            outcome: match exit_code {
+                0 => Outcome::Succeeded,
+                _ => Outcome::Failed,
+            },
+            signal: None,
+            command: None,
+            error: None,
+            output: None,
         }
     }
 
@@ -247,7 +273,7 @@ mod tests {
             runs: vec![RunRecord {
                 name: "backup".into(),
                 record: Record {
-                    last: run("web1.example", 1, None),
+                    last: run("web1.example", 1, Some(1_764_136_500_250)),
                     last_success: Some(run("web3.example", 0, Some(1_764_136_471_077))),
                 },
             }],
@@ -270,6 +296,7 @@ mod tests {
             "switchman_semaphore_used{resource=\"idle\"} 0",
             "switchman_group_size{group=\"all\"} 2",
             "switchman_last_success_timestamp_seconds{host=\"web3.example\",lock=\"backup\"} 1764136471.077",
+            "switchman_last_failure_timestamp_seconds{host=\"web1.example\",lock=\"backup\"} 1764136500.25",
             "switchman_metrics_read_seconds 0.012",
             "switchman_metrics_warnings 0",
         ] {

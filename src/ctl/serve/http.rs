@@ -1,5 +1,6 @@
 //! What `serve` answers, and how: the page, `/api/status`, `/metrics`, the event stream and the
-//! page's assets, all read-only, each from the [`Hub`]'s shared view.
+//! page's assets, all read-only, each from the [`Hub`]'s shared view; and each job's own page,
+//! read when asked for.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,15 +15,18 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::hub::{Hub, View};
-use super::page;
+use super::{job, page, runs};
 use crate::ctl::listener::{self, text};
 use crate::ctl::metrics::listen::{exposition, late, scrape_budget};
 use crate::ctl::status::render;
 use crate::timestamp;
+use crate::zk::Paths;
+use crate::zk::paths::check_component;
 
 /// How long a page or `/api/status` waits for ZooKeeper before it shows that it did not answer.
 const BUDGET: Duration = Duration::from_secs(10);
@@ -94,6 +98,7 @@ async fn respond(hub: Rc<Hub>, request: Request<Incoming>) -> Response<Body> {
             };
             full(exposition(read))
         }
+        path if path.starts_with("/jobs/") => job_page(&hub, &path["/jobs/".len()..]).await,
         path => match ASSETS.iter().find(|(p, _, _)| *p == path) {
             Some((_, kind, body)) => {
                 let mut response = full(text(StatusCode::OK, body.to_string()));
@@ -126,8 +131,43 @@ async fn fresh(hub: &Hub) -> Arc<View> {
 
 async fn page(hub: &Hub) -> Response<Body> {
     let view = fresh(hub).await;
-    let html = page::document(hub.prefix(), &view, timestamp::now_ms());
-    let mut response = full(text(status_of(&view), html));
+    html(
+        status_of(&view),
+        page::page(hub.prefix(), &view, timestamp::now_ms()),
+    )
+}
+
+/// A job's own page: its history, read now (`name` as the page's link encodes it).
+async fn job_page(hub: &Hub, name: &str) -> Response<Body> {
+    let name = percent_decode_str(name).decode_utf8_lossy();
+    if check_component("job", &name).is_err() {
+        return full(text(StatusCode::NOT_FOUND, "no such job\n".into()));
+    }
+    let paths = Paths::new(hub.prefix());
+    let asked = vec![paths.run_history(&name), paths.run_record(&name)];
+    let (status, runs) = match tokio::time::timeout(BUDGET, hub.read(asked)).await {
+        Ok(Ok(found)) => {
+            let mut found = found.into_iter();
+            match runs::from_nodes(found.next().flatten(), found.next().flatten()) {
+                Some(runs) => (StatusCode::OK, runs),
+                None => {
+                    let why = format!("no runs of {name} are recorded");
+                    (StatusCode::NOT_FOUND, Err(why))
+                }
+            }
+        }
+        Ok(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, Err(why)),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Err(format!("no answer from ZooKeeper within {BUDGET:?}")),
+        ),
+    };
+    let now = timestamp::now_ms();
+    html(status, job::page(hub.prefix(), &name, &runs, now))
+}
+
+fn html(status: StatusCode, page: String) -> Response<Body> {
+    let mut response = full(text(status, page));
     set(
         &mut response,
         header::CONTENT_TYPE,

@@ -17,14 +17,16 @@
 //! outage (the page shows a banner over what was last read), and the first good pass after it
 //! clears it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
-use zookeeper_client::{EventType, PersistentWatcher, SessionState, StateWatcher, WatchedEvent};
+use zookeeper_client::{
+    EventType, PersistentWatcher, SessionState, Stat, StateWatcher, WatchedEvent,
+};
 
 use super::page;
 use crate::config::Config;
@@ -76,6 +78,10 @@ impl View {
     }
 }
 
+/// What a read of nodes found: each one's data and stat, `None` where there is none; or why
+/// nothing could be read.
+pub type Nodes = Result<Vec<Option<(Vec<u8>, Stat)>>, String>;
+
 /// What the readers and the hub's task share. Everything runs on switchmanctl's one thread.
 pub struct Hub {
     prefix: String,
@@ -86,6 +92,9 @@ pub struct Hub {
     tickets: Cell<u64>,
     /// The latest view is current: the watch is set and nothing changed since its pass began.
     current: Cell<bool>,
+    /// Nodes a page of its own asks for (a job's history), read between passes, and where to
+    /// send what was found.
+    reads: RefCell<Vec<(Vec<String>, oneshot::Sender<Nodes>)>>,
     wake: Notify,
 }
 
@@ -104,6 +113,7 @@ impl Hub {
             streams: Cell::new(0),
             tickets: Cell::new(0),
             current: Cell::new(false),
+            reads: RefCell::default(),
             wake: Notify::new(),
         }
     }
@@ -135,6 +145,16 @@ impl Hub {
     /// The latest view, whatever its age.
     pub fn latest(&self) -> Arc<View> {
         self.views.borrow().clone()
+    }
+
+    /// The data of the nodes at `paths`, read with the hub's session between passes.
+    pub async fn read(&self, paths: Vec<String>) -> Nodes {
+        let (answer, answered) = oneshot::channel();
+        self.reads.borrow_mut().push((paths, answer));
+        self.wake.notify_one();
+        answered
+            .await
+            .unwrap_or_else(|_| Err("the server is stopping".to_string()))
     }
 
     /// The views from the latest on, for an event stream; the watch is set while any is open.
@@ -229,9 +249,12 @@ impl Reader {
             };
             tokio::pin!(connecting);
             let connected = loop {
+                // Whoever asks meanwhile is told at once, not after connect_timeout.
                 if hub.asked() {
-                    // Whoever asks meanwhile is told at once, not after connect_timeout.
                     self.lost(hub, self.why());
+                }
+                for (_, answer) in hub.reads.take() {
+                    let _ = answer.send(Err(self.why()));
                 }
                 tokio::select! {
                     connected = &mut connecting => break connected,
@@ -259,11 +282,22 @@ impl Reader {
             }
             _ => {}
         }
+        let why = self.why();
         let (session, states) = self.session.as_mut().expect("checked above");
         let connected = is_connected(states.peek_state());
+        for (paths, answer) in hub.reads.take() {
+            let read = match connected {
+                true => session
+                    .data_pipelined(&paths)
+                    .await
+                    .map_err(|e| e.to_string()),
+                false => Err(why.clone()),
+            };
+            let _ = answer.send(read);
+        }
         if !connected && hub.asked() {
             // Whoever asks meanwhile is told at once.
-            return self.lost(hub, self.why());
+            return self.lost(hub, why);
         }
         let want_watch = following && self.watch.is_none() && connected;
         if want_watch && Instant::now() >= self.next_try {

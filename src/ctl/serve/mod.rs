@@ -4,11 +4,13 @@
 //!
 //! - [`hub`]: the one session and watch behind it all, and the pass every reader shares;
 //! - [`http`]: what each path answers;
-//! - [`page`]: the HTML (and [`runs`], each job's last runs as the page lists them);
+//! - [`page`]: the HTML of the page, [`job`] that of a job's own page with its history, and
+//!   [`runs`] each job's runs as they list them;
 //! - `assets/`: the style sheet and the few lines of script that apply the event stream.
 
 mod http;
 mod hub;
+mod job;
 mod page;
 mod runs;
 

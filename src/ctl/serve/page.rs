@@ -5,11 +5,13 @@
 use std::fmt::Write as _;
 
 use hyper::body::Bytes;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::hub::{Outage, View};
 use super::runs::{self, JobRuns};
 use crate::ctl::status::pass::{Snapshot, Waiter};
 use crate::recipes::holder::Holder;
+use crate::recipes::runs::Run;
 use crate::timestamp;
 
 /// Queue items shown per resource: the head of a long queue is what matters, and the page (sent
@@ -23,7 +25,7 @@ const RAW_SHOWN: usize = 40;
 const RELOAD: u32 = 10;
 
 /// The whole page for `view`, with ages measured at `now` (ms, this host's clock).
-pub fn document(prefix: &str, view: &View, now: i64) -> String {
+pub fn page(prefix: &str, view: &View, now: i64) -> String {
     let main = main(
         prefix,
         view.seq,
@@ -31,7 +33,27 @@ pub fn document(prefix: &str, view: &View, now: i64) -> String {
         view.outage.as_ref(),
         now,
     );
+    document("", prefix, true, &main)
+}
+
+/// A page of the server's around `main`: `root` leads from the page's path back to `/`, so
+/// that every link is relative and the pages work under a reverse proxy's path. A `live` page
+/// has the script that applies the event stream, or without JavaScript loads itself again.
+pub fn document(root: &str, prefix: &str, live: bool, main: &str) -> String {
     let prefix = esc(prefix);
+    let (script, status) = match live {
+        true => (
+            format!(
+                "<script src=\"{root}assets/page.js\" defer></script>\n\
+                 <noscript><meta http-equiv=\"refresh\" content=\"{RELOAD}\"></noscript>\n"
+            ),
+            format!(
+                "<p id=\"live\" role=\"status\"><noscript>Without JavaScript this page is \
+                 loaded again every {RELOAD} s.</noscript></p>\n"
+            ),
+        ),
+        false => (String::new(), String::new()),
+    };
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -40,18 +62,15 @@ pub fn document(prefix: &str, view: &View, now: i64) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>switchman: {prefix}</title>
-<link rel="stylesheet" href="assets/page.css">
-<link rel="icon" href="assets/favicon.svg" type="image/svg+xml">
-<script src="assets/page.js" defer></script>
-<noscript><meta http-equiv="refresh" content="{RELOAD}"></noscript>
-</head>
+<link rel="stylesheet" href="{root}assets/page.css">
+<link rel="icon" href="{root}assets/favicon.svg" type="image/svg+xml">
+{script}</head>
 <body>
 <header>
 <h1>switchman <code>{prefix}</code></h1>
-<p id="live" role="status"><noscript>Without JavaScript this page is loaded again every {RELOAD} s.</noscript></p>
-</header>
+{status}</header>
 {main}
-<footer><p>Read-only. The same as JSON: <a href="api/status">api/status</a>; for Prometheus: <a href="metrics">metrics</a>.</p></footer>
+<footer><p>Read-only. The same as JSON: <a href="{root}api/status">api/status</a>; for Prometheus: <a href="{root}metrics">metrics</a>.</p></footer>
 </body>
 </html>
 "#
@@ -128,7 +147,7 @@ fn sections(out: &mut String, s: &Snapshot, now: i64) {
     locks(out, s, now);
     lines(out, s, now);
     resources(out, s, now);
-    job_runs(out, &runs::job_runs(s), now);
+    job_runs(out, &runs::from_records(s), now);
     groups(out, s);
     if !s.warnings.is_empty() {
         section(out, "warnings", "Warnings");
@@ -275,71 +294,81 @@ fn queue_row(resource: &str, w: &Waiter, now: i64) -> String {
     )
 }
 
-/// Each job's last runs, newest first, one group of rows a job; a run's output on demand
-/// (`<details>`, which needs no script).
+/// Each job's last runs as its record keeps them, newest first, one group of rows a job; the
+/// job's name leads to its own page, with its history and the runs' output.
 fn job_runs(out: &mut String, jobs: &[JobRuns], now: i64) {
     section(out, "runs", "Last runs");
     if jobs.is_empty() {
         out.push_str(
-            "<p>No job keeps a run record (<code>record_runs</code> or <code>--min-interval</code>).</p>\n</section>\n",
+            "<p>No job keeps a run record (<code>record_runs</code>, <code>--min-interval</code> \
+             or <code>capture_output</code>).</p>\n</section>\n",
         );
         return;
     }
-    out.push_str(
-        "<div class=\"scroll\"><table>\n<thead><tr><th scope=\"col\">Job</th><th scope=\"col\">Outcome</th>\
-         <th scope=\"col\">Host</th><th scope=\"col\">PID</th><th scope=\"col\">Started</th>\
-         <th scope=\"col\">Took</th><th scope=\"col\">Fencing token</th><th scope=\"col\">Output</th></tr></thead>\n",
-    );
+    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+    for h in [
+        "Job",
+        "Outcome",
+        "Host",
+        "PID",
+        "Started",
+        "Took",
+        "Fencing token",
+    ] {
+        let _ = write!(out, "<th scope=\"col\">{h}</th>");
+    }
+    out.push_str("</tr></thead>\n");
     for job in jobs {
         let _ = write!(out, "<tbody data-job=\"{}\">", esc(job.name));
-        for (i, row) in job.runs.iter().enumerate() {
-            let run = row.run;
+        for (i, run) in job.runs.iter().enumerate() {
             out.push_str("<tr>");
             if i == 0 {
                 let _ = write!(
                     out,
-                    "<th scope=\"rowgroup\" rowspan=\"{}\">{}</th>",
+                    "<th scope=\"rowgroup\" rowspan=\"{}\"><a href=\"jobs/{}\">{}</a></th>",
                     job.runs.len(),
+                    utf8_percent_encode(job.name, NON_ALPHANUMERIC),
                     esc(job.name)
                 );
             }
-            let took = run.end.map_or_else(
-                || "-".to_string(),
-                |end| {
-                    let ms = (end - run.start).max(0);
-                    format!(
-                        "<time datetime=\"PT{}.{:03}S\">{}</time>",
-                        ms / 1000,
-                        ms % 1000,
-                        timestamp::took(std::time::Duration::from_millis(ms as u64))
-                    )
-                },
-            );
-            let output = match row.output {
-                Some(tail) => format!(
-                    "<details id=\"out-{}-{}\"><summary>tail</summary><pre>{}</pre></details>",
-                    esc(job.name),
-                    run.token,
-                    esc(tail)
-                ),
-                None => "not kept".to_string(),
-            };
-            let _ = write!(
-                out,
-                "<td class=\"{}\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{} ({} ago)</td>\
-                 <td>{took}</td><td class=\"n\">{}</td><td>{output}</td></tr>",
-                row.outcome.class(),
-                row.outcome.label(),
-                esc(&run.host),
-                run.pid,
-                esc(&timestamp::since(run.start, now)),
-                time(run.start, now),
-                run.token,
-            );
+            out.push_str(&run_cells(run, now));
+            out.push_str("</tr>");
         }
         out.push_str("</tbody>\n");
     }
     out.push_str("</table></div>\n</section>\n");
+}
+
+/// A run's outcome (and why, for a run that switchman stopped or that failed it), host, pid,
+/// start, duration and fencing token.
+pub fn run_cells(run: &Run, now: i64) -> String {
+    let took = run.end.map_or_else(
+        || "-".to_string(),
+        |end| {
+            let ms = (end - run.start).max(0);
+            format!(
+                "<time datetime=\"PT{}.{:03}S\">{}</time>",
+                ms / 1000,
+                ms % 1000,
+                timestamp::took(std::time::Duration::from_millis(ms as u64))
+            )
+        },
+    );
+    let why = run
+        .error
+        .as_deref()
+        .map_or_else(String::new, |e| format!("<br><small>{}</small>", esc(e)));
+    format!(
+        "<td class=\"{}\">{}{why}</td><td>{}</td><td class=\"n\">{}</td><td>{} ({} ago)</td>\
+         <td>{took}</td><td class=\"n\">{}</td>",
+        runs::class(run.outcome),
+        esc(&runs::label(run)),
+        esc(&run.host),
+        run.pid,
+        esc(&timestamp::since(run.start, now)),
+        time(run.start, now),
+        run.token,
+    )
 }
 
 fn groups(out: &mut String, s: &Snapshot) {
@@ -357,7 +386,7 @@ fn groups(out: &mut String, s: &Snapshot) {
 }
 
 /// Opens a section with its heading; the caller closes it.
-fn section(out: &mut String, id: &str, heading: &str) {
+pub fn section(out: &mut String, id: &str, heading: &str) {
     let _ = writeln!(
         out,
         "<section aria-labelledby=\"{id}\"><h2 id=\"{id}\">{heading}</h2>"
@@ -408,7 +437,7 @@ fn raw(text: &str) -> String {
 
 /// The age of something that began at `ms`, marked up with the moment itself, which the
 /// script counts from.
-fn time(ms: i64, now: i64) -> String {
+pub fn time(ms: i64, now: i64) -> String {
     let at = timestamp::rfc3339(ms);
     format!(
         "<time datetime=\"{}.{:03}Z\" data-since>{}</time>",

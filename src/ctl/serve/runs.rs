@@ -1,64 +1,20 @@
-//! Each job's last runs, as the page lists them: newest first, each with its outcome, host,
-//! start, duration and output tail.
-//!
-//! The run record keeps two runs at most, the last and the last success; a history that keeps
-//! more (and their output) becomes more rows of the same shape, made here.
+//! Each job's runs, as the pages list them, newest first: on the page, what the run records
+//! hold (the last run, and the last success when that is another), read in every pass; on a
+//! job's own page (`jobs/NAME`), its history, read when asked for, with each run's output.
 
 use crate::ctl::status::pass::Snapshot;
-use crate::recipes::runs::Run;
+use crate::outcome::Outcome;
+use crate::recipes::history::History;
+use crate::recipes::runs::{Record, Run};
 
 /// One job's runs, newest first.
 pub struct JobRuns<'a> {
     pub name: &'a str,
-    pub runs: Vec<RunRow<'a>>,
-}
-
-/// One run.
-pub struct RunRow<'a> {
-    pub run: &'a Run,
-    pub outcome: Outcome,
-    /// The tail of what CMD wrote, where it was kept.
-    pub output: Option<&'a str>,
-}
-
-/// How a run ended, as an operator reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded,
-    /// switchman stopped CMD: its lock, session, lease or group membership was lost (exit 79).
-    Stopped,
-    Failed(i32),
-}
-
-impl Outcome {
-    /// Records keep the exit code alone.
-    pub fn of(run: &Run) -> Outcome {
-        match run.exit_code {
-            0 => Outcome::Succeeded,
-            code if code == crate::exit::LOST.value => Outcome::Stopped,
-            code => Outcome::Failed(code),
-        }
-    }
-
-    pub fn label(self) -> String {
-        match self {
-            Outcome::Succeeded => "succeeded".into(),
-            Outcome::Stopped => "stopped".into(),
-            Outcome::Failed(code) => format!("failed (exit {code})"),
-        }
-    }
-
-    /// The class the style sheet colours it by.
-    pub fn class(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "ok",
-            Outcome::Stopped | Outcome::Failed(_) => "bad",
-        }
-    }
+    pub runs: Vec<&'a Run>,
 }
 
 /// Every job with a record, by name.
-pub fn job_runs(s: &Snapshot) -> Vec<JobRuns<'_>> {
+pub fn from_records(s: &Snapshot) -> Vec<JobRuns<'_>> {
     s.runs
         .iter()
         .map(|r| {
@@ -71,24 +27,53 @@ pub fn job_runs(s: &Snapshot) -> Vec<JobRuns<'_>> {
             );
             JobRuns {
                 name: &r.name,
-                runs: runs
-                    .into_iter()
-                    .map(|run| RunRow {
-                        run,
-                        outcome: Outcome::of(run),
-                        output: None,
-                    })
-                    .collect(),
+                runs,
             }
         })
         .collect()
 }
 
+/// A job's runs from its history node and its record node (either may be missing), newest
+/// first; a job recorded only by builds that keep no history has its last run alone. `None`
+/// if neither says anything.
+pub fn from_nodes(
+    history: Option<(Vec<u8>, zookeeper_client::Stat)>,
+    record: Option<(Vec<u8>, zookeeper_client::Stat)>,
+) -> Option<Result<Vec<Run>, String>> {
+    let runs = match (history, record) {
+        (Some((data, stat)), _) => History::parse(&data, &stat).map(|h| h.runs),
+        (None, Some((data, stat))) => Record::parse(&data, &stat).map(|r| vec![r.last]),
+        (None, None) => return None,
+    };
+    Some(runs.map(|mut runs| {
+        runs.reverse();
+        runs
+    }))
+}
+
+/// `succeeded`, `failed (exit 3)`, `stopped (exit 143, SIGTERM)`.
+pub fn label(run: &Run) -> String {
+    match (run.outcome, &run.signal) {
+        (Outcome::Succeeded, _) => run.outcome.to_string(),
+        (outcome, Some(signal)) => format!("{outcome} (exit {}, {signal})", run.exit_code),
+        (outcome, None) => format!("{outcome} (exit {})", run.exit_code),
+    }
+}
+
+/// The class the style sheet colours an outcome by.
+pub fn class(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded | Outcome::Skipped => "ok",
+        Outcome::Failed | Outcome::Stopped | Outcome::Error => "bad",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctl::status::pass::RunRecord;
 
-    fn run(exit_code: i32, start: i64) -> Run {
+    fn run(outcome: Outcome, exit_code: i32, start: i64) -> Run {
         Run {
             host: "web1.example".into(),
             pid: 7,
@@ -96,17 +81,21 @@ mod tests {
             end: Some(start + 1000),
             exit_code,
             token: start,
+            outcome,
+            signal: None,
+            command: None,
+            error: None,
+            output: None,
         }
     }
 
     #[test]
     fn a_failed_run_comes_with_the_last_success_behind_it() {
-        use crate::ctl::status::pass::RunRecord;
-        use crate::recipes::runs::Record;
+        let ok = |start| run(Outcome::Succeeded, 0, start);
         let records = [
-            (run(0, 10), Some(run(0, 10))),
-            (run(3, 20), Some(run(0, 5))),
-            (run(79, 30), None),
+            (ok(10), Some(ok(10))),
+            (run(Outcome::Failed, 3, 20), Some(ok(5))),
+            (run(Outcome::Stopped, 79, 30), None),
         ];
         let s = Snapshot {
             prefix: "/p".into(),
@@ -127,22 +116,17 @@ mod tests {
             read_at: 0,
             took: std::time::Duration::ZERO,
         };
-        let jobs = job_runs(&s);
-        let outcomes: Vec<Vec<Outcome>> = jobs
+        let shown: Vec<Vec<String>> = from_records(&s)
             .iter()
-            .map(|j| j.runs.iter().map(|r| r.outcome).collect())
+            .map(|j| j.runs.iter().map(|r| label(r)).collect())
             .collect();
         assert_eq!(
-            outcomes,
+            shown,
             [
-                vec![Outcome::Succeeded],
-                vec![Outcome::Failed(3), Outcome::Succeeded],
-                vec![Outcome::Stopped],
+                vec!["succeeded"],
+                vec!["failed (exit 3)", "succeeded"],
+                vec!["stopped (exit 79)"],
             ]
-        );
-        assert_eq!(
-            jobs[1].runs[1].run.start, 5,
-            "the success, behind the failure"
         );
     }
 }

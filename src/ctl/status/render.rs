@@ -29,16 +29,28 @@ pub fn people(s: &Snapshot, filter: &Filter) -> String {
             out.push_str(&table(header, rows));
         }
     };
+    // What a hashed lock name (--lockname-from-args) stands for, as its run record says.
+    let command = |name: &str| {
+        s.runs
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.record.last.command.clone())
+    };
+    let commands = s.runs.iter().any(|r| r.record.last.command.is_some());
     if filter.locks() {
         let rows = s.locks.iter().map(|l| {
             let mut row = vec![l.name.clone()];
             row.extend(holder_cells(&l.holder, now));
             row.push(l.holder.czxid.to_string());
+            if commands {
+                row.push(command(&l.name).unwrap_or_default());
+            }
             row
         });
+        let header = ["LOCK", "HOST", "PID", "AGE", "TOKEN", "COMMAND"];
         section(
             "no locks held",
-            &["LOCK", "HOST", "PID", "AGE", "TOKEN"],
+            &header[..header.len() - usize::from(!commands)],
             rows.collect(),
         );
     }
@@ -105,8 +117,9 @@ pub fn people(s: &Snapshot, filter: &Filter) -> String {
     if !s.runs.is_empty() {
         let rows = s.runs.iter().map(|r| {
             let (last, success) = (&r.record.last, r.record.last_success.as_ref());
-            vec![
+            let mut row = vec![
                 r.name.clone(),
+                last.outcome.to_string(),
                 last.exit_code.to_string(),
                 last.host.clone(),
                 last.pid.to_string(),
@@ -117,11 +130,26 @@ pub fn people(s: &Snapshot, filter: &Filter) -> String {
                     Some(ok) if ok == last => "this run".to_string(),
                     Some(ok) => format!("{} ago on {}", timestamp::age(ok.start, now), ok.host),
                 },
-            ]
+            ];
+            if commands {
+                row.push(last.command.clone().unwrap_or_default());
+            }
+            row
         });
+        let header = [
+            "RUN",
+            "OUTCOME",
+            "EXIT",
+            "HOST",
+            "PID",
+            "AGE",
+            "TOKEN",
+            "LAST SUCCESS",
+            "COMMAND",
+        ];
         section(
             "",
-            &["RUN", "EXIT", "HOST", "PID", "AGE", "TOKEN", "LAST SUCCESS"],
+            &header[..header.len() - usize::from(!commands)],
             rows.collect(),
         );
     }
@@ -164,7 +192,7 @@ fn or_dash(v: Option<impl ToString>) -> String {
 }
 
 /// Left-aligned columns two spaces apart, no trailing blanks.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(in crate::ctl) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut widths = vec![0; header.len()];
     for row in std::iter::once(&header).chain(&rows) {
@@ -211,6 +239,9 @@ fn run_json(run: &Run) -> Value {
         "end": run.end.map(timestamp::rfc3339),
         "exit_code": run.exit_code,
         "token": run.token,
+        "outcome": run.outcome.label(),
+        "signal": run.signal,
+        "command": run.command,
     })
 }
 
