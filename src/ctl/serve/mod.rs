@@ -4,7 +4,7 @@
 //!
 //! - [`hub`]: the one session and watch behind it all, and the pass every reader shares;
 //! - [`http`]: what each path answers;
-//! - [`page`]: the HTML of the page, [`job`] that of a job's own page with its history, and
+//! - [`page`]: the HTML of the page, [`job`] that of the jobs' runs and of a job's own page, and
 //!   [`runs`] each job's runs as they list them;
 //! - `assets/`: the style sheet and the few lines of script that apply the event stream.
 

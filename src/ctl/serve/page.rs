@@ -5,13 +5,11 @@
 use std::fmt::Write as _;
 
 use hyper::body::Bytes;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::hub::{Outage, View};
-use super::runs::{self, JobRuns};
+use super::{job, runs};
 use crate::ctl::status::pass::{Snapshot, Waiter};
 use crate::recipes::holder::Holder;
-use crate::recipes::runs::Run;
 use crate::timestamp;
 
 /// Queue items shown per resource: the head of a long queue is what matters, and the page (sent
@@ -147,7 +145,7 @@ fn sections(out: &mut String, s: &Snapshot, now: i64) {
     locks(out, s, now);
     lines(out, s, now);
     resources(out, s, now);
-    job_runs(out, &runs::from_records(s), now);
+    job::last_runs(out, &runs::from_records(s), now);
     groups(out, s);
     if !s.warnings.is_empty() {
         section(out, "warnings", "Warnings");
@@ -291,83 +289,6 @@ fn queue_row(resource: &str, w: &Waiter, now: i64) -> String {
         w.task.as_deref().map_or_else(|| raw(&w.node), esc),
         holder_cells(&w.holder, now),
         or_dash(w.seq)
-    )
-}
-
-/// Each job's last runs as its record keeps them, newest first, one group of rows a job; the
-/// job's name leads to its own page, with its history and the runs' output.
-fn job_runs(out: &mut String, jobs: &[JobRuns], now: i64) {
-    section(out, "runs", "Last runs");
-    if jobs.is_empty() {
-        out.push_str(
-            "<p>No job keeps a run record (<code>record_runs</code>, <code>--min-interval</code> \
-             or <code>capture_output</code>).</p>\n</section>\n",
-        );
-        return;
-    }
-    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-    for h in [
-        "Job",
-        "Outcome",
-        "Host",
-        "PID",
-        "Started",
-        "Took",
-        "Fencing token",
-    ] {
-        let _ = write!(out, "<th scope=\"col\">{h}</th>");
-    }
-    out.push_str("</tr></thead>\n");
-    for job in jobs {
-        let _ = write!(out, "<tbody data-job=\"{}\">", esc(job.name));
-        for (i, run) in job.runs.iter().enumerate() {
-            out.push_str("<tr>");
-            if i == 0 {
-                let _ = write!(
-                    out,
-                    "<th scope=\"rowgroup\" rowspan=\"{}\"><a href=\"jobs/{}\">{}</a></th>",
-                    job.runs.len(),
-                    utf8_percent_encode(job.name, NON_ALPHANUMERIC),
-                    esc(job.name)
-                );
-            }
-            out.push_str(&run_cells(run, now));
-            out.push_str("</tr>");
-        }
-        out.push_str("</tbody>\n");
-    }
-    out.push_str("</table></div>\n</section>\n");
-}
-
-/// A run's outcome (and why, for a run that switchman stopped or that failed it), host, pid,
-/// start, duration and fencing token.
-pub fn run_cells(run: &Run, now: i64) -> String {
-    let took = run.end.map_or_else(
-        || "-".to_string(),
-        |end| {
-            let ms = (end - run.start).max(0);
-            format!(
-                "<time datetime=\"PT{}.{:03}S\">{}</time>",
-                ms / 1000,
-                ms % 1000,
-                timestamp::took(std::time::Duration::from_millis(ms as u64))
-            )
-        },
-    );
-    let why = run
-        .error
-        .as_deref()
-        .map_or_else(String::new, |e| format!("<br><small>{}</small>", esc(e)));
-    format!(
-        "<td class=\"{}\">{}{why}</td><td>{}</td><td class=\"n\">{}</td><td>{} ({} ago)</td>\
-         <td>{took}</td><td class=\"n\">{}</td>",
-        runs::class(run.outcome),
-        esc(&runs::label(run)),
-        esc(&run.host),
-        run.pid,
-        esc(&timestamp::since(run.start, now)),
-        time(run.start, now),
-        run.token,
     )
 }
 
