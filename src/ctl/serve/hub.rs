@@ -12,6 +12,7 @@
 //!   waits for a view whose pass began after it; tickets taken meanwhile share that pass.
 //! - **Idle**: with no stream and no ticket there is no watch and no pass; the session costs
 //!   its pings. A session that ended is made anew only when someone asks.
+//! - **A job's page** asks for two nodes (its history and its record), read between passes.
 //!
 //! ZooKeeper going away is part of the view: a lost connection is published at once as an
 //! outage (the page shows a banner over what was last read), and the first good pass after it
