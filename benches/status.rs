@@ -13,38 +13,15 @@ use switchman_test_support as support;
 
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use zookeeper_client::{Acls, Client, CreateMode};
 
-use support::{Ensemble, Job, env_or, set_prefix_data, zk};
+use support::{Ensemble, Job, env_or, fill_prefix, zk};
 
 const LOCKS: usize = 200;
 const RESOURCES: usize = 10;
 const RUNS: usize = 7;
 const SCRAPES: usize = 20;
-
-/// Creates `paths` (sequential if asked) with `"{fqdn} {pid}"` data, many requests in flight.
-/// Persistent, unlike real holders', so that the bench's client can leave before the idle
-/// watcher is measured; `status` reads them the same.
-async fn create_all(client: &Client, paths: &[String], sequential: bool) {
-    let mode = if sequential {
-        CreateMode::PersistentSequential
-    } else {
-        CreateMode::Persistent
-    };
-    let options = mode.with_acls(Acls::anyone_all());
-    for chunk in paths.chunks(500) {
-        try_join_all(chunk.iter().enumerate().map(|(i, p)| {
-            let data = format!("host{}.example {}", i % 97, 1000 + i);
-            let options = &options;
-            async move { client.create(p, data.as_bytes(), options).await }
-        }))
-        .await
-        .expect("create");
-    }
-}
 
 fn summary(label: &str, mut times: Vec<Duration>) {
     times.sort();
@@ -66,33 +43,8 @@ async fn main() {
         json!({"session_timeout": 10}),
     );
     let client = zk(&ensemble.connect_string()).await;
-    let resources: Vec<String> = (0..RESOURCES).map(|r| format!("res{r}")).collect();
-    set_prefix_data(
-        &client,
-        &job.prefix,
-        &json!({"resources": resources}).to_string(),
-    )
-    .await;
-    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    for r in &resources {
-        client.mkdir(&job.queue_path(r), &folder).await.unwrap();
-        client.mkdir(&job.leases_path(r), &folder).await.unwrap();
-    }
-    client.mkdir(&job.locks_path(), &folder).await.unwrap();
-    let locks: Vec<String> = (0..LOCKS)
-        .map(|i| job.lock_path(&format!("job{i}")))
-        .collect();
-    let queued: Vec<String> = (0..items)
-        .map(|i| format!("{}/task{i}-", job.queue_path(&resources[i % RESOURCES])))
-        .collect();
-    let leases: Vec<String> = resources
-        .iter()
-        .map(|r| format!("{}/1_4_", job.leases_path(r)))
-        .collect();
     let made = Instant::now();
-    create_all(&client, &locks, false).await;
-    create_all(&client, &queued, true).await;
-    create_all(&client, &leases, true).await;
+    fill_prefix(&client, &job, LOCKS, items, RESOURCES).await;
     println!(
         "made {LOCKS} locks, {items} queue items in {RESOURCES} queues and {RESOURCES} leases in {:.1} s",
         made.elapsed().as_secs_f64()

@@ -94,7 +94,8 @@ pub const INTERNAL: Exit = exit(
 pub const IO_ERROR: Exit = exit(
     74,
     "IOERR",
-    "stdout cannot be written, or the address of `metrics --listen` cannot be listened on",
+    "stdout cannot be written, or the address of `metrics --listen` or `serve --listen` cannot \
+     be listened on",
     false,
     true,
 );

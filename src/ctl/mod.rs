@@ -18,7 +18,9 @@ mod groups;
 mod history;
 mod hosts;
 mod invocation;
+mod listener;
 mod metrics;
+mod serve;
 mod server_settings;
 mod status;
 mod stop;
@@ -106,6 +108,22 @@ pub enum Command {
         /// Print each run's captured output, as it was written, under a line about the run.
         #[arg(long)]
         output: bool,
+    },
+    /// Serve a live, read-only page of what `status` shows, for browsers, until interrupted
+    /// (SIGINT or SIGTERM).
+    ///
+    /// One listener: GET / is the page (rendered here, useful without JavaScript, and kept up to
+    /// date with JavaScript by the server-sent events of /api/events), /api/status is
+    /// `status --json`, /metrics is what `metrics --listen` serves. The prefix is read at most
+    /// once per 250 ms however many browsers watch, on each change while one does, and not at
+    /// all while none does. The page has no authentication of its own: put a reverse proxy
+    /// with authentication in front of it to show it to others.
+    Serve {
+        /// Listen on this address: IP:PORT, or a port alone (`9829`, `:9829`) for 127.0.0.1;
+        /// every address only when written out (`0.0.0.0:9829`, `[::]:9829`).
+        #[arg(long, value_name = "ADDR", default_value = serve::DEFAULT_LISTEN,
+              value_parser = serve::listen_address)]
+        listen: std::net::SocketAddr,
     },
     /// Delete a lock node, so that the switchman holding it stops its CMD (exit 79 there).
     ///
@@ -296,6 +314,7 @@ pub async fn run(ctl: &Ctl) -> Outcome {
             status::status(ctl, &filter, *json, *watch).await
         }
         Command::Metrics { listen } => metrics::metrics(ctl, listen.as_deref()).await,
+        Command::Serve { listen } => serve::serve(ctl, *listen).await,
         Command::Stop { lock, if_token } => stop::stop(ctl, lock, *if_token).await,
         Command::History {
             job,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use zookeeper_client::{Acl, Client, OneshotWatcher, SessionState};
+use zookeeper_client::{Acl, Client, OneshotWatcher, SessionState, StateWatcher};
 
 use super::clock::now;
 use super::heartbeat;
@@ -211,6 +211,12 @@ impl Session {
             }
             state = states.changed().await;
         }
+    }
+
+    /// The session's states as the client library goes through them (connected, disconnected,
+    /// expired, ...), for a reader that shows whether what it read is still current.
+    pub fn states(&self) -> StateWatcher {
+        self.client.state_watcher()
     }
 
     /// Keeps `watcher` until the session is closed (see `kept`).

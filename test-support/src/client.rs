@@ -29,6 +29,65 @@ pub async fn set_prefix_data(client: &Client, prefix: &str, data: &str) {
         .unwrap();
 }
 
+/// Fills the prefix of `job` as a big fleet would: `locks` lock nodes and `items` queue items
+/// spread over `resources` resources (`res0`, `res1`, ...), with a lease of each, all with
+/// `"{fqdn} {pid}"` data and many requests in flight. Persistent, unlike real holders', so that
+/// the client can leave before what reads them is measured; they are read the same.
+pub async fn fill_prefix(
+    client: &Client,
+    job: &super::Job,
+    locks: usize,
+    items: usize,
+    resources: usize,
+) {
+    let names: Vec<String> = (0..resources).map(|r| format!("res{r}")).collect();
+    set_prefix_data(
+        client,
+        &job.prefix,
+        &serde_json::json!({"resources": names}).to_string(),
+    )
+    .await;
+    let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    for r in &names {
+        client.mkdir(&job.queue_path(r), &folder).await.unwrap();
+        client.mkdir(&job.leases_path(r), &folder).await.unwrap();
+    }
+    client.mkdir(&job.locks_path(), &folder).await.unwrap();
+    let locks: Vec<String> = (0..locks)
+        .map(|i| job.lock_path(&format!("job{i}")))
+        .collect();
+    let queued: Vec<String> = (0..items)
+        .map(|i| format!("{}/task{i}-", job.queue_path(&names[i % resources])))
+        .collect();
+    let leases: Vec<String> = names
+        .iter()
+        .map(|r| format!("{}/1_4_", job.leases_path(r)))
+        .collect();
+    create_all(client, &locks, false).await;
+    create_all(client, &queued, true).await;
+    create_all(client, &leases, true).await;
+}
+
+/// Creates `paths` (sequential if asked), persistent, with `"{fqdn} {pid}"` data.
+async fn create_all(client: &Client, paths: &[String], sequential: bool) {
+    let mode = if sequential {
+        CreateMode::PersistentSequential
+    } else {
+        CreateMode::Persistent
+    };
+    let options = mode.with_acls(Acls::anyone_all());
+    for chunk in paths.chunks(500) {
+        let creates = chunk.iter().enumerate().map(|(i, p)| {
+            let data = format!("host{}.example {}", i % 97, 1000 + i);
+            let options = &options;
+            async move { client.create(p, data.as_bytes(), options).await }
+        });
+        for created in futures::future::join_all(creates).await {
+            created.expect("create");
+        }
+    }
+}
+
 /// The sequence number ZooKeeper appended to a child's name.
 pub fn seq(name: &str) -> u64 {
     name[name.rfind(['-', '_']).unwrap() + 1..].parse().unwrap()

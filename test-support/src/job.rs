@@ -220,6 +220,28 @@ impl Job {
         (listener, addr)
     }
 
+    /// Starts `switchmanctl serve` with `args` (`--listen 127.0.0.1:0` unless they say);
+    /// returns it and its `host:port`, read from the line it prints once it listens.
+    pub async fn serve(&self, args: &[&str]) -> (Child, String) {
+        use tokio::io::AsyncBufReadExt;
+        let mut argv = vec!["serve"];
+        if !args.contains(&"--listen") {
+            argv.extend(["--listen", "127.0.0.1:0"]);
+        }
+        argv.extend(args);
+        let mut server = self.ctl_command(&argv).spawn().unwrap();
+        let mut said = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
+        let line = said.next_line().await.unwrap().unwrap_or_default();
+        let addr = line
+            .strip_prefix("switchmanctl: serving the status page on http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        // Later lines (none is expected) must never block it.
+        tokio::spawn(async move { while let Ok(Some(_)) = said.next_line().await {} });
+        (server, addr)
+    }
+
     /// Starts switchman (see [`Job::command`]).
     pub fn spawn(&self, args: &[&str]) -> Child {
         spawn_command(self.command(args))

@@ -18,6 +18,10 @@
 //!   another run through proxies, for cutting one server off from its peers.
 //! - `secured`: servers with SASL or TLS (and a test PKI made with `openssl`), and clients
 //!   with credentials, for tests/secure.rs.
+//! - `browser`: [`Browser`], a headless Chromium driven over WebDriver, for the page of
+//!   `switchmanctl serve`.
+//! - `events`: [`EventStream`], the event stream of `switchmanctl serve`, read as a browser
+//!   reads it.
 //! - `kdc`: an MIT Kerberos KDC with a throwaway realm, principals and keytabs ([`Kdc`]), for
 //!   the Kerberized servers of `secured`.
 //! - `job`: [`Job`], one task's world, and running the switchman and switchmanctl binaries.
@@ -40,9 +44,11 @@
 //! `target/<profile>/deps/` (also under `target/<triple>/` or `$CARGO_TARGET_DIR`) and the
 //! package's binaries one level up, in `target/<profile>/`.
 
+mod browser;
 mod client;
 mod cmds;
 mod ensemble;
+mod events;
 mod guard;
 mod job;
 mod kdc;
@@ -55,9 +61,10 @@ mod server;
 mod txnlog;
 mod util;
 
+pub use browser::{Browser, Locator};
 pub use client::{
-    assert_left_nothing, await_children, await_item, children, has_item, leased_job, nodes_of, seq,
-    set_prefix_data, tree, zk,
+    assert_left_nothing, await_children, await_item, children, fill_prefix, has_item, leased_job,
+    nodes_of, seq, set_prefix_data, tree, zk,
 };
 pub use cmds::{
     cmd_noting_run, cmd_noting_signals, cmd_recording_start_end, cmd_touching, cmd_waiting, sh,
@@ -67,6 +74,7 @@ pub use ensemble::{
     Ensemble, Extras, NETTY_TLS_JARS, SERVLET_API_JAR, ZOOKEEPER_JAR, four_letter_word, parse_mntr,
     require_zookeeper, shared_ensemble, shared_ensemble3,
 };
+pub use events::EventStream;
 pub use guard::{Records, guard_cmd};
 pub use job::{
     Job, Out, SERVER_TICK_TIME, SESSION_TIMEOUT, argv, finish, finish_ok, lock_argv, output,

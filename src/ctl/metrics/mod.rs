@@ -1,9 +1,10 @@
 //! `metrics`: what `status` knows, as Prometheus metrics, printed once or served over HTTP for
 //! Prometheus to scrape (docs/monitoring.md). Both read the prefix with `status`'s pass
-//! ([`pass::read`]); nothing else reads ZooKeeper here.
+//! ([`pass::read`]); nothing else reads ZooKeeper here. `serve` answers `/metrics` with
+//! [`listen::exposition`] too.
 
 mod fleet;
-mod listen;
+pub(super) mod listen;
 
 use super::status::pass::{self, Filter};
 use super::{Ctl, Outcome, load_config, print};
