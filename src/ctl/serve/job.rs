@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::page::{document, esc, section, time};
+use super::page::{document, esc, open_table, section, time};
 use super::runs::{self, JobRuns};
 use crate::recipes::runs::Run;
 use crate::timestamp;
@@ -23,19 +23,18 @@ pub fn last_runs(out: &mut String, jobs: &[JobRuns], now: i64) {
         );
         return;
     }
-    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-    for h in [
-        "Job",
-        "Outcome",
-        "Host",
-        "PID",
-        "Started",
-        "Took",
-        "Fencing token",
-    ] {
-        let _ = write!(out, "<th scope=\"col\">{h}</th>");
-    }
-    out.push_str("</tr></thead>\n");
+    open_table(
+        out,
+        &[
+            "Job",
+            "Outcome",
+            "Host",
+            "PID",
+            "Started",
+            "Took",
+            "Fencing token",
+        ],
+    );
     for job in jobs {
         let _ = write!(out, "<tbody data-job=\"{}\">", esc(job.name));
         for (i, run) in job.runs.iter().enumerate() {
@@ -103,19 +102,19 @@ pub fn page(prefix: &str, name: &str, runs: &Result<Vec<Run>, String>, now: i64)
             let _ = writeln!(out, "<p>The history cannot be read: {}.</p>", esc(why));
         }
         Ok(runs) => {
-            out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-            for h in [
-                "Outcome",
-                "Host",
-                "PID",
-                "Started",
-                "Took",
-                "Fencing token",
-                "Output",
-            ] {
-                let _ = write!(out, "<th scope=\"col\">{h}</th>");
-            }
-            out.push_str("</tr></thead>\n<tbody>\n");
+            open_table(
+                &mut out,
+                &[
+                    "Outcome",
+                    "Host",
+                    "PID",
+                    "Started",
+                    "Took",
+                    "Fencing token",
+                    "Output",
+                ],
+            );
+            out.push_str("<tbody>\n");
             for run in runs {
                 let _ = writeln!(
                     out,

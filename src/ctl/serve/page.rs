@@ -314,18 +314,24 @@ pub fn section(out: &mut String, id: &str, heading: &str) {
     );
 }
 
-/// A table with a header row, or `empty` when there are no rows; on a narrow screen it scrolls
-/// sideways on its own rather than widening the page.
+/// A table's start, to its header row: on a narrow screen it scrolls sideways on its own
+/// rather than widening the page.
+pub(super) fn open_table(out: &mut String, header: &[&str]) {
+    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+    for h in header {
+        let _ = write!(out, "<th scope=\"col\">{h}</th>");
+    }
+    out.push_str("</tr></thead>\n");
+}
+
+/// A table with a header row, or `empty` when there are no rows.
 fn table(out: &mut String, empty: &str, header: &[&str], rows: impl Iterator<Item = String>) {
     let mut rows = rows.peekable();
     if rows.peek().is_none() {
         let _ = writeln!(out, "<p>{empty}</p>");
     } else {
-        out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-        for h in header {
-            let _ = write!(out, "<th scope=\"col\">{h}</th>");
-        }
-        out.push_str("</tr></thead>\n<tbody>\n");
+        open_table(out, header);
+        out.push_str("<tbody>\n");
         for row in rows {
             out.push_str(&row);
             out.push('\n');
