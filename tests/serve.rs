@@ -11,7 +11,7 @@ use serde_json::json;
 use support::{
     Browser, Ensemble, EventStream, Job, Locator, SASL_PASSWORD, SASL_USER, await_children,
     cmd_waiting, credentials_file, finish_ok, has_item, lock_argv, run_command, set_prefix_data,
-    shared_ensemble, spawn_command, start_tls_server, tls_connect_string, wait_until, zk,
+    shared_ensemble, spawn_command, start_tls_server, tls_connect_string, zk,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -23,22 +23,6 @@ fn spawn_as(job: &Job, fqdn: &str, args: &[&str]) -> Child {
     let mut cmd = job.command(args);
     cmd.env("SWITCHMAN_FQDN", fqdn);
     spawn_command(cmd)
-}
-
-/// The fencing token CMD `name` of [`cmd_waiting`] was given.
-async fn token_of(job: &Job, name: &str) -> String {
-    let file = job.file(&format!("{name}.env"));
-    let mut token = None;
-    wait_until("CMD has written its environment", || {
-        token = std::fs::read_to_string(&file).ok().and_then(|env| {
-            env.lines()
-                .find_map(|l| l.strip_prefix("SWITCHMAN_FENCING_TOKEN="))
-                .map(str::to_string)
-        });
-        token.is_some()
-    })
-    .await;
-    token.unwrap()
 }
 
 /// A GET over HTTP/1.0: (status, head, body).
@@ -82,7 +66,7 @@ async fn the_page_follows_a_lock_live_and_shows_an_outage_until_it_ends() {
 
     let a_cmd = cmd_waiting("a", 0);
     let a = spawn_as(&job, "web1.example", &lock_argv("backup", &a_cmd));
-    let token = token_of(&job, "a").await;
+    let token = job.fencing_token("a").await;
     let row = browser.text_of(r#"tr[data-lock="backup"]"#).await;
     assert!(row.starts_with("backup web1.example"), "{row}");
     assert!(
@@ -205,7 +189,7 @@ async fn the_page_shows_a_busy_fleet_without_javascript_too() {
         "web1.example",
         &lock_argv("nightly-backup", &backup_cmd),
     );
-    token_of(&job, "backup").await;
+    job.fencing_token("backup").await;
     let second_cmd = cmd_waiting("second", 0);
     let second_args = [
         &["--wait", "5m"][..],
@@ -221,7 +205,7 @@ async fn the_page_shows_a_busy_fleet_without_javascript_too() {
     let (reindex_cmd, vacuum_cmd) = (cmd_waiting("reindex", 0), cmd_waiting("vacuum", 0));
     let leased = |lock, cmd| [&["--lease", "db=1:1"][..], &lock_argv(lock, cmd)].concat();
     let reindex = spawn_as(&job, "web2.example", &leased("reindex", &reindex_cmd));
-    token_of(&job, "reindex").await;
+    job.fencing_token("reindex").await;
     let vacuum = spawn_as(&job, "web3.example", &leased("vacuum", &vacuum_cmd));
     let queue = job.queue_path("db");
     await_children(&client, &queue, "vacuum queues", |c| has_item(c, "vacuum")).await;

@@ -42,22 +42,6 @@ fn spawn_as(job: &Job, fqdn: &str, args: &[&str]) -> Child {
     cmd.spawn().expect("start switchman")
 }
 
-/// The fencing token CMD `name` of [`cmd_waiting`] was given.
-async fn token_of(job: &Job, name: &str) -> i64 {
-    let file = job.file(&format!("{name}.env"));
-    let mut token = None;
-    wait_until("CMD has written its environment", || {
-        token = std::fs::read_to_string(&file).ok().and_then(|env| {
-            env.lines()
-                .find_map(|l| l.strip_prefix("SWITCHMAN_FENCING_TOKEN="))
-                .and_then(|t| t.parse().ok())
-        });
-        token.is_some()
-    })
-    .await;
-    token.unwrap()
-}
-
 /// A node made as another (Perl) switchman would: ephemeral, with `data`, folders made first.
 async fn perl_node(client: &Client, path: &str, data: &[u8], sequential: bool) -> String {
     let folder = CreateMode::Persistent.with_acls(Acls::anyone_all());
@@ -133,7 +117,7 @@ async fn status_shows_holders_waiters_and_leases_of_both_implementations() {
     let a_cmd = cmd_waiting("a", 0);
     let a = spawn_as(&job, "web1.example", &lock_argv("backup", &a_cmd));
     let a_pid = a.id().unwrap();
-    let token = token_of(&job, "a").await;
+    let token = job.fencing_token("a").await;
     let big_cmd = cmd_waiting("big", 0);
     let big_args = [&["--lease", "db=2:2"][..], &lock_argv("big", &big_cmd)].concat();
     let big = spawn_as(&job, "web2.example", &big_args);
@@ -308,7 +292,7 @@ async fn stop_deletes_only_the_holder_with_the_token() {
     let client = zk(&zk_hosts).await;
     let a_cmd = cmd_waiting("a", 0);
     let a = job.spawn(&lock_argv("hung", &a_cmd));
-    let token = token_of(&job, "a").await;
+    let token = job.fencing_token("a").await;
     let path = job.lock_path("hung");
 
     // Aimed at an older run: refused, the holder runs on.
@@ -361,7 +345,7 @@ async fn a_skipped_run_names_the_holder() {
     let a_cmd = cmd_waiting("a", 0);
     let a = spawn_as(&job, "web1.example", &lock_argv("backup", &a_cmd));
     let a_pid = a.id().unwrap();
-    let token = token_of(&job, "a").await;
+    let token = job.fencing_token("a").await;
     let held = format!(
         "skipped: lock {} is held by web1.example pid {a_pid} since ",
         job.lock_path("backup")

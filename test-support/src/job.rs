@@ -171,6 +171,23 @@ impl Job {
             .unwrap()
     }
 
+    /// Waits until CMD `name` of [`cmd_waiting`](crate::cmd_waiting) has written its
+    /// environment, and returns the fencing token it was given.
+    pub async fn fencing_token(&self, name: &str) -> i64 {
+        let file = self.file(&format!("{name}.env"));
+        let mut token = None;
+        crate::wait_until("CMD has written its environment", || {
+            token = std::fs::read_to_string(&file).ok().and_then(|env| {
+                env.lines()
+                    .find_map(|l| l.strip_prefix("SWITCHMAN_FENCING_TOKEN="))
+                    .and_then(|t| t.parse().ok())
+            });
+            token.is_some()
+        })
+        .await;
+        token.expect("a token")
+    }
+
     /// Waits until the job's log (see [`Job::on_prefix`]: every run's lines, each with the
     /// run's `[PID]`) has `n` lines that contain every one of `needles`: the sign that
     /// switchman has handled an event, without guessing how long that takes.
