@@ -8,7 +8,7 @@ use switchman_test_support as support;
 use serde_json::{Value, json};
 use support::{
     Ensemble, Job, PATIENCE, await_children, cmd_waiting, finish, finish_ok, has_item, lock_argv,
-    set_prefix_data, shared_ensemble, switchmanctl_bin, tree, wait_for_file, wait_until, zk,
+    set_prefix_data, shared_ensemble, switchmanctl_bin, tree, wait_for_file, zk,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
